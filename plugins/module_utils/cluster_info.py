@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# Copyright: toil.cluster contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""What exists of a Toil cluster on AWS: security groups, IAM, leader and workers."""
+
+from __future__ import annotations
+
+from ansible_collections.toil.cluster.plugins.module_utils.iam import get_instance_profile, get_role, iam_summary
+from ansible_collections.toil.cluster.plugins.module_utils.names import derived_names
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_instances, cluster_name_of, describe_nodes, toil_instances
+from ansible_collections.toil.cluster.plugins.module_utils.security_group import (
+    find_cluster_security_groups,
+    security_group_summary,
+    toil_security_groups,
+)
+
+
+def describe_cluster(ec2, iam, cluster_name, include_stopped=False):
+    groups = find_cluster_security_groups(ec2, cluster_name)
+    instances = cluster_instances(ec2, cluster_name, include_stopped)
+    role = iam_summary(get_role(iam, cluster_name), "RoleName")
+    profile = iam_summary(get_instance_profile(iam, cluster_name), "InstanceProfileName")
+    leader, workers = describe_nodes(instances)
+    return {
+        "name": cluster_name,
+        "exists": bool(groups or instances or role or profile),
+        "derived_names": derived_names(cluster_name),
+        "security_groups": [security_group_summary(g) for g in groups],
+        "iam_role": role,
+        "instance_profile": profile,
+        "leader": leader,
+        "workers": workers,
+        "node_count": len(instances),
+    }
+
+
+def cluster_names_in_region(ec2, include_stopped=False):
+    """Names of every cluster with a Toil-tagged node or a Toil security group."""
+    names = {cluster_name_of(i) for i in toil_instances(ec2, include_stopped)}
+    names.update(g["GroupName"] for g in toil_security_groups(ec2))
+    return sorted(n for n in names if n)
+
+
+def describe_clusters(ec2, iam, cluster_name=None, include_stopped=False):
+    names = [cluster_name] if cluster_name else cluster_names_in_region(ec2, include_stopped)
+    return [describe_cluster(ec2, iam, name, include_stopped) for name in names]

@@ -1,0 +1,148 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: toil.cluster contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+DOCUMENTATION = r"""
+module: toil_cluster_info
+short_description: Find Toil clusters on AWS and describe their resources
+version_added: 0.1.0
+description:
+  - Describes one Toil cluster, or every Toil cluster in a region, with its security group, IAM role and
+    instance profile, leader and workers.
+  - Finds clusters launched by this collection and by C(toil launch-cluster) alike. A node belongs to
+    cluster C when it is in the security group named C (Toil's rule) or is tagged C(clusterName=C).
+  - The leader is the node tagged C(ToilNodeType=leader), else the oldest node, as in Toil.
+  - Reads every page of results; Toil itself reads only the first page of DescribeInstances.
+author:
+  - toil.cluster contributors
+options:
+  name:
+    description:
+      - The cluster to describe. When omitted, every Toil cluster found in the region is described.
+    type: str
+  zone:
+    description:
+      - An availability zone of the cluster, like C(us-west-2a); the region is derived from it as Toil does.
+      - Defaults to C(TOIL_AWS_ZONE). When neither is set, O(region) (or C(AWS_REGION)) is used.
+    type: str
+  include_stopped:
+    description:
+      - Also report stopped and stopping nodes.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - toil.cluster.aws.modules
+"""
+
+EXAMPLES = r"""
+- name: Describe one cluster
+  toil.cluster.toil_cluster_info:
+    name: my-cluster
+    zone: us-west-2a
+  register: cluster
+
+- name: Show the leader's address
+  ansible.builtin.debug:
+    msg: "{{ cluster.clusters[0].leader.public_ip }}"
+  when: cluster.clusters[0].leader is not none
+
+- name: Every Toil cluster in a region, including stopped nodes
+  toil.cluster.toil_cluster_info:
+    region: us-east-1
+    include_stopped: true
+  register: all_clusters
+"""
+
+RETURN = r"""
+region:
+  description: The region that was searched.
+  returned: always
+  type: str
+  sample: us-west-2
+clusters:
+  description: The clusters found; with O(name), one entry whose RV(clusters[].exists) tells whether anything was found.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The cluster name.
+      type: str
+      sample: my-cluster
+    exists:
+      description: Whether any of the cluster's nodes, security groups or IAM resources exist.
+      type: bool
+    derived_names:
+      description: The AWS names Toil derives from the cluster name.
+      type: dict
+      sample: {security_group: my-cluster, iam_role: my_cluster_toil, instance_profile: my_cluster_toil,
+               internal_bucket: my-cluster--internal, kubernetes_cluster_tag: kubernetes.io/cluster/my-cluster}
+    security_groups:
+      description: The security groups named after the cluster (C(group_id), C(group_name), C(vpc_id)).
+      type: list
+      elements: dict
+    iam_role:
+      description: The cluster's IAM role (C(name), C(arn)), or null.
+      type: dict
+    instance_profile:
+      description: The cluster's instance profile (C(name), C(arn)), or null.
+      type: dict
+    leader:
+      description: The leader node, or null. Same keys as RV(clusters[].workers[]).
+      type: dict
+    workers:
+      description: The worker nodes, oldest first.
+      type: list
+      elements: dict
+      contains:
+        instance_id: {description: The instance ID., type: str}
+        role: {description: C(leader) or C(worker)., type: str}
+        state: {description: The instance state., type: str}
+        instance_type: {description: The instance type., type: str}
+        zone: {description: The availability zone., type: str}
+        private_ip: {description: The private IPv4 address., type: str}
+        public_ip: {description: The public IPv4 address, if any., type: str}
+        launch_time: {description: The launch time (ISO 8601)., type: str}
+        preemptible: {description: Whether the node is a spot instance., type: bool}
+        pool: {description: The worker pool (tag C(toil.cluster/pool)), if any., type: str}
+        security_groups: {description: The names of the node's security groups., type: list, elements: str}
+        tags: {description: The node's tags., type: dict}
+    node_count:
+      description: The number of nodes, leader included.
+      type: int
+"""
+
+from ansible_collections.toil.cluster.plugins.module_utils.cluster_info import describe_clusters
+from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
+from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
+from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
+
+
+def main():
+    module = ToilAWSModule(
+        argument_spec=dict(
+            name=dict(type="str"),
+            zone=dict(type="str"),
+            include_stopped=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    with module.input_errors():
+        if params["name"] is not None:
+            validate_cluster_name(params["name"])
+        region = resolve_region(params["zone"], params["region"])
+    if not region:
+        module.fail_json(msg=f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
+    clusters = describe_clusters(
+        module.retrying_client("ec2", region=region),
+        module.retrying_client("iam", region=region),
+        params["name"],
+        params["include_stopped"],
+    )
+    module.exit_json(changed=False, region=region, clusters=clusters)
+
+
+if __name__ == "__main__":
+    main()

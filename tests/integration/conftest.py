@@ -1,0 +1,86 @@
+"""Fixtures for the integration tests: one embedded AWS endpoint (moto on 127.0.0.1) per session.
+
+- ``aws_endpoint`` (session): the started EmbeddedAWS.
+- ``aws`` (function): resets the endpoint, yields an AwsContext (``.env``, ``.client(service)``,
+  ``.region``, ``.url``, ``.add_cleanup(...)``, ``.leftovers()``), and at teardown runs the cleanups and
+  fails the test if anything is left (see tools/aws_leaks.py; key pairs and IAM users are fixtures and
+  are not counted).
+- ``run_playbook`` (function, uses ``aws``): runs ansible-playbook against the endpoint and returns a
+  PlaybookResult (``.rc``, ``.json``, ``.task(name)``, ``.stats``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import pytest
+
+# helpers puts tools/ on sys.path; import the tools through it so import sorting cannot break that.
+from helpers import AwsContext, EmbeddedAWS, EmbeddedAWSError, PlaybookResult, format_leftovers, run_ansible_playbook
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
+    """Remember each phase's report so the ``aws`` teardown knows whether the test body failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"_aws_report_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Generator[EmbeddedAWS, None, None]:
+    endpoint = EmbeddedAWS()
+    try:
+        endpoint.start()
+    except EmbeddedAWSError as exc:
+        pytest.fail(f"cannot start the embedded AWS endpoint: {exc}", pytrace=False)
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+@pytest.fixture
+def aws(aws_endpoint: EmbeddedAWS, request: pytest.FixtureRequest) -> Generator[AwsContext, None, None]:
+    if not aws_endpoint.running:
+        pytest.fail(f"the embedded AWS endpoint died:\n{aws_endpoint.log()[-5000:]}", pytrace=False)
+    aws_endpoint.reset()
+    ctx = AwsContext(aws_endpoint)
+    yield ctx
+    problems = ctx.run_cleanups()
+    leftovers = ctx.leftovers()
+    if leftovers:
+        problems.append(format_leftovers(leftovers))
+    if not problems:
+        return
+    text = "\n".join(problems)
+    call_report = getattr(request.node, "_aws_report_call", None)
+    if call_report is not None and call_report.failed:
+        # The test already failed: report the leftovers with it instead of adding a teardown error.
+        request.node.add_report_section("teardown", "aws leftovers", text)
+        return
+    pytest.fail(f"test left AWS resources or its cleanup failed:\n{text}", pytrace=False)
+
+
+@pytest.fixture
+def run_playbook(aws: AwsContext, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., PlaybookResult]:
+    """``run_playbook(playbook, extra_vars=None, check=False, diff=False, expect_rc=0, *, inventory="localhost,",
+    args=(), env=None, timeout=600) -> PlaybookResult``.
+
+    ``playbook``: a path (absolute or relative to the repository), YAML text (must contain a newline), or
+    plays as Python data. ``expect_rc=None`` accepts any rc. Each call gets its own temp directory.
+    """
+
+    def run(
+        playbook: Any,
+        extra_vars: dict[str, Any] | None = None,
+        check: bool = False,
+        diff: bool = False,
+        expect_rc: int | None = 0,
+        **kwargs: Any,
+    ) -> PlaybookResult:
+        workdir = tmp_path_factory.mktemp("playbook")
+        return run_ansible_playbook(playbook, aws.env, workdir, extra_vars=extra_vars, check=check, diff=diff, expect_rc=expect_rc, **kwargs)
+
+    return run

@@ -1,0 +1,269 @@
+"""Helpers for the integration tests: the per-test AWS context and ansible-playbook runs with JSON output.
+
+The fixtures in conftest.py wrap these; they can also be used directly (e.g. from a script).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = REPO / "tools"
+if str(TOOLS) not in sys.path:
+    sys.path.insert(0, str(TOOLS))
+
+from aws_leaks import format_leftovers, leftover_resources  # noqa: E402
+from embedded_aws import EmbeddedAWS, EmbeddedAWSError  # noqa: E402
+
+__all__ = [
+    "REPO",
+    "AwsContext",
+    "EmbeddedAWS",
+    "EmbeddedAWSError",
+    "PlaybookResult",
+    "format_leftovers",
+    "leftover_resources",
+    "run_ansible_playbook",
+]
+
+VENV_BIN = REPO / ".venv" / "bin"
+ANSIBLE_CONFIG = REPO / "ansible.cfg"
+ANSIBLE_COLLECTIONS_PATH = REPO / ".venv" / "collections"
+# ansible-core 2.19 has no json callback of its own; ansible.posix (2.1.0 in the ansible 12.3.0 bundle) does.
+JSON_CALLBACK = "ansible.posix.json"
+_OUTPUT_LIMIT = 20_000
+
+
+def venv_executable(name: str) -> str:
+    """<repo>/.venv/bin/<name>, or the one next to the running interpreter when .venv lacks it."""
+    candidate = VENV_BIN / name
+    if candidate.exists():
+        return str(candidate)
+    return str(Path(sys.executable).parent / name)
+
+
+# ---------------------------------------------------------------------- AWS context
+class AwsContext:
+    """What the ``aws`` fixture yields: the endpoint for one test, reset before it and checked after it."""
+
+    def __init__(self, endpoint: EmbeddedAWS) -> None:
+        self.endpoint = endpoint
+        self.url: str = endpoint.url
+        self.region: str = endpoint.region
+        # Complete environment for subprocesses: os.environ minus AWS_*/EC2_*/S3_*, plus the endpoint.
+        self.env: dict[str, str] = endpoint.env()
+        # Regions the teardown leak check covers; append one when a test works in another region.
+        self.leak_regions: list[str] = [self.region]
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._cleanups: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+
+    def client(self, service: str, region: str | None = None, **kwargs: Any) -> Any:
+        """boto3 client on the endpoint (cached per service and region when no kwargs are given)."""
+        region = region or self.region
+        if kwargs:
+            return self.endpoint.boto3_client(service, region, **kwargs)
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self.endpoint.boto3_client(service, region)
+        return self._clients[key]
+
+    def add_cleanup(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``func(*args, **kwargs)`` at teardown, before the leak check (last added runs first)."""
+        self._cleanups.append((func, args, kwargs))
+
+    def run_cleanups(self) -> list[str]:
+        errors = []
+        while self._cleanups:
+            func, args, kwargs = self._cleanups.pop()
+            try:
+                func(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - collected and reported by the fixture
+                errors.append(f"cleanup {getattr(func, '__qualname__', func)!r} failed: {type(exc).__name__}: {exc}")
+        return errors
+
+    def leftovers(self, *, include_fixtures: bool = False, regions: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """``leftover_resources`` on this endpoint ({} means clean)."""
+        return leftover_resources(self, list(regions or self.leak_regions), include_fixtures=include_fixtures)
+
+    def assert_no_leaks(self, *, include_fixtures: bool = False, regions: Sequence[str] | None = None) -> None:
+        found = self.leftovers(include_fixtures=include_fixtures, regions=regions)
+        assert not found, format_leftovers(found)
+
+    def reset(self) -> None:
+        """Empty every moto backend now (the fixture already does it before each test)."""
+        self.endpoint.reset()
+
+
+# ---------------------------------------------------------------------- ansible-playbook
+@dataclass
+class PlaybookResult:
+    """One ansible-playbook run with the ansible.posix.json callback."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    json: dict[str, Any] | None
+    args: list[str] = field(default_factory=list)
+    playbook: str = ""
+
+    def tasks(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Task entries ({"task": {...}, "hosts": {host: result}}) in run order, optionally by name.
+
+        A name matches the task's name exactly or, for role tasks (shown as "role : task"), the part after " : ".
+        """
+        entries = [t for play in (self.json or {}).get("plays", []) for t in play.get("tasks", [])]
+        if name is None:
+            return entries
+        return [t for t in entries if _name_matches(t.get("task", {}).get("name", ""), name)]
+
+    def task_names(self) -> list[str]:
+        return [t.get("task", {}).get("name", "") for t in self.tasks()]
+
+    def task(self, name: str, host: str = "localhost", index: int | None = None) -> dict[str, Any]:
+        """The host result of the task called ``name``; ``index`` picks one when several share the name."""
+        matches = [t for t in self.tasks(name) if host in t.get("hosts", {})]
+        if not matches:
+            raise KeyError(f"no task {name!r} ran on {host!r}; tasks: {self.task_names()}")
+        if index is None:
+            if len(matches) > 1:
+                raise KeyError(f"{len(matches)} tasks called {name!r} ran on {host!r}; pass index=")
+            index = 0
+        return matches[index]["hosts"][host]
+
+    @property
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per-host recap: ok, changed, failures, unreachable, skipped, rescued, ignored."""
+        return (self.json or {}).get("stats", {})
+
+    def failed_tasks(self) -> list[tuple[str, str, str]]:
+        """(task name, host, message) for every failed or unreachable host result."""
+        failed = []
+        for entry in self.tasks():
+            for host, res in entry.get("hosts", {}).items():
+                if res.get("failed") or res.get("unreachable"):
+                    failed.append((entry.get("task", {}).get("name", ""), host, str(res.get("msg", ""))))
+        return failed
+
+    def describe(self) -> str:
+        """Text for assertion messages: command, rc, failed tasks, stderr and stdout (truncated)."""
+        parts = [f"command: {' '.join(self.args)}", f"rc: {self.rc}"]
+        failed = self.failed_tasks()
+        if failed:
+            parts.append("failed tasks:\n" + "\n".join(f"  {name} [{host}]: {msg}" for name, host, msg in failed))
+        parts.append(f"stderr:\n{_tail(self.stderr)}")
+        parts.append(f"stdout:\n{_tail(self.stdout)}")
+        return "\n".join(parts)
+
+
+def _name_matches(task_name: str, wanted: str) -> bool:
+    return task_name == wanted or task_name.endswith(f" : {wanted}")
+
+
+def _tail(text: str) -> str:
+    return text if len(text) <= _OUTPUT_LIMIT else f"[... {len(text) - _OUTPUT_LIMIT} characters cut ...]\n{text[-_OUTPUT_LIMIT:]}"
+
+
+def _parse_json_output(stdout: str) -> dict[str, Any] | None:
+    """The callback prints one JSON document at the end; tolerate stray lines before it."""
+    text = stdout.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    start = text.find("\n{")
+    start = 0 if text.startswith("{") else (start + 1 if start >= 0 else -1)
+    if start < 0:
+        return None
+    try:
+        return json.loads(text[start:])
+    except json.JSONDecodeError:
+        return None
+
+
+def playbook_file(playbook: str | os.PathLike[str] | list[Any] | dict[str, Any], workdir: Path) -> Path:
+    """A path for ``playbook``: a path as given, YAML text (anything with a newline) or plays as Python data."""
+    if isinstance(playbook, (list, dict)):
+        path = workdir / "playbook.yml"
+        path.write_text(json.dumps(playbook if isinstance(playbook, list) else [playbook], indent=2))  # JSON is YAML
+        return path
+    if isinstance(playbook, str) and "\n" in playbook:
+        path = workdir / "playbook.yml"
+        path.write_text(playbook)
+        return path
+    path = Path(playbook)
+    if not path.is_absolute() and not path.exists():
+        path = REPO / path
+    if not path.exists():
+        raise FileNotFoundError(f"playbook {playbook} not found (a playbook given as text must contain a newline)")
+    return path.resolve()
+
+
+def ansible_environment(aws_env: Mapping[str, str], workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``aws_env`` minus inherited ANSIBLE_* settings, plus this repository's Ansible settings and JSON output."""
+    env = {k: v for k, v in aws_env.items() if not k.startswith("ANSIBLE_")}
+    home = workdir / "ansible-home"
+    env.update(
+        ANSIBLE_CONFIG=str(ANSIBLE_CONFIG),
+        ANSIBLE_COLLECTIONS_PATH=str(ANSIBLE_COLLECTIONS_PATH),
+        ANSIBLE_STDOUT_CALLBACK=JSON_CALLBACK,
+        ANSIBLE_PYTHON_INTERPRETER=venv_executable("python"),  # amazon.aws needs the venv's boto3
+        ANSIBLE_HOME=str(home),
+        ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
+        ANSIBLE_REMOTE_TEMP=str(home / "remote-tmp"),
+        ANSIBLE_RETRY_FILES_ENABLED="false",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_HOST_KEY_CHECKING="false",
+        ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="true",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.update(extra or {})
+    return env
+
+
+def run_ansible_playbook(
+    playbook: str | os.PathLike[str] | list[Any] | dict[str, Any],
+    aws_env: Mapping[str, str],
+    workdir: Path,
+    *,
+    extra_vars: Mapping[str, Any] | None = None,
+    check: bool = False,
+    diff: bool = False,
+    expect_rc: int | None = 0,
+    inventory: str = "localhost,",
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+) -> PlaybookResult:
+    """Run ansible-playbook locally (``-i localhost, -c local``) against the endpoint; see the run_playbook fixture."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = playbook_file(playbook, workdir)
+    cmd = [venv_executable("ansible-playbook"), "-i", inventory, "-c", "local"]
+    if extra_vars:
+        cmd += ["-e", json.dumps(dict(extra_vars))]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    cmd += [*args, str(path)]
+    proc = subprocess.run(  # noqa: PLW1510 - rc is checked below, with the output in the message
+        cmd,
+        env=ansible_environment(aws_env, workdir, env),
+        cwd=str(path.parent),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    result = PlaybookResult(proc.returncode, proc.stdout, proc.stderr, _parse_json_output(proc.stdout), cmd, str(path))
+    if expect_rc is not None and result.rc != expect_rc:
+        raise AssertionError(f"ansible-playbook exited {result.rc}, expected {expect_rc}\n{result.describe()}")
+    return result

@@ -1,0 +1,60 @@
+"""Run the benchmarks in tests/bench side by side with their anchors and print the ratios.
+
+Each tests/bench/bench_*.py defines BENCHMARKS: callables taking the embedded endpoint and returning
+{"name", "ours", "anchor", "anchor_name", optional "unit", "note"}. One endpoint serves the whole run,
+reset between benchmarks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+from embedded_aws import EmbeddedAWS  # noqa: E402
+
+
+def load_benchmarks():
+    benchmarks = []
+    for path in sorted((ROOT / "tests" / "bench").glob("bench_*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        benchmarks.extend(module.BENCHMARKS)
+    return benchmarks
+
+
+def format_table(rows):
+    header = ("benchmark", "ours", "anchor", "anchor value", "ratio (ours/anchor)")
+    lines = [header]
+    for row in rows:
+        unit = row.get("unit", "s")
+        ratio = row["ours"] / row["anchor"] if row["anchor"] else float("inf")
+        lines.append((row["name"], f"{row['ours']:.3f} {unit}", row["anchor_name"], f"{row['anchor']:.3f} {unit}", f"{ratio:.2f}"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in lines]
+    out.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def main():
+    benchmarks = load_benchmarks()
+    rows = []
+    if benchmarks:
+        with EmbeddedAWS() as endpoint:
+            for benchmark in benchmarks:
+                endpoint.reset()
+                rows.append(benchmark(endpoint))
+    print(format_table(rows))
+    if not rows:
+        print("(no benchmarks yet: add tests/bench/bench_*.py)")
+    for row in rows:
+        if row.get("note"):
+            print(f"- {row['name']}: {row['note']}")
+
+
+if __name__ == "__main__":
+    main()
