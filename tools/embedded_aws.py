@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The one entry point for the embedded AWS endpoint: moto in server mode on 127.0.0.1.
 
 Library use (tests put this directory on ``sys.path``)::
@@ -392,33 +391,43 @@ class _Stop(Exception):
         self.signum = signum
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_stop(signum: int, _frame: object) -> None:
     raise _Stop(signum)
 
 
+def _ignore_signals() -> None:
+    """While the endpoint shuts down: a second Ctrl-C must not interrupt stop() half-way."""
+    for sig in _SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def _serve(endpoint: EmbeddedAWS) -> int:
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in _SIGNALS:
         signal.signal(sig, _raise_stop)
-    with endpoint:
-        print(f"unset {' '.join(UNSET_VARS)}")
-        for key, value in sorted(endpoint.env({}).items()):
-            print(f"export {key}={shlex.quote(value)}")
-        print(f"# moto pid {endpoint.pid}; stop with Ctrl-C or kill {os.getpid()}", flush=True)
-        try:
-            while endpoint.running:
-                time.sleep(0.5)
-            print(f"moto exited unexpectedly:\n{endpoint.log()}", file=sys.stderr)
-            return 1
-        except _Stop:
-            return 0
+    try:
+        with endpoint:
+            try:
+                print(f"unset {' '.join(UNSET_VARS)}")
+                for key, value in sorted(endpoint.env({}).items()):
+                    print(f"export {key}={shlex.quote(value)}")
+                print(f"# moto pid {endpoint.pid}; stop with Ctrl-C or kill {os.getpid()}", flush=True)
+                while endpoint.running:
+                    time.sleep(0.5)
+                print(f"moto exited unexpectedly:\n{endpoint.log()[-20000:]}", file=sys.stderr)
+                return 1
+            finally:
+                _ignore_signals()
+    except _Stop:
+        return 0
 
 
 def _run(endpoint: EmbeddedAWS, cmd: Sequence[str]) -> int:
     child: subprocess.Popen[bytes] | None = None
-    received: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
-        received.append(signum)
         if child is None:
             raise _Stop(signum)
         # Ctrl-C in a terminal already reached the child (same foreground group); SIGTERM/SIGHUP did not.
@@ -426,16 +435,18 @@ def _run(endpoint: EmbeddedAWS, cmd: Sequence[str]) -> int:
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signum)
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in _SIGNALS:
         signal.signal(sig, forward)
     try:
         with endpoint:
             try:
                 child = subprocess.Popen(list(cmd), env=endpoint.env())
+                rc = child.wait()
             except OSError as exc:
                 print(f"embedded_aws: cannot run {cmd[0]!r}: {exc}", file=sys.stderr)
                 return 127
-            rc = child.wait()
+            finally:
+                _ignore_signals()
     except _Stop as stop:
         return 128 + stop.signum
     except EmbeddedAWSError as exc:

@@ -69,7 +69,8 @@ def run_playbook(aws: AwsContext, tmp_path_factory: pytest.TempPathFactory) -> C
     args=(), env=None, timeout=600) -> PlaybookResult``.
 
     ``playbook``: a path (absolute or relative to the repository), YAML text (must contain a newline), or
-    plays as Python data. ``expect_rc=None`` accepts any rc. Each call gets its own temp directory.
+    plays as Python data. ``expect_rc=None`` accepts any rc. ``env`` adds variables to the run (None removes
+    one); inherited ANSIBLE_* and TOIL_* variables are dropped. Each call gets its own temp directory.
     """
 
     def run(

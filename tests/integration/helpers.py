@@ -207,9 +207,10 @@ def playbook_file(playbook: str | os.PathLike[str] | list[Any] | dict[str, Any],
     return path.resolve()
 
 
-def ansible_environment(aws_env: Mapping[str, str], workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``aws_env`` minus inherited ANSIBLE_* settings, plus this repository's Ansible settings and JSON output."""
-    env = {k: v for k, v in aws_env.items() if not k.startswith("ANSIBLE_")}
+def ansible_environment(aws_env: Mapping[str, str], workdir: Path, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """``aws_env`` minus inherited ANSIBLE_* and TOIL_* settings (a developer's TOIL_AWS_ZONE must not change a test),
+    plus this repository's Ansible settings and JSON output, then ``extra`` (a None value removes the variable)."""
+    env = {k: v for k, v in aws_env.items() if not k.startswith(("ANSIBLE_", "TOIL_"))}
     home = workdir / "ansible-home"
     env.update(
         ANSIBLE_CONFIG=str(ANSIBLE_CONFIG),
@@ -225,7 +226,11 @@ def ansible_environment(aws_env: Mapping[str, str], workdir: Path, extra: Mappin
         ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="true",
         PYTHONDONTWRITEBYTECODE="1",
     )
-    env.update(extra or {})
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
@@ -240,7 +245,7 @@ def run_ansible_playbook(
     expect_rc: int | None = 0,
     inventory: str = "localhost,",
     args: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     timeout: float = 600,
 ) -> PlaybookResult:
     """Run ansible-playbook locally (``-i localhost, -c local``) against the endpoint; see the run_playbook fixture."""

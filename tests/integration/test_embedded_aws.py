@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from aws_leaks import FIXTURE_KINDS, KINDS, LISTING_ERRORS, format_leftovers
-from helpers import REPO, AwsContext, EmbeddedAWS, EmbeddedAWSError, leftover_resources
+from helpers import REPO, AwsContext, EmbeddedAWS, EmbeddedAWSError, ansible_environment, leftover_resources
 
 TOOL = REPO / "tools" / "embedded_aws.py"
 AMI = "ami-04681a1dbd79675a5"  # one of moto's canned AMIs (moto does not validate AMIs by default anyway)
@@ -219,6 +219,23 @@ def test_cli_run_passes_exit_code_through() -> None:
     assert _cli("run", "--", "sh", "-c", "exit 3").returncode == 3
     assert _cli("run", "--", "sh", "-c", "kill -TERM $$").returncode == 128 + signal.SIGTERM
     assert _cli("run", "--", "/nonexistent/command").returncode == 127
+
+
+def test_cli_run_forwards_sigterm_and_stops_moto() -> None:
+    cmd = [sys.executable, str(TOOL), "run", "--", "sh", "-c", 'echo "$AWS_ENDPOINT_URL"; exec sleep 30']
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert URL_RE.match(url), url
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not _answers(url)
+    assert _moto_pids_on(int(url.rsplit(":", 1)[1])) == []
 
 
 def test_cli_run_region_and_plain_boto3() -> None:
@@ -465,3 +482,14 @@ def test_run_playbook_with_amazon_aws(run_playbook, aws: AwsContext) -> None:
     assert result.task("Make a bucket")["changed"] is True
     assert result.task("Drop the bucket")["changed"] is True
     assert aws.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_ansible_environment_is_hermetic(tmp_path: Path) -> None:
+    inherited = {"AWS_URL": "http://127.0.0.1:1", "ANSIBLE_STDOUT_CALLBACK": "yaml", "TOIL_AWS_ZONE": "us-east-1a", "KEEP": "k"}
+    env = ansible_environment(inherited, tmp_path, {"AWS_URL": None, "TOIL_OWNER_TAG": "lab"})
+    assert "AWS_URL" not in env and "TOIL_AWS_ZONE" not in env
+    assert env["KEEP"] == "k" and env["TOIL_OWNER_TAG"] == "lab"
+    assert env["ANSIBLE_STDOUT_CALLBACK"] == "ansible.posix.json"
+    assert env["ANSIBLE_CONFIG"] == str(REPO / "ansible.cfg")
+    assert env["ANSIBLE_COLLECTIONS_PATH"] == str(REPO / ".venv" / "collections")
+    assert env["ANSIBLE_LOCAL_TEMP"].startswith(str(tmp_path))

@@ -14,8 +14,8 @@
     parameter ``spec`` is the argument;
   - ``@pytest.mark.toil("jobstore_regions", arg=None)``: a fixed argument.
 
-  Without the Toil venv, every differential test fails (never skips) and says to run
-  ``make setup``.
+  Without the Toil venv, or with another Toil than tests/toil-requirements.txt pins,
+  every differential test fails (never skips) and says to run ``make setup``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TOIL_PYTHON = REPO / ".venv-toil" / "bin" / "python"
 ORACLE = Path(__file__).with_name("toil_oracle.py")
+TOIL_REQUIREMENTS = REPO / "tests" / "toil-requirements.txt"
 ORACLE_TIMEOUT = 300
 
 
@@ -114,8 +116,19 @@ def _run_oracle(calls):
         return ToilOracle(
             problem=f"{ORACLE.name} failed under {TOIL_PYTHON} (exit {completed.returncode}); run `make setup` to (re)create .venv-toil.\n{stderr}"
         )
+    pinned = _pinned_toil_version()
+    if pinned and not reply["toil_version"].startswith(pinned + "-") and reply["toil_version"] != pinned:
+        return ToilOracle(problem=f"{TOIL_PYTHON} runs Toil {reply['toil_version']}, not {pinned} as pinned in {TOIL_REQUIREMENTS.name}. Run `make setup`.")
     answers = {_key(fn, arg): result for (fn, arg), result in zip(calls, reply["results"], strict=True)}
     return ToilOracle(answers, reply["toil_version"])
+
+
+def _pinned_toil_version():
+    """The Toil version tests/toil-requirements.txt pins (``toil[aws]==X``), if any."""
+    if not TOIL_REQUIREMENTS.is_file():
+        return None
+    match = re.search(r"^toil(?:\[[^\]]*\])?==(\S+)", TOIL_REQUIREMENTS.read_text(), re.MULTILINE)
+    return match.group(1) if match else None
 
 
 @pytest.fixture(scope="session")

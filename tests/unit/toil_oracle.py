@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: toil.cluster contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Ask the real Toil how it parses the inputs our module_utils parse.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
+
 from ansible_collections.toil.cluster.plugins.filter.cluster_names import FilterModule as ClusterNamesFilters
 from ansible_collections.toil.cluster.plugins.filter.cluster_tags import FilterModule as ClusterTagsFilters
 from ansible_collections.toil.cluster.plugins.filter.node_types import FilterModule as NodeTypesFilters
