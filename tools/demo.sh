@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== toil.cluster demo against the embedded AWS endpoint at ${AWS_ENDPOINT_URL:?run through tools/embedded_aws.py}"
-ansible-playbook playbooks/plan.yml \
+ansible-playbook -i inventory/localhost.yml playbooks/plan.yml \
     -e toil_cluster_name=demo \
     -e toil_zone=us-west-2a \
     -e toil_key_pair_name=demo-key \

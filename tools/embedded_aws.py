@@ -456,7 +456,7 @@ def _run(endpoint: EmbeddedAWS, cmd: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--region", default=DEFAULT_REGION, help=f"region for AWS_REGION/AWS_DEFAULT_REGION (default {DEFAULT_REGION})")
     parser.add_argument("--port", type=int, default=None, help="fixed port on 127.0.0.1 (default: a free one)")
     sub = parser.add_subparsers(dest="command", required=True)

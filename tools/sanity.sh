@@ -34,6 +34,7 @@ done
 
 args=(sanity --venv --python 3.11 --color no "$@")
 if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
+    # shellcheck disable=SC2016 # expanded by the inner bash
     exec unshare -m bash -c 'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$0" "$@"' \
         "$venv/bin/ansible-test" "$root" "$content" "${args[@]}"
 fi

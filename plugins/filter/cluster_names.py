@@ -11,7 +11,7 @@ description:
     derived from it fits (IAM role names 64 characters, S3 bucket names 63), and returns those names.
   - The IAM role and instance profile are named as Toil names them, C(my-cluster) -> C(my_cluster_toil).
 author:
-  - toil.cluster contributors
+  - toil.cluster contributors (@toil-cluster)
 options:
   _input:
     description: The cluster name.

@@ -14,7 +14,7 @@ description:
     C(TOIL_AWS_TAGS)) and O(toil_owner_tag), as Toil takes them from its environment.
   - Tags that mark cluster membership cannot be overridden.
 author:
-  - toil.cluster contributors
+  - toil.cluster contributors (@toil-cluster)
 options:
   _input:
     description: The cluster name.

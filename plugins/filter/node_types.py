@@ -14,7 +14,7 @@ description:
     C(instance_types) and C(spot_bid).
   - Instance types keep the order written (Toil keeps a set); pools try the first one first.
 author:
-  - toil.cluster contributors
+  - toil.cluster contributors (@toil-cluster)
 options:
   _input:
     description: Node types, as a Toil string or a list.

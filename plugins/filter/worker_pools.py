@@ -13,7 +13,7 @@ description:
   - Without O(workers), the input is a list of pool mappings, each with C(node_types) and either C(count)
     or C(min_size) and C(max_size), and an optional C(name).
 author:
-  - toil.cluster contributors
+  - toil.cluster contributors (@toil-cluster)
 options:
   _input:
     description: Node types (a Toil string or a list, see P(toil.cluster.node_types#filter)), or a list of pool mappings.

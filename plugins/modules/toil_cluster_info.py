@@ -15,7 +15,7 @@ description:
   - The leader is the node tagged C(ToilNodeType=leader), else the oldest node, as in Toil.
   - Reads every page of results; Toil itself reads only the first page of DescribeInstances.
 author:
-  - toil.cluster contributors
+  - toil.cluster contributors (@toil-cluster)
 options:
   name:
     description:
@@ -102,10 +102,10 @@ clusters:
         instance_type: {description: The instance type., type: str}
         zone: {description: The availability zone., type: str}
         private_ip: {description: The private IPv4 address., type: str}
-        public_ip: {description: The public IPv4 address, if any., type: str}
+        public_ip: {description: "The public IPv4 address, if any.", type: str}
         launch_time: {description: The launch time (ISO 8601)., type: str}
         preemptible: {description: Whether the node is a spot instance., type: bool}
-        pool: {description: The worker pool (tag C(toil.cluster/pool)), if any., type: str}
+        pool: {description: "The worker pool (tag C(toil.cluster/pool)), if any.", type: str}
         security_groups: {description: The names of the node's security groups., type: list, elements: str}
         tags: {description: The node's tags., type: dict}
     node_count:

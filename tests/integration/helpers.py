@@ -259,7 +259,7 @@ def run_ansible_playbook(
     if diff:
         cmd.append("--diff")
     cmd += [*args, str(path)]
-    proc = subprocess.run(  # noqa: PLW1510 - rc is checked below, with the output in the message
+    proc = subprocess.run(  # rc is checked below, with the output in the message
         cmd,
         env=ansible_environment(aws_env, workdir, env),
         cwd=str(path.parent),
@@ -267,6 +267,7 @@ def run_ansible_playbook(
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        check=False,
     )
     result = PlaybookResult(proc.returncode, proc.stdout, proc.stderr, _parse_json_output(proc.stdout), cmd, str(path))
     if expect_rc is not None and result.rc != expect_rc:

@@ -72,7 +72,7 @@ def run_nodes(aws, count, *, region=None, group_id=None, tags=None, instance_typ
         params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {"MaxPrice": "0.5"}}
     if zone:
         params["Placement"] = {"AvailabilityZone": zone}
-    ids = [ec2.run_instances(**params)["Instances"][0]["InstanceId"] for _ in range(count)]
+    ids = [ec2.run_instances(**params)["Instances"][0]["InstanceId"] for _instance in range(count)]
     aws.add_cleanup(_terminate, ec2, ids)
     return ids
 
