@@ -26,7 +26,10 @@ import atexit
 import contextlib
 import ctypes
 import functools
+import gzip
+import hashlib
 import importlib.util
+import json
 import os
 import shlex
 import signal
@@ -122,6 +125,44 @@ def _die_with_parent(parent_pid: int, prctl: Any) -> None:  # pragma: no cover -
         os._exit(1)
 
 
+DEBIAN_AMIS = Path(__file__).with_name("debian_amis.json")
+DEBIAN_OWNER_ID = "136693071363"
+
+
+def ami_catalogue(python: str) -> str:
+    """moto's own AMIs plus official-looking Debian 12 ones (tools/debian_amis.json), as a MOTO_AMIS_PATH file.
+
+    Real regions hold Debian's images (owner 136693071363), which moto lacks; the collection's default
+    leader image is the newest of them. The file is named by its content, so it is written once.
+    """
+    script = "import gzip, json, moto, os; print(os.path.join(os.path.dirname(moto.__file__), 'ec2', 'resources', 'amis.json.gz'))"
+    default = subprocess.run([python, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+    with gzip.open(default, "rt", encoding="utf-8") as handle:
+        amis = json.load(handle)
+    for seed in json.loads(DEBIAN_AMIS.read_text(encoding="utf-8")):
+        amis.append(
+            {
+                "state": "available",
+                "public": True,
+                "owner_id": DEBIAN_OWNER_ID,
+                "root_device_type": "ebs",
+                "root_device_name": "/dev/xvda",
+                "image_type": "machine",
+                "virtualization_type": "hvm",
+                "hypervisor": "xen",
+                "description": f"Debian 12 ({seed['name']})",
+                **seed,
+            }
+        )
+    text = json.dumps(amis, sort_keys=True)
+    path = Path(tempfile.gettempdir()) / f"toil-cluster-moto-amis-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not path.exists():
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    return str(path)
+
+
 class EmbeddedAWS:
     """moto in server mode on a free port of 127.0.0.1, as a child process.
 
@@ -199,6 +240,7 @@ class EmbeddedAWS:
         assert self._log_file is not None and self.port is not None
         env = {k: v for k, v in clean_environ().items() if not k.startswith("MOTO_") and k != "TEST_SERVER_MODE"}
         env.update(self._credentials_env(), MOTO_PORT=str(self.port), PYTHONUNBUFFERED="1")
+        env.setdefault("MOTO_AMIS_PATH", ami_catalogue(self.python))
         env.update(self.extra_env)
         cmd = [self.python, "-m", "moto.server", "-H", HOST, "-p", str(self.port)]
         self.process = subprocess.Popen(

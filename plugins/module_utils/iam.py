@@ -9,8 +9,12 @@ name is ever treated as the cluster's (see names.py).
 
 from __future__ import annotations
 
+import json
+from urllib.parse import unquote
+
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
+from ansible_collections.toil.cluster.plugins.module_utils.iam_policies import EC2_TRUST_POLICY
 from ansible_collections.toil.cluster.plugins.module_utils.names import iam_name
 
 
@@ -34,3 +38,76 @@ def iam_summary(resource, name_key):
     if resource is None:
         return None
     return {"name": resource[name_key], "arn": resource["Arn"]}
+
+
+def _policy_documents(iam, role_name):
+    names = []
+    for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name):
+        names.extend(page["PolicyNames"])
+    return {name: iam.get_role_policy(RoleName=role_name, PolicyName=name, aws_retry=True)["PolicyDocument"] for name in names}
+
+
+def _normalise(document):
+    """IAM returns documents as dicts (boto3 decodes them); compare them canonically."""
+    if isinstance(document, str):
+        document = json.loads(unquote(document))
+    return json.loads(json.dumps(document, sort_keys=True))
+
+
+def ensure_role_and_profile(iam, cluster_name, policies, tags, check_mode):
+    """The cluster's role with exactly ``policies`` inline, inside the cluster's instance profile.
+
+    Extra inline policies are removed and changed ones rewritten, as Toil does. Returns
+    ``(changed, profile_arn or None, before, after)``; in check mode nothing changes and a
+    profile that would be created has no ARN yet.
+    """
+    name = iam_name(cluster_name)
+    role = get_role(iam, cluster_name)
+    profile = get_instance_profile(iam, cluster_name)
+    current = _policy_documents(iam, name) if role else {}
+    wanted = {key: _normalise(doc) for key, doc in policies.items()}
+    current = {key: _normalise(doc) for key, doc in current.items()}
+    in_profile = bool(profile and any(r["RoleName"] == name for r in profile.get("Roles", [])))
+    before = {"role": name, "policies": current, "instance_profile": name, "role_in_profile": in_profile} if (role or profile) else None
+    after = {"role": name, "policies": wanted, "instance_profile": name, "role_in_profile": True}
+    changed = before != after
+    if check_mode or not changed:
+        return changed, profile["Arn"] if profile else None, before, after
+    tag_list = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+    if role is None:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST_POLICY), Tags=tag_list, aws_retry=True)
+    for policy_name in set(current) - set(wanted):
+        iam.delete_role_policy(RoleName=name, PolicyName=policy_name, aws_retry=True)
+    for policy_name, document in wanted.items():
+        if current.get(policy_name) != document:
+            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(document), aws_retry=True)
+    if profile is None:
+        profile = iam.create_instance_profile(InstanceProfileName=name, Tags=tag_list, aws_retry=True)["InstanceProfile"]
+    if not in_profile:
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name, aws_retry=True)
+    return True, profile["Arn"], before, after
+
+
+def delete_role_and_profile(iam, cluster_name, check_mode):
+    """Remove the cluster's instance profile and role (exact name only). Returns what went."""
+    name = iam_name(cluster_name)
+    role = get_role(iam, cluster_name)
+    profile = get_instance_profile(iam, cluster_name)
+    removed = {"iam_role": name if role else None, "instance_profile": name if profile else None}
+    if check_mode:
+        return removed
+    if profile:
+        for member in profile.get("Roles", []):
+            iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=member["RoleName"], aws_retry=True)
+        iam.delete_instance_profile(InstanceProfileName=name, aws_retry=True)
+    if role:
+        for page in iam.get_paginator("list_instance_profiles_for_role").paginate(RoleName=name):
+            for other in page["InstanceProfiles"]:
+                iam.remove_role_from_instance_profile(InstanceProfileName=other["InstanceProfileName"], RoleName=name, aws_retry=True)
+        for policy_name in _policy_documents(iam, name):
+            iam.delete_role_policy(RoleName=name, PolicyName=policy_name, aws_retry=True)
+        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name):
+            for attached in page["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"], aws_retry=True)
+        iam.delete_role(RoleName=name, aws_retry=True)
+    return removed

@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
 
 # helpers puts tools/ on sys.path; import the tools through it so import sorting cannot break that.
-from helpers import AwsContext, EmbeddedAWS, EmbeddedAWSError, PlaybookResult, format_leftovers, run_ansible_playbook
+from helpers import AwsContext, AWSProxy, EmbeddedAWS, EmbeddedAWSError, PlaybookResult, format_leftovers, run_ansible_playbook
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -85,3 +86,26 @@ def run_playbook(aws: AwsContext, tmp_path_factory: pytest.TempPathFactory) -> C
         return run_ansible_playbook(playbook, aws.env, workdir, extra_vars=extra_vars, check=check, diff=diff, expect_rc=expect_rc, **kwargs)
 
     return run
+
+
+@pytest.fixture
+def aws_calls(aws: AwsContext) -> Generator[Any, None, None]:
+    """A recording proxy in front of the endpoint: pass ``env=aws_calls.env`` to ``run_playbook`` and read
+    ``aws_calls.calls`` / ``aws_calls.mutating_calls()`` (see tools/aws_proxy.py)."""
+    proxy = AWSProxy(aws.url).start()
+    proxy.env = {"AWS_ENDPOINT_URL": proxy.url, "AWS_URL": proxy.url}
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def key_pair(aws: AwsContext, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real ed25519 key imported as key pair ``toil-test-key`` (moto refuses fake keys); deleted after."""
+    directory = tmp_path_factory.mktemp("key")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / "id")], check=True)
+    ec2 = aws.client("ec2")
+    ec2.import_key_pair(KeyName="toil-test-key", PublicKeyMaterial=(directory / "id.pub").read_bytes())
+    aws.add_cleanup(ec2.delete_key_pair, KeyName="toil-test-key")
+    return "toil-test-key"

@@ -20,10 +20,12 @@ if str(TOOLS) not in sys.path:
     sys.path.insert(0, str(TOOLS))
 
 from aws_leaks import format_leftovers, leftover_resources  # noqa: E402
+from aws_proxy import AWSProxy  # noqa: E402
 from embedded_aws import EmbeddedAWS, EmbeddedAWSError  # noqa: E402
 
 __all__ = [
     "REPO",
+    "AWSProxy",
     "AwsContext",
     "EmbeddedAWS",
     "EmbeddedAWSError",

@@ -146,6 +146,27 @@ def _launch_tags(cluster_name, cluster_type, zone, leader_type, owner, key_name,
     return {"cluster": dict(provisioner._tags), "leader": dict(captured["tags"])}
 
 
+def iam_policies(arg):
+    """The role Toil's ``_createProfileArn`` would make for ``cluster``/``cluster_type``.
+
+    Runs the real method (its policy dict, ``_setup_iam_ec2_role``'s trust policy and role
+    name) up to ``create_iam_role``, the first call to IAM, and returns what it was given.
+    """
+    provisioner = _provisioner(arg["cluster"])
+    provisioner.clusterType = arg["cluster_type"]
+    provisioner._region = "us-west-2"
+    provisioner.aws = SimpleNamespace(client=lambda *args, **kwargs: None)
+    captured = {}
+
+    def create_iam_role(role_name, assume_role_policy_document, policies, region=None):
+        captured.update(role_name=role_name, trust_policy=json.loads(assume_role_policy_document), policies=policies)
+        raise _Stop
+
+    with mock.patch.object(awsProvisioner, "create_iam_role", create_iam_role), contextlib.suppress(_Stop):
+        provisioner._createProfileArn()
+    return captured
+
+
 def launch_cluster(arg):
     """``toil launch-cluster ARGV`` with environment ``env``, recorded instead of run.
     Runs the real ``toilLaunchCluster.main`` (option parsing, tag and owner precedence, the
@@ -195,6 +216,7 @@ FUNCTIONS = {
         namespace_name,
         is_our_namespaced_name,
         launch_cluster,
+        iam_policies,
     )
 }
 

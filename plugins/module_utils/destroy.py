@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: toil.cluster contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Removing a cluster, in Toil's order (destroyCluster in awsProvisioner.py), without its leaks.
+
+Toil terminates the leader, deletes auto scaling groups, cancels spot requests, terminates
+the rest, deletes launch templates, then, only if every instance is gone, the IAM role and
+profile (by prefix!) and the security groups of the leader's VPC, then the internal bucket.
+Here: the same order; stopped nodes included (Toil issue 4140); IAM by exact name; the
+security groups named after the cluster are deleted even when no instance is left (Toil
+leaks them then); the extra security groups are never touched.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+
+from ansible_collections.toil.cluster.plugins.module_utils.iam import delete_role_and_profile
+from ansible_collections.toil.cluster.plugins.module_utils.names import internal_bucket_name
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_instances, find_leader
+from ansible_collections.toil.cluster.plugins.module_utils.security_group import find_cluster_security_groups
+from ansible_collections.toil.cluster.plugins.module_utils.tags import TAG_CLUSTER_NAME
+
+_TAG_FILTER = "tag:" + TAG_CLUSTER_NAME
+# A group's network interfaces take a while to go after their instance terminates.
+GROUP_DELETE_ATTEMPTS = 30
+GROUP_DELETE_DELAY = 5
+
+
+def _spot_requests(ec2, cluster_name):
+    filters = [{"Name": _TAG_FILTER, "Values": [cluster_name]}, {"Name": "state", "Values": ["open", "active"]}]
+    return ec2.describe_spot_instance_requests(Filters=filters, aws_retry=True)["SpotInstanceRequests"]
+
+
+def _launch_templates(ec2, cluster_name):
+    templates = []
+    for page in ec2.get_paginator("describe_launch_templates").paginate(Filters=[{"Name": _TAG_FILTER, "Values": [cluster_name]}]):
+        templates.extend(page["LaunchTemplates"])
+    return templates
+
+
+def _auto_scaling_groups(autoscaling, cluster_name):
+    groups = []
+    for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate():
+        groups.extend(g for g in page["AutoScalingGroups"] if any(t["Key"] == TAG_CLUSTER_NAME and t["Value"] == cluster_name for t in g.get("Tags", [])))
+    return groups
+
+
+def _bucket_exists(s3, bucket):
+    try:
+        s3.head_bucket(Bucket=bucket, aws_retry=True)
+        return True
+    except is_boto3_error_code(["404", "NoSuchBucket", "NotFound"]):
+        return False
+
+
+def empty_and_delete_bucket(s3, bucket):
+    """Every object version, delete marker and unfinished upload, then the bucket (as ``toil clean``)."""
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        for upload in page.get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"], aws_retry=True)
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        keys = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True}, aws_retry=True)
+    s3.delete_bucket(Bucket=bucket, aws_retry=True)
+
+
+def plan_destroy(ec2, iam, s3, autoscaling, cluster_name, keep_group_ids=()):
+    """What removing the cluster would delete, read-only."""
+    instances = cluster_instances(ec2, cluster_name, include_stopped=True)
+    leader = find_leader(instances)
+    groups = [g for g in find_cluster_security_groups(ec2, cluster_name) if g["GroupId"] not in keep_group_ids]
+    bucket = internal_bucket_name(cluster_name)
+    return {
+        "leader": leader["InstanceId"] if leader else None,
+        "instances": [i["InstanceId"] for i in instances],
+        "spot_requests": [r["SpotInstanceRequestId"] for r in _spot_requests(ec2, cluster_name)],
+        "launch_templates": [t["LaunchTemplateName"] for t in _launch_templates(ec2, cluster_name)],
+        "auto_scaling_groups": [g["AutoScalingGroupName"] for g in _auto_scaling_groups(autoscaling, cluster_name)],
+        "security_groups": [g["GroupId"] for g in groups],
+        "buckets": [bucket] if _bucket_exists(s3, bucket) else [],
+        **delete_role_and_profile(iam, cluster_name, check_mode=True),
+    }
+
+
+def _terminate(ec2, instance_ids, timeout):
+    if not instance_ids:
+        return
+    ec2.terminate_instances(InstanceIds=instance_ids, aws_retry=True)
+    delay = 5
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=instance_ids, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, timeout // delay)})
+
+
+def _delete_group(ec2, group_id, sleep):
+    for attempt in range(GROUP_DELETE_ATTEMPTS):
+        try:
+            ec2.delete_security_group(GroupId=group_id, aws_retry=True)
+            return
+        except is_boto3_error_code("InvalidGroup.NotFound"):
+            return
+        except is_boto3_error_code("DependencyViolation"):
+            if attempt == GROUP_DELETE_ATTEMPTS - 1:
+                raise
+            sleep(GROUP_DELETE_DELAY)
+
+
+def destroy(ec2, iam, s3, autoscaling, plan, cluster_name, timeout, sleep=time.sleep):
+    """Carry out ``plan`` (from :func:`plan_destroy`) in Toil's order."""
+    if plan["leader"]:
+        _terminate(ec2, [plan["leader"]], timeout)
+    for name in plan["auto_scaling_groups"]:
+        autoscaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True, aws_retry=True)
+    if plan["spot_requests"]:
+        ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=plan["spot_requests"], aws_retry=True)
+    # Nodes started meanwhile (by a scaler, or an auto scaling group winding down) go too.
+    rest = [i["InstanceId"] for i in cluster_instances(ec2, cluster_name, include_stopped=True) if i["InstanceId"] != plan["leader"]]
+    _terminate(ec2, rest, timeout)
+    for name in plan["launch_templates"]:
+        ec2.delete_launch_template(LaunchTemplateName=name, aws_retry=True)
+    delete_role_and_profile(iam, cluster_name, check_mode=False)
+    for group_id in plan["security_groups"]:
+        _delete_group(ec2, group_id, sleep)
+    for bucket in plan["buckets"]:
+        empty_and_delete_bucket(s3, bucket)

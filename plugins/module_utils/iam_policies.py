@@ -1,0 +1,481 @@
+# -*- coding: utf-8 -*-
+# Copyright: toil.cluster contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""IAM policy documents, as plain data: the cluster's nodes, and whoever launches clusters.
+
+Toil gives every node ``iam:*``, ``ec2:*``, ``s3:*`` and ``sdb:*`` on ``*``
+(``_createProfileArn`` in src/toil/provisioners/aws/awsProvisioner.py). The default here,
+``least_privilege``, grants what the nodes really call: Toil's AWS job store on its
+``*--toil`` buckets, the user's workflow buckets, the scaler's launches and terminations
+bound to this cluster's tags, ``iam:PassRole`` on the cluster's own role, and image pulls
+from ECR. ``node_policy="toil"`` reproduces Toil's documents exactly, so Toil and this
+collection never rewrite each other's role. docs/iam.md explains every action.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.tags import NODE_TYPE_WORKER, TAG_CLUSTER_NAME, TAG_NODE_TYPE
+
+POLICY_VERSION = "2012-10-17"
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+NODE_POLICIES = ("least_privilege", "toil")
+# IAM counts policy characters without white space; a role's inline policies share one limit.
+ROLE_INLINE_POLICIES_MAX = 10_240
+# The controller policy is meant to be a customer managed policy (users' inline ones share 2,048).
+MANAGED_POLICY_MAX = 6_144
+
+# Toil's bucket suffixes: the job store (aws:<region>:<name> -> <name>--toil) and the
+# cluster's internal bucket for oversized boot configurations (<cluster>--internal).
+JOB_STORE_BUCKET_PATTERN = "*--toil"
+INTERNAL_BUCKET_PATTERN = "*--internal"
+# Toil's role and instance profile names: _namespace_name("toil"), "my-cluster" -> "my_cluster_toil".
+TOIL_IAM_NAME_PATTERN = "*_toil"
+
+# Exactly Toil's trust policy (_setup_iam_ec2_role): EC2 may assume the role.
+EC2_TRUST_POLICY = {
+    "Version": POLICY_VERSION,
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": ["ec2.amazonaws.com"]}, "Action": ["sts:AssumeRole"]}],
+}
+
+# Toil's kubernetes_policy() action list, in Toil's order: ECR pulls, the cluster-autoscaler's
+# Auto Scaling calls, and the in-tree AWS cloud provider's load balancer calls.
+TOIL_KUBERNETES_ACTIONS = (
+    "ecr:GetAuthorizationToken",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:GetRepositoryPolicy",
+    "ecr:DescribeRepositories",
+    "ecr:ListImages",
+    "ecr:BatchGetImage",
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeAutoScalingInstances",
+    "autoscaling:DescribeLaunchConfigurations",
+    "autoscaling:DescribeTags",
+    "autoscaling:SetDesiredCapacity",
+    "autoscaling:TerminateInstanceInAutoScalingGroup",
+    "elasticloadbalancing:AddTags",
+    "elasticloadbalancing:ApplySecurityGroupsToLoadBalancer",
+    "elasticloadbalancing:AttachLoadBalancerToSubnets",
+    "elasticloadbalancing:ConfigureHealthCheck",
+    "elasticloadbalancing:CreateListener",
+    "elasticloadbalancing:CreateLoadBalancer",
+    "elasticloadbalancing:CreateLoadBalancerListeners",
+    "elasticloadbalancing:CreateLoadBalancerPolicy",
+    "elasticloadbalancing:CreateTargetGroup",
+    "elasticloadbalancing:DeleteListener",
+    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:DeleteLoadBalancerListeners",
+    "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+    "elasticloadbalancing:DeregisterTargets",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeLoadBalancerPolicies",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DetachLoadBalancerFromSubnets",
+    "elasticloadbalancing:ModifyListener",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+    "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+    "elasticloadbalancing:RegisterTargets",
+    "elasticloadbalancing:SetLoadBalancerPoliciesForBackendServer",
+    "elasticloadbalancing:SetLoadBalancerPoliciesOfListener",
+    "kms:DescribeKey",
+)
+
+# --- What the nodes really call (least_privilege) --------------------------------------------
+
+# Toil's AWS job store (src/toil/jobStores/aws/jobStore.py, src/toil/lib/aws/s3.py, utils.py),
+# bucket level: create_s3_bucket (CreateBucket; BucketTagging.put; enable_public_objects
+# deletes the public access block and ownership controls, which IAM authorises as the Put*
+# actions; enable_encryption: PutBucketEncryption), bucket_exists and wait_until_exists
+# (HeadBucket = ListBucket), list_s3_items (ListObjectsV2), get_bucket_region
+# (GetBucketLocation), delete_s3_bucket (ListMultipartUploads, ListObjectVersions, DeleteBucket).
+JOB_STORE_BUCKET_ACTIONS = (
+    "s3:CreateBucket",
+    "s3:DeleteBucket",
+    "s3:GetBucketLocation",
+    "s3:ListBucket",
+    "s3:ListBucketMultipartUploads",
+    "s3:ListBucketVersions",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketTagging",
+    "s3:PutEncryptionConfiguration",
+)
+# Object level: Get/HeadObject and managed downloads, PutObject and the multipart uploads
+# (MultiPartPipe, upload_file/upload_fileobj; Abort), DeleteObject(s), DeleteObject with a
+# VersionId when the store is destroyed, PutObjectAcl (get_public_url makes an object
+# public-read), and object tags, which CopyObject (s3:// import/export) carries over.
+JOB_STORE_OBJECT_ACTIONS = (
+    "s3:AbortMultipartUpload",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:GetObject",
+    "s3:GetObjectTagging",
+    "s3:PutObject",
+    "s3:PutObjectAcl",
+    "s3:PutObjectTagging",
+)
+# The user's buckets for workflow inputs and outputs (s3:// URLs: get_object_for_url,
+# list_objects_for_url, copy_s3_to_s3, upload_to_s3): read, list and write; never delete.
+WORKFLOW_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket")
+WORKFLOW_OBJECT_ACTIONS = (
+    "s3:AbortMultipartUpload",
+    "s3:GetObject",
+    "s3:GetObjectTagging",
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+)
+# Read calls of the node pools and the scaler. EC2 has no resource-level permissions for
+# Describe*: these can only be granted on "*".
+SCALER_DESCRIBE_ACTIONS = (
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeInstances",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSpotInstanceRequests",
+    "ec2:DescribeSpotPriceHistory",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeTags",
+)
+# RunInstances authorises every resource of the request. These are created by it and must
+# carry clusterName=<cluster> in the request's TagSpecifications (aws:RequestTag).
+LAUNCH_TAGGED_RESOURCE_TYPES = ("instance", "volume", "network-interface")
+# ECR image pulls by the kubelet (Toil's kubernetes policy without its listing calls).
+ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+
+# --- What the controller calls (toil_cluster, state present and absent) ----------------------
+
+CONTROLLER_DESCRIBE_ACTIONS = (
+    "autoscaling:DescribeAutoScalingGroups",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeInstances",
+    "ec2:DescribeKeyPairs",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSpotInstanceRequests",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeTags",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeVpcs",
+    "sts:GetCallerIdentity",
+)
+CONTROLLER_SECURITY_GROUP_ACTIONS = (
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:CreateSecurityGroup",
+    "ec2:DeleteSecurityGroup",
+    "ec2:RevokeSecurityGroupIngress",
+)
+# Removal of what a cluster (ours or Toil's) leaves: only resources tagged with a clusterName.
+CONTROLLER_REMOVE_ACTIONS = (
+    "autoscaling:DeleteAutoScalingGroup",
+    "ec2:CancelSpotInstanceRequests",
+    "ec2:DeleteLaunchTemplate",
+    "ec2:TerminateInstances",
+)
+CONTROLLER_IAM_ACTIONS = (
+    "iam:AddRoleToInstanceProfile",
+    "iam:CreateInstanceProfile",
+    "iam:CreateRole",
+    "iam:DeleteInstanceProfile",
+    "iam:DeleteRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:GetInstanceProfile",
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListInstanceProfilesForRole",
+    "iam:ListRolePolicies",
+    "iam:PutRolePolicy",
+    "iam:RemoveRoleFromInstanceProfile",
+    "iam:TagInstanceProfile",
+    "iam:TagRole",
+)
+# Emptying and deleting a Toil cluster's <cluster>--internal bucket (as ``toil clean`` does).
+CONTROLLER_INTERNAL_BUCKET_ACTIONS = (
+    "s3:AbortMultipartUpload",
+    "s3:DeleteBucket",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:GetBucketLocation",
+    "s3:ListBucket",
+    "s3:ListBucketMultipartUploads",
+    "s3:ListBucketVersions",
+)
+
+# --- Validation ----------------------------------------------------------------------------
+
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+_REGION_PREFIX = {"aws-cn": "cn-", "aws-us-gov": "us-gov-"}
+_BUCKET_CHARS = re.compile(r"^[a-z0-9.-]+$")
+_BUCKET_ENDS = re.compile(r"^[a-z0-9](.*[a-z0-9])?$")
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+# Names S3 reserves for its own features (general purpose bucket naming rules).
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+BUCKET_NAME_MIN = 3
+BUCKET_NAME_MAX = 63
+
+
+def validate_bucket_name(name):
+    """Return ``name`` if S3 accepts it for a general purpose bucket, else raise ToilInputError."""
+    if not isinstance(name, str) or not name:
+        raise ToilInputError(f"Invalid S3 bucket name {name!r}: give the bucket's name as a non-empty string, like 'my-lab-data'.")
+    problem = None
+    if name.startswith(("s3://", "arn:")) or "/" in name:
+        problem = "give the bare bucket name, without 's3://', an ARN or a key prefix"
+    elif not BUCKET_NAME_MIN <= len(name) <= BUCKET_NAME_MAX:
+        problem = f"it must be {BUCKET_NAME_MIN} to {BUCKET_NAME_MAX} characters long, not {len(name)}"
+    elif not _BUCKET_CHARS.match(name):
+        problem = "use only lowercase letters, digits, '.' and '-'"
+    elif not _BUCKET_ENDS.match(name):
+        problem = "it must begin and end with a lowercase letter or digit"
+    elif ".." in name:
+        problem = "it must not contain two adjacent periods"
+    elif _IPV4.match(name):
+        problem = "it must not look like an IP address"
+    elif name.startswith(_BUCKET_RESERVED_PREFIXES) or name.endswith(_BUCKET_RESERVED_SUFFIXES):
+        problem = "S3 reserves names starting with " + ", ".join(_BUCKET_RESERVED_PREFIXES) + " or ending with " + ", ".join(_BUCKET_RESERVED_SUFFIXES)
+    if problem:
+        raise ToilInputError(f"Invalid S3 bucket name '{name}': {problem}.")
+    return name
+
+
+def _bucket_names(s3_buckets):
+    if isinstance(s3_buckets, str) or not isinstance(s3_buckets, list | tuple | set | frozenset):
+        raise ToilInputError(f"s3_buckets must be a list of bucket names, not {s3_buckets!r}.")
+    names = []
+    for name in s3_buckets:
+        if validate_bucket_name(name) not in names:
+            names.append(name)
+    return names
+
+
+def _check_partition(partition):
+    if partition not in PARTITIONS:
+        raise ToilInputError(f"Unknown AWS partition {partition!r}: use one of {', '.join(PARTITIONS)}.")
+
+
+def _check_account(account_id):
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
+        raise ToilInputError(f"Invalid AWS account ID {account_id!r}: it must be a string of exactly 12 digits, like '123456789012'.")
+
+
+def _check_region(region, partition):
+    if not isinstance(region, str) or not _REGION.match(region):
+        raise ToilInputError(f"Invalid AWS region {region!r}: expected a region name like 'us-west-2'.")
+    prefix = _REGION_PREFIX.get(partition)
+    in_other_partition = any(region.startswith(p) for p in _REGION_PREFIX.values())
+    if (prefix and not region.startswith(prefix)) or (prefix is None and in_other_partition):
+        raise ToilInputError(f"Region {region} is not in the AWS partition {partition}.")
+
+
+def _check_inputs(cluster_name, partition, region, account_id, role_name, node_policy):
+    if node_policy not in NODE_POLICIES:
+        raise ToilInputError(f"Unknown node_policy {node_policy!r}: use one of {', '.join(NODE_POLICIES)}.")
+    if not isinstance(cluster_name, str) or not cluster_name.strip():
+        raise ToilInputError("The cluster name must be a non-empty string.")
+    _check_partition(partition)
+    _check_region(region, partition)
+    _check_account(account_id)
+    if not isinstance(role_name, str) or not _ROLE_NAME.match(role_name):
+        raise ToilInputError(f"Invalid IAM role name {role_name!r}: 1 to 64 characters among letters, digits and '+=,.@_-'.")
+
+
+# --- Building blocks --------------------------------------------------------------------------
+
+
+def policy_size(document):
+    """The characters IAM counts against its size limits: the JSON without white space."""
+    return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+
+
+def _document(*statements):
+    return {"Version": POLICY_VERSION, "Statement": list(statements)}
+
+
+def _statement(sid, actions, resources, condition=None):
+    statement = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _s3(partition, resource):
+    return f"arn:{partition}:s3:::{resource}"
+
+
+def _toil_full_policy(service):
+    """Toil's full_policy(service): one statement, Action as a string, no Sid."""
+    return {"Version": POLICY_VERSION, "Statement": [{"Effect": "Allow", "Resource": "*", "Action": f"{service}:*"}]}
+
+
+def toil_policies(kubernetes=True):
+    """Exactly the inline policies Toil 9.6's _createProfileArn puts on the role."""
+    policies = {service + "_full": _toil_full_policy(service) for service in ("iam", "ec2", "s3")}
+    policies["sbd_full"] = _toil_full_policy("sdb")  # sic: Toil's name
+    if kubernetes:
+        policies["kubernetes_merged"] = {
+            "Version": POLICY_VERSION,
+            "Statement": [{"Effect": "Allow", "Resource": "*", "Action": list(TOIL_KUBERNETES_ACTIONS)}],
+        }
+    return policies
+
+
+def _job_store_policy(partition):
+    return _document(
+        _statement("JobStoreBuckets", JOB_STORE_BUCKET_ACTIONS, [_s3(partition, JOB_STORE_BUCKET_PATTERN)]),
+        _statement("JobStoreObjects", JOB_STORE_OBJECT_ACTIONS, [_s3(partition, JOB_STORE_BUCKET_PATTERN + "/*")]),
+    )
+
+
+def _workflow_buckets_policy(partition, buckets):
+    return _document(
+        _statement("WorkflowBuckets", WORKFLOW_BUCKET_ACTIONS, [_s3(partition, name) for name in buckets]),
+        _statement("WorkflowObjects", WORKFLOW_OBJECT_ACTIONS, [_s3(partition, name + "/*") for name in buckets]),
+    )
+
+
+def _node_scaling_policy(cluster_name, partition, region, account_id, role_name):
+    def ec2(resource, account=account_id):
+        return f"arn:{partition}:ec2:{region}:{account}:{resource}"
+
+    return _document(
+        _statement("DescribeForScaling", SCALER_DESCRIBE_ACTIONS, "*"),
+        _statement(
+            "LaunchClusterTaggedWorkers",
+            ["ec2:RunInstances"],
+            [ec2(kind + "/*") for kind in LAUNCH_TAGGED_RESOURCE_TYPES],
+            {"StringEquals": {f"aws:RequestTag/{TAG_CLUSTER_NAME}": cluster_name}},
+        ),
+        _statement(
+            "LaunchWithOtherResources",
+            ["ec2:RunInstances"],
+            [
+                ec2("image/*", account=""),
+                ec2("snapshot/*", account=""),
+                ec2("subnet/*"),
+                ec2("security-group/*"),
+                ec2("key-pair/*"),
+                ec2("spot-instances-request/*"),
+            ],
+        ),
+        _statement(
+            "TagOnLaunchOnly",
+            ["ec2:CreateTags"],
+            [ec2(kind + "/*") for kind in (*LAUNCH_TAGGED_RESOURCE_TYPES, "spot-instances-request")],
+            {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+        ),
+        _statement(
+            "TerminateClusterWorkers",
+            ["ec2:TerminateInstances"],
+            ec2("instance/*"),
+            {"StringEquals": {f"ec2:ResourceTag/{TAG_CLUSTER_NAME}": cluster_name, f"ec2:ResourceTag/{TAG_NODE_TYPE}": NODE_TYPE_WORKER}},
+        ),
+        _statement(
+            "CancelClusterSpotRequests",
+            ["ec2:CancelSpotInstanceRequests"],
+            ec2("spot-instances-request/*"),
+            {"StringEquals": {f"ec2:ResourceTag/{TAG_CLUSTER_NAME}": cluster_name}},
+        ),
+        _statement(
+            "PassClusterRoleToEc2",
+            ["iam:PassRole"],
+            f"arn:{partition}:iam::{account_id}:role/{role_name}",
+            {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        ),
+    )
+
+
+def _kubernetes_policy(partition):
+    return _document(
+        _statement("EcrAuthorizationToken", ["ecr:GetAuthorizationToken"], "*"),
+        _statement("EcrPullImages", ECR_PULL_ACTIONS, f"arn:{partition}:ecr:*:*:repository/*"),
+    )
+
+
+def leader_policies(
+    cluster_name,
+    *,
+    partition="aws",
+    region,
+    account_id,
+    role_name,
+    s3_buckets=(),
+    node_policy="least_privilege",
+    kubernetes=True,
+):
+    """The inline policies of the cluster's role: policy name -> policy document.
+
+    ``least_privilege`` (the default) grants what the leader and its workers call;
+    ``toil`` is Toil's own broad set, byte for byte. Inputs are validated first and a
+    bad one raises ToilInputError, whatever ``node_policy`` is.
+    """
+    _check_inputs(cluster_name, partition, region, account_id, role_name, node_policy)
+    buckets = _bucket_names(s3_buckets)
+    if node_policy == "toil":
+        return toil_policies(kubernetes=kubernetes)
+    policies = {"toil_job_store": _job_store_policy(partition)}
+    if buckets:
+        policies["workflow_buckets"] = _workflow_buckets_policy(partition, buckets)
+    policies["node_scaling"] = _node_scaling_policy(cluster_name, partition, region, account_id, role_name)
+    if kubernetes:
+        policies["kubernetes_images"] = _kubernetes_policy(partition)
+    total = sum(policy_size(document) for document in policies.values())
+    if total > ROLE_INLINE_POLICIES_MAX:
+        raise ToilInputError(
+            f"The role's policies would take {total} characters, more than IAM's {ROLE_INLINE_POLICIES_MAX} for a role's inline policies: "
+            f"list fewer s3_buckets ({len(buckets)} given)."
+        )
+    return policies
+
+
+def controller_policy(*, partition="aws", account_id):
+    """The policy of the user or role that runs toil_cluster (launch and destroy).
+
+    One document, a Sid per group, meant to be a customer managed policy. EC2 calls stay on
+    ``*`` (the controller works in any region and VPC); removals need a clusterName tag,
+    tags only on create or on nodes that already carry one, IAM only on Toil's ``*_toil`` names, S3 only on ``*--internal``.
+    It can give a ``*_toil`` role any policy and start an instance with it: treat it as
+    privileged, like any identity that may launch clusters.
+    """
+    _check_partition(partition)
+    _check_account(account_id)
+    iam = f"arn:{partition}:iam::{account_id}"
+    toil_roles = f"{iam}:role/{TOIL_IAM_NAME_PATTERN}"
+    return _document(
+        _statement("DiscoverReadOnly", CONTROLLER_DESCRIBE_ACTIONS, "*"),
+        _statement("ClusterSecurityGroup", CONTROLLER_SECURITY_GROUP_ACTIONS, "*"),
+        _statement("LaunchLeader", ["ec2:RunInstances"], "*"),
+        _statement("TagOnCreateOnly", ["ec2:CreateTags"], "*", {"StringEquals": {"ec2:CreateAction": ["CreateSecurityGroup", "RunInstances"]}}),
+        _statement(
+            "RetagClusterNodes",
+            ["ec2:CreateTags"],
+            [f"arn:{partition}:ec2:*:{account_id}:{kind}/*" for kind in ("instance", "volume")],
+            {"Null": {f"aws:ResourceTag/{TAG_CLUSTER_NAME}": "false"}},
+        ),
+        _statement("RemoveClusterTaggedResources", CONTROLLER_REMOVE_ACTIONS, "*", {"Null": {f"aws:ResourceTag/{TAG_CLUSTER_NAME}": "false"}}),
+        _statement("ToilRolesAndInstanceProfiles", CONTROLLER_IAM_ACTIONS, [toil_roles, f"{iam}:instance-profile/{TOIL_IAM_NAME_PATTERN}"]),
+        # Unconditioned: AddRoleToInstanceProfile checks PassRole too, and AWS does not document
+        # which iam:PassedToService it evaluates there. The roles' trust policy admits EC2 only.
+        _statement("PassToilRoles", ["iam:PassRole"], toil_roles),
+        _statement(
+            "ToilInternalBucket",
+            CONTROLLER_INTERNAL_BUCKET_ACTIONS,
+            [_s3(partition, INTERNAL_BUCKET_PATTERN), _s3(partition, INTERNAL_BUCKET_PATTERN + "/*")],
+        ),
+    )

@@ -1,0 +1,139 @@
+"""A recording (and fault-injecting) HTTP proxy in front of the embedded AWS endpoint.
+
+Tests point a client at the proxy instead of moto to learn which AWS API calls a module made
+(``calls``: ``[("ec2", "RunInstances"), ("s3", "PUT /bucket"), ...]``), for example to prove
+that a re-run or a check-mode run makes no mutating call. ``fail_next(action, code)`` makes
+the next calls of an action fail the way AWS fails them, for retry tests.
+Everything stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+# Calls that only read: a run that makes none of the others changed nothing.
+READ_ONLY = re.compile(r"^(Describe|Get|List|Head|Lookup|Select)|^(GET|HEAD) ")
+_ERRORS = {  # how AWS says "slow down" per service
+    "ec2": (503, "RequestLimitExceeded"),
+    "s3": (503, "SlowDown"),
+}
+
+
+def _action(service, method, path, headers, body):
+    target = headers.get("X-Amz-Target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    if service == "s3":
+        return f"{method} {urllib.parse.urlsplit(path).path}"
+    query = urllib.parse.urlsplit(path).query
+    for source in (body.decode("utf-8", "replace"), query):
+        action = urllib.parse.parse_qs(source).get("Action")
+        if action:
+            return action[0]
+    return f"{method} {urllib.parse.urlsplit(path).path}"
+
+
+class AWSProxy:
+    """``AWSProxy(upstream_url)``; ``.start()``, ``.url``, ``.calls``, ``.mutating_calls()``, ``.stop()``."""
+
+    def __init__(self, upstream_url):
+        parts = urllib.parse.urlsplit(upstream_url)
+        self.upstream = (parts.hostname, parts.port)
+        self.calls = []
+        self._faults = {}
+        self._lock = threading.Lock()
+        self._server = None
+        self._thread = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def fail_next(self, action, times=1, status=None, code=None):
+        """Answer the next ``times`` calls of ``action`` with an AWS throttling error."""
+        with self._lock:
+            self._faults[action] = [times, status, code]
+
+    def clear(self):
+        with self._lock:
+            self.calls.clear()
+
+    def mutating_calls(self):
+        with self._lock:
+            return [(service, action) for service, action in self.calls if not READ_ONLY.search(action)]
+
+    def _fault(self, service, action):
+        with self._lock:
+            fault = self._faults.get(action)
+            if not fault or fault[0] <= 0:
+                return None
+            fault[0] -= 1
+        status, code = _ERRORS.get(service, (400, "Throttling"))
+        return fault[1] or status, fault[2] or code
+
+    def start(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _relay(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                match = _SERVICE.search(self.headers.get("Authorization", ""))
+                service = match.group(1) if match else "unknown"
+                action = _action(service, self.command, self.path, self.headers, body)
+                with proxy._lock:
+                    proxy.calls.append((service, action))
+                fault = proxy._fault(service, action)
+                if fault:
+                    status, code = fault
+                    payload = f"<Response><Errors><Error><Code>{code}</Code><Message>injected</Message></Error></Errors></Response>".encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                connection = http.client.HTTPConnection(*proxy.upstream, timeout=120)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+                self.send_response(response.status, response.reason)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                connection.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
