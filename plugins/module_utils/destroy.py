@@ -49,8 +49,9 @@ def _auto_scaling_groups(autoscaling, cluster_name):
 
 
 def _bucket_exists(s3, bucket):
+    # GetBucketLocation rather than HeadBucket: same answer, and an IAM action of the same name.
     try:
-        s3.head_bucket(Bucket=bucket, aws_retry=True)
+        s3.get_bucket_location(Bucket=bucket, aws_retry=True)
         return True
     except is_boto3_error_code(["404", "NoSuchBucket", "NotFound"]):
         return False

@@ -256,13 +256,10 @@ def validate_bucket_name(name):
 
 
 def _bucket_names(s3_buckets):
+    """Validated, deduplicated and sorted: the same buckets in any order give the same document."""
     if isinstance(s3_buckets, str) or not isinstance(s3_buckets, list | tuple | set | frozenset):
         raise ToilInputError(f"s3_buckets must be a list of bucket names, not {s3_buckets!r}.")
-    names = []
-    for name in s3_buckets:
-        if validate_bucket_name(name) not in names:
-            names.append(name)
-    return names
+    return sorted({validate_bucket_name(name) for name in s3_buckets})
 
 
 def _check_partition(partition):

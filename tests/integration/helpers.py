@@ -16,8 +16,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
+# tools/ (the endpoint, leak check, proxy) and the collection itself (for its pure module_utils).
+for _path in (TOOLS, REPO / ".venv" / "collections"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from aws_leaks import format_leftovers, leftover_resources  # noqa: E402
 from aws_proxy import AWSProxy  # noqa: E402

@@ -338,8 +338,9 @@ def test_only_listed_buckets_are_reachable():
     }
 
 
-def test_repeated_buckets_are_listed_once():
-    policies = nodes(s3_buckets=["my-lab-data", "my-lab-data", "other-data"])
+def test_repeated_buckets_are_listed_once_in_a_stable_order():
+    policies = nodes(s3_buckets=["other-data", "my-lab-data", "my-lab-data"])
+    assert policies == nodes(s3_buckets=("my-lab-data", "other-data")) == nodes(s3_buckets={"other-data", "my-lab-data"})
     resources = [resource for statement in statements(policies["workflow_buckets"]) for resource in as_list(statement["Resource"])]
     assert resources == ["arn:aws:s3:::my-lab-data", "arn:aws:s3:::other-data", "arn:aws:s3:::my-lab-data/*", "arn:aws:s3:::other-data/*"]
 
