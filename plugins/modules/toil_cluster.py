@@ -154,13 +154,13 @@ leader:
   returned: state=present
   type: dict
   contains:
-    instance_id: {description: The instance ID., type: str}
-    private_ip: {description: The private IPv4 address., type: str}
-    public_ip: {description: The public IPv4 address, or null., type: str}
-    zone: {description: The availability zone., type: str}
-    instance_type: {description: The instance type., type: str}
-    state: {description: The instance state., type: str}
-    image_id: {description: The AMI., type: str}
+    instance_id: {description: "The instance ID.", type: str}
+    private_ip: {description: "The private IPv4 address.", type: str}
+    public_ip: {description: "The public IPv4 address, or null.", type: str}
+    zone: {description: "The availability zone.", type: str}
+    instance_type: {description: "The instance type.", type: str}
+    state: {description: "The instance state.", type: str}
+    image_id: {description: "The AMI.", type: str}
 security_group_id:
   description: The cluster's security group; null in check mode when it would be created.
   returned: state=present
@@ -193,14 +193,14 @@ removed:
   returned: state=absent
   type: dict
   contains:
-    leader: {description: The leader's instance ID, or null., type: str}
-    instances: {description: Every instance of the cluster., type: list, elements: str}
-    spot_requests: {description: Open spot requests tagged for the cluster., type: list, elements: str}
-    launch_templates: {description: Launch templates tagged for the cluster., type: list, elements: str}
-    auto_scaling_groups: {description: Auto scaling groups tagged for the cluster (Toil's managed pools)., type: list, elements: str}
-    security_groups: {description: Security groups named like the cluster., type: list, elements: str}
-    iam_role: {description: The IAM role, or null., type: str}
-    instance_profile: {description: The instance profile, or null., type: str}
+    leader: {description: "The leader's instance ID, or null.", type: str}
+    instances: {description: "Every instance of the cluster.", type: list, elements: str}
+    spot_requests: {description: "Open spot requests tagged for the cluster.", type: list, elements: str}
+    launch_templates: {description: "Launch templates tagged for the cluster.", type: list, elements: str}
+    auto_scaling_groups: {description: "Auto scaling groups tagged for the cluster (Toil's managed pools).", type: list, elements: str}
+    security_groups: {description: "Security groups named like the cluster.", type: list, elements: str}
+    iam_role: {description: "The IAM role, or null.", type: str}
+    instance_profile: {description: "The instance profile, or null.", type: str}
     buckets: {description: "Toil's internal bucket C(<name>--internal), if it existed.", type: list, elements: str}
 """
 

@@ -262,6 +262,12 @@ def test_absent_removes_everything_in_order_and_is_idempotent(aws, run_playbook,
         LaunchTemplateData={"InstanceType": "m5.large"},
         TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "clusterName", "Value": "tcl-gone"}]}],
     )
+    # A spot worker as Toil requests it (moto honours group names, not ids, in spot launch specifications).
+    spot = ec2.request_spot_instances(
+        SpotPrice="0.5",
+        LaunchSpecification={"ImageId": NEWEST_DEBIAN_AMD64, "InstanceType": "m5.large", "SecurityGroups": ["tcl-gone"]},
+        TagSpecifications=[{"ResourceType": "spot-instances-request", "Tags": [{"Key": "clusterName", "Value": "tcl-gone"}]}],
+    )["SpotInstanceRequests"][0]["SpotInstanceRequestId"]
     s3.create_bucket(Bucket="tcl-gone--internal", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     s3.put_bucket_versioning(Bucket="tcl-gone--internal", VersioningConfiguration={"Status": "Enabled"})
     for body in (b"one", b"two"):
@@ -272,7 +278,10 @@ def test_absent_removes_everything_in_order_and_is_idempotent(aws, run_playbook,
     assert aws_calls.mutating_calls() == []
     planned = check["removed"]
     assert planned["leader"] == launched["leader"]["instance_id"]
-    assert sorted(planned["instances"]) == sorted([launched["leader"]["instance_id"], worker, stopped])
+    assert {launched["leader"]["instance_id"], worker, stopped} <= set(planned["instances"])
+    assert planned["spot_requests"] == [spot]
+    spot_instance = ec2.describe_spot_instance_requests(SpotInstanceRequestIds=[spot])["SpotInstanceRequests"][0]["InstanceId"]
+    assert spot_instance in planned["instances"]
     assert planned["launch_templates"] == ["tcl-gone-lt-m5.large"]
     assert planned["security_groups"] == [group_id]
     assert planned["buckets"] == ["tcl-gone--internal"]
