@@ -133,7 +133,8 @@ def ami_catalogue(python: str) -> str:
     """moto's own AMIs plus official-looking Debian 12 ones (tools/debian_amis.json), as a MOTO_AMIS_PATH file.
 
     Real regions hold Debian's images (owner 136693071363), which moto lacks; the collection's default
-    leader image is the newest of them. The file is named by its content, so it is written once.
+    leader image is the newest of them. The file is named by its content, so it is written once, in the
+    virtual environment that runs moto.
     """
     script = "import gzip, json, moto, os; print(os.path.join(os.path.dirname(moto.__file__), 'ec2', 'resources', 'amis.json.gz'))"
     default = subprocess.run([python, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
@@ -155,7 +156,10 @@ def ami_catalogue(python: str) -> str:
             }
         )
     text = json.dumps(amis, sort_keys=True)
-    path = Path(tempfile.gettempdir()) / f"toil-cluster-moto-amis-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    # Kept in the environment that runs moto (.venv), where it is reused, rather than in a temp directory.
+    home = Path(os.path.abspath(python)).parent.parent
+    directory = home if os.access(home, os.W_OK) else Path(tempfile.gettempdir())
+    path = directory / f"toil-cluster-moto-amis-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
     if not path.exists():
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text(text, encoding="utf-8")
