@@ -2,9 +2,11 @@
 
 Tests point a client at the proxy instead of moto to learn which AWS API calls a module made
 (``calls``: ``[("ec2", "RunInstances"), ("s3", "PUT /bucket"), ...]``), for example to prove
-that a re-run or a check-mode run makes no mutating call. ``fail_next(action, code)`` makes
-the next calls of an action fail the way AWS fails them, for retry tests.
-Everything stays on 127.0.0.1.
+that a re-run or a check-mode run makes no mutating call. ``fail_next(action, ...)`` makes
+the next calls of an action (optionally only those with given parameters) fail the way AWS
+fails them. ``client_tokens=True`` gives RunInstances EC2's documented idempotency, which moto
+lacks: a request whose ClientToken was seen gets the first request's answer, also when both
+arrive at once. Everything stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -41,10 +43,13 @@ def _action(service, method, path, headers, body):
 class AWSProxy:
     """``AWSProxy(upstream_url)``; ``.start()``, ``.url``, ``.calls``, ``.mutating_calls()``, ``.stop()``."""
 
-    def __init__(self, upstream_url):
+    def __init__(self, upstream_url, client_tokens=False):
         parts = urllib.parse.urlsplit(upstream_url)
         self.upstream = (parts.hostname, parts.port)
         self.calls = []
+        self.requests = []  # (service, action, form parameters) of form-encoded calls
+        self.client_tokens = client_tokens
+        self._tokens = {}  # ClientToken -> [threading.Event, (status, reason, headers, body)]
         self._faults = {}
         self._lock = threading.Lock()
         self._server = None
@@ -54,10 +59,13 @@ class AWSProxy:
     def url(self):
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def fail_next(self, action, times=1, status=None, code=None):
-        """Answer the next ``times`` calls of ``action`` with an AWS throttling error."""
+    def fail_next(self, action, times=1, status=None, code=None, match=None):
+        """Answer the next ``times`` calls of ``action`` (those whose parameters include ``match``) with an error.
+
+        The default error is the service's throttling answer; ``status``/``code`` choose another.
+        """
         with self._lock:
-            self._faults[action] = [times, status, code]
+            self._faults.setdefault(action, []).append([times, status, code, dict(match or {})])
 
     def clear(self):
         with self._lock:
@@ -67,14 +75,21 @@ class AWSProxy:
         with self._lock:
             return [(service, action) for service, action in self.calls if not READ_ONLY.search(action)]
 
-    def _fault(self, service, action):
+    def _fault(self, service, action, params):
         with self._lock:
-            fault = self._faults.get(action)
-            if not fault or fault[0] <= 0:
+            for fault in self._faults.get(action, []):
+                if fault[0] > 0 and all(params.get(k) == v for k, v in fault[3].items()):
+                    fault[0] -= 1
+                    break
+            else:
                 return None
-            fault[0] -= 1
         status, code = _ERRORS.get(service, (400, "Throttling"))
         return fault[1] or status, fault[2] or code
+
+    def count(self, action, **match):
+        """How many calls of ``action`` had (at least) these form parameters."""
+        with self._lock:
+            return sum(1 for _s, a, p in self.requests if a == action and all(p.get(k) == v for k, v in match.items()))
 
     def start(self):
         proxy = self
@@ -91,9 +106,13 @@ class AWSProxy:
                 match = _SERVICE.search(self.headers.get("Authorization", ""))
                 service = match.group(1) if match else "unknown"
                 action = _action(service, self.command, self.path, self.headers, body)
+                params = {}
+                if "x-www-form-urlencoded" in self.headers.get("Content-Type", ""):
+                    params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
                 with proxy._lock:
                     proxy.calls.append((service, action))
-                fault = proxy._fault(service, action)
+                    proxy.requests.append((service, action, params))
+                fault = proxy._fault(service, action, params)
                 if fault:
                     status, code = fault
                     payload = f"<Response><Errors><Error><Code>{code}</Code><Message>injected</Message></Error></Errors></Response>".encode()
@@ -103,20 +122,41 @@ class AWSProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                token = params.get("ClientToken") if proxy.client_tokens and action == "RunInstances" else None
+                if token:
+                    with proxy._lock:
+                        entry = proxy._tokens.get(token)
+                        first = entry is None
+                        if first:
+                            entry = proxy._tokens[token] = [threading.Event(), None]
+                    if not first:
+                        entry[0].wait(120)
+                        self._answer(*entry[1])
+                        return
+                answer = self._forward(body)
+                if token:
+                    entry[1] = answer
+                    entry[0].set()
+                self._answer(*answer)
+
+            def _forward(self, body):
                 connection = http.client.HTTPConnection(*proxy.upstream, timeout=120)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()
-                data = response.read()
-                self.send_response(response.status, response.reason)
-                for key, value in response.getheaders():
+                answer = (response.status, response.reason, response.getheaders(), response.read())
+                connection.close()
+                return answer
+
+            def _answer(self, status, reason, headers, data):
+                self.send_response(status, reason)
+                for key, value in headers:
                     if key.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
-                connection.close()
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
 

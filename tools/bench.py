@@ -1,8 +1,8 @@
 """Run the benchmarks in tests/bench side by side with their anchors and print the ratios.
 
 Each tests/bench/bench_*.py defines BENCHMARKS: callables taking the embedded endpoint and returning
-{"name", "ours", "anchor", "anchor_name", optional "unit", "note"}. One endpoint serves the whole run,
-reset between benchmarks.
+{"name", "ours", "anchor", "anchor_name", optional "unit", "note"}, or a list of such rows when one run
+measures several things. One endpoint serves the whole run, reset between benchmarks.
 """
 
 from __future__ import annotations
@@ -27,13 +27,20 @@ def load_benchmarks():
     return benchmarks
 
 
+def format_value(value, unit):
+    """Seconds with three decimals; counts (calls, ...) as whole numbers when they are."""
+    if unit != "s" and float(value).is_integer():
+        return f"{int(value)} {unit}"
+    return f"{value:.3f} {unit}"
+
+
 def format_table(rows):
     header = ("benchmark", "ours", "anchor", "anchor value", "ratio (ours/anchor)")
     lines = [header]
     for row in rows:
         unit = row.get("unit", "s")
         ratio = row["ours"] / row["anchor"] if row["anchor"] else float("inf")
-        lines.append((row["name"], f"{row['ours']:.3f} {unit}", row["anchor_name"], f"{row['anchor']:.3f} {unit}", f"{ratio:.2f}"))
+        lines.append((row["name"], format_value(row["ours"], unit), row["anchor_name"], format_value(row["anchor"], unit), f"{ratio:.2f}"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in lines]
     out.insert(1, "  ".join("-" * width for width in widths))
@@ -47,7 +54,8 @@ def main():
         with EmbeddedAWS() as endpoint:
             for benchmark in benchmarks:
                 endpoint.reset()
-                rows.append(benchmark(endpoint))
+                result = benchmark(endpoint)
+                rows.extend(result if isinstance(result, list) else [result])
     print(format_table(rows))
     if not rows:
         print("(no benchmarks yet: add tests/bench/bench_*.py)")

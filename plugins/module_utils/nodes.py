@@ -31,7 +31,7 @@ PAGE_SIZE = 1000
 
 
 @AWS_RETRY
-def _describe(ec2, filters):
+def describe_instances(ec2, filters):
     paginator = ec2.get_paginator("describe_instances")
     instances = []
     for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
@@ -49,7 +49,7 @@ def cluster_instances(ec2, cluster_name, include_stopped=False):
         {"Name": "instance.group-name", "Values": [cluster_name]},
         {"Name": "tag:" + TAG_CLUSTER_NAME, "Values": [cluster_name]},
     ):
-        for instance in _describe(ec2, [membership, state_filter]):
+        for instance in describe_instances(ec2, [membership, state_filter]):
             found.setdefault(instance["InstanceId"], instance)
     return sorted(found.values(), key=lambda i: (i["LaunchTime"], i["InstanceId"]))
 
@@ -57,7 +57,7 @@ def cluster_instances(ec2, cluster_name, include_stopped=False):
 def toil_instances(ec2, include_stopped=False):
     """Every instance that carries Toil's node-type tag, in any cluster."""
     states = list(LIVE_STATES + (STOPPED_STATES if include_stopped else ()))
-    return _describe(ec2, [{"Name": "tag-key", "Values": [TAG_NODE_TYPE]}, {"Name": "instance-state-name", "Values": states}])
+    return describe_instances(ec2, [{"Name": "tag-key", "Values": [TAG_NODE_TYPE]}, {"Name": "instance-state-name", "Values": states}])
 
 
 def cluster_name_of(instance):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from toil_shapes import iam_name, make_group, make_iam, make_toil_cluster, run_nodes
 
 
@@ -44,6 +46,7 @@ def test_membership_by_tag_or_group_and_leader_by_tag(aws, run_playbook):
     group_id = make_group(aws, "tc-mixed")
     # The oldest node is an untagged worker in the group; the tagged leader is younger: the tag wins.
     (old_worker,) = run_nodes(aws, 1, group_id=group_id)
+    time.sleep(1.1)
     (leader,) = run_nodes(aws, 1, group_id=group_id, tags={"ToilNodeType": "leader", "clusterName": "tc-mixed"})
     # A node outside the group, tagged for the cluster, belongs to it too.
     (tagged_only,) = run_nodes(aws, 1, tags={"clusterName": "tc-mixed", "ToilNodeType": "worker"})
@@ -56,7 +59,9 @@ def test_membership_by_tag_or_group_and_leader_by_tag(aws, run_playbook):
 
 def test_oldest_node_is_leader_without_tags(aws, run_playbook):
     group_id = make_group(aws, "tc-untagged")
-    first, second = run_nodes(aws, 2, group_id=group_id)
+    (first,) = run_nodes(aws, 1, group_id=group_id)
+    time.sleep(1.1)  # LaunchTime has one-second resolution, on AWS as on moto
+    (second,) = run_nodes(aws, 1, group_id=group_id)
     cluster = run_playbook(info_play(name="tc-untagged")).task("info")["clusters"][0]
     assert cluster["leader"]["instance_id"] == first
     assert [w["instance_id"] for w in cluster["workers"]] == [second]

@@ -1,0 +1,426 @@
+# -*- coding: utf-8 -*-
+# Copyright: toil.cluster contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Worker pools: the worker half of ``toil launch-cluster --nodeTypes ... -w ...``, and the scaler's actuator.
+
+A pool is the cluster's workers tagged ``toil.cluster/pool=<name>``. Unlike Toil: scale-up is one
+RunInstances per instance type tried (Toil tags each node with one call per tag after launch,
+and leaves their volumes untagged); a capacity error moves on to the pool's next instance type
+and what could not be launched is reported as ``deficit``; a ClientToken derived from the
+pool's intent (its members and target) makes a retried or concurrent run launch once.
+Scale-down never goes below the pool's minimum and never touches the leader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import statistics
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+
+from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.leader import IMDS_HOP_LIMIT, instance_type_info, resolve_image
+from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
+from ansible_collections.toil.cluster.plugins.module_utils.node_specs import normalize_worker_pool
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import POOL_TAG, cluster_instances, describe_instances, find_leader, is_preemptible
+from ansible_collections.toil.cluster.plugins.module_utils.security_group import find_cluster_security_groups
+from ansible_collections.toil.cluster.plugins.module_utils.tags import (
+    NODE_TYPE_WORKER,
+    TAG_CLUSTER_NAME,
+    TAG_NODE_TYPE,
+    TAG_SSH_KEY_NAME,
+    boto3_tag_list,
+    tag_dict,
+)
+
+PREEMPTIBLE_TAG = "toil.cluster/preemptible"
+LABELS_TAG = "toil.cluster/labels"
+# Set on a node by the kubernetes role once it has joined; nodes without it go first on scale-down.
+JOINED_TAG = "toil.cluster/joined"
+SPOT_LABEL = "eks.amazonaws.com/capacityType=SPOT"  # what Toil's Kubernetes batch system looks for
+# EC2's answers when a type cannot be had now: try the next type, then report a deficit.
+CAPACITY_ERRORS = (
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "SpotMaxPriceTooLow",
+    "MaxSpotInstanceCountExceeded",
+    "InsufficientHostCapacity",
+    "Unsupported",
+)
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_PUBLIC_KEY = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$")
+_INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+SPOT_HISTORY_DAYS = 7
+
+
+@dataclass
+class PoolSpec:
+    cluster: str
+    pool: object  # node_specs.WorkerPool
+    desired: int
+    node_storage: int = 50
+    zone: str = None
+    subnets: tuple = ()
+    labels: dict = field(default_factory=dict)
+    authorized_keys: tuple = ()
+    victims: tuple = ()
+    image_id: str = None
+
+    @property
+    def name(self):
+        return self.pool.name
+
+    @property
+    def node_type(self):
+        return self.pool.node_type
+
+
+def _labels(labels, preemptible):
+    checked = {}
+    for key, raw in (labels or {}).items():
+        value = "" if raw is None else str(raw)
+        if not isinstance(key, str) or not _LABEL_KEY.match(key) or len(key) > 253:
+            raise ToilInputError(f"labels: '{key}' is not a Kubernetes label key.")
+        if not _LABEL_VALUE.match(value):
+            raise ToilInputError(f"labels: '{value}' (for '{key}') is not a Kubernetes label value.")
+        checked[key] = value
+    if preemptible:
+        key, value = SPOT_LABEL.split("=")
+        checked[key] = value
+    text = ",".join(f"{k}={v}" for k, v in sorted(checked.items()))
+    if len(text) > 256:
+        raise ToilInputError("labels: together they must fit 256 characters (they travel as one instance tag).")
+    return checked
+
+
+def validate_pool_spec(params):
+    """Every option checked without AWS; returns a PoolSpec."""
+    pool_fields = {"node_types": params["node_types"], "name": params.get("name")}
+    count, low, high = params.get("count"), params.get("min_size"), params.get("max_size")
+    if count is not None and (low is not None or high is not None):
+        raise ToilInputError("Give either count (a static pool) or min_size and max_size (a ranged pool), not both.")
+    if params.get("state", "present") == "absent" and count is None and low is None and high is None:
+        count = 0  # an absent pool needs no size
+    if count is not None:
+        pool_fields["count"] = count
+    else:
+        pool_fields.update(min_size=low, max_size=high)
+    pool = normalize_worker_pool(pool_fields)
+    desired = params.get("desired")
+    if desired is not None:
+        if pool.static:
+            raise ToilInputError("desired applies to a ranged pool (min_size/max_size); a static pool's size is count.")
+        if not pool.min_size <= desired <= pool.max_size:
+            raise ToilInputError(f"desired {desired} is outside the pool's range {pool.min_size}-{pool.max_size}.")
+    storage = params.get("node_storage", 50)
+    if storage < 8:
+        raise ToilInputError(f"node_storage must be at least 8 GiB, got {storage}.")
+    keys = tuple(k.strip() for k in params.get("authorized_keys") or ())
+    for key in keys:
+        if not _PUBLIC_KEY.match(key):
+            raise ToilInputError(f"authorized_keys: '{key[:40]}...' is not an OpenSSH public key line.")
+    victims = tuple(params.get("terminate_instance_ids") or ())
+    for victim in victims:
+        if not _INSTANCE_ID.match(victim):
+            raise ToilInputError(f"terminate_instance_ids: '{victim}' is not an instance ID.")
+    return PoolSpec(
+        cluster=validate_cluster_name(params["cluster"]),
+        pool=pool,
+        desired=pool.max_size if pool.static else desired,
+        node_storage=storage,
+        zone=params.get("zone"),
+        subnets=tuple(params.get("subnets") or ()),
+        labels=_labels(params.get("labels"), pool.node_type.preemptible),
+        authorized_keys=keys,
+        victims=victims,
+        image_id=params.get("image_id"),
+    )
+
+
+@dataclass
+class ClusterContext:
+    """What a pool takes from its cluster: the leader's group, profile, key, VPC and tags."""
+
+    leader: dict
+    group_id: str
+    vpc_id: str
+    profile_arn: str
+    key_name: str
+    base_tags: dict
+
+
+def cluster_context(ec2, cluster):
+    leader = find_leader(cluster_instances(ec2, cluster, include_stopped=True))
+    if leader is None:
+        raise ToilInputError(f"Unknown cluster '{cluster}': no leader found in this region. Launch it with toil.cluster.toil_cluster first.")
+    groups = find_cluster_security_groups(ec2, cluster, leader.get("VpcId"))
+    if not groups:
+        raise ToilInputError(f"Cluster '{cluster}' has no security group named {cluster} in {leader.get('VpcId')}.")
+    tags = tag_dict(leader.get("Tags"))
+    base = {k: v for k, v in tags.items() if k not in (TAG_NODE_TYPE, TAG_SSH_KEY_NAME) and not k.startswith("aws:")}
+    base.setdefault(TAG_CLUSTER_NAME, cluster)
+    return ClusterContext(
+        leader=leader,
+        group_id=groups[0]["GroupId"],
+        vpc_id=leader.get("VpcId"),
+        profile_arn=leader.get("IamInstanceProfile", {}).get("Arn"),
+        key_name=leader.get("KeyName") or tags.get(TAG_SSH_KEY_NAME),
+        base_tags=base,
+    )
+
+
+def pool_members(ec2, cluster, pool_name, leader_id):
+    filters = [
+        {"Name": "tag:" + TAG_CLUSTER_NAME, "Values": [cluster]},
+        {"Name": "tag:" + POOL_TAG, "Values": [pool_name]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]},
+    ]
+    members = [i for i in describe_instances(ec2, filters) if i["InstanceId"] != leader_id]
+    return sorted(members, key=lambda i: (i["LaunchTime"], i["InstanceId"]))
+
+
+def worker_tags(spec, context):
+    tags = dict(context.base_tags)
+    tags.update({TAG_NODE_TYPE: NODE_TYPE_WORKER, POOL_TAG: spec.name, PREEMPTIBLE_TAG: str(spec.node_type.preemptible).lower()})
+    if spec.labels:
+        tags[LABELS_TAG] = ",".join(f"{k}={v}" for k, v in sorted(spec.labels.items()))
+    return tags
+
+
+def user_data(authorized_keys):
+    """cloud-init: the keys the leader's scaler uses to configure the nodes it launches."""
+    if not authorized_keys:
+        return None
+    lines = ["#cloud-config", "ssh_authorized_keys:"] + [f"  - {key}" for key in authorized_keys]
+    return "\n".join(lines) + "\n"
+
+
+def choose_spot_zone(ec2, instance_type, bid, zones, now=None):
+    """Toil's rule (choose_spot_zone): zones whose latest price is under the bid, then the steadiest."""
+    now = now or datetime.now(UTC)
+    history = []
+    paginator = ec2.get_paginator("describe_spot_price_history")
+    for page in paginator.paginate(
+        InstanceTypes=[instance_type], ProductDescriptions=["Linux/UNIX"], StartTime=now - timedelta(days=SPOT_HISTORY_DAYS), EndTime=now
+    ):
+        history.extend(page["SpotPriceHistory"])
+    by_zone = {}
+    for point in history:
+        if point["AvailabilityZone"] in zones:
+            by_zone.setdefault(point["AvailabilityZone"], []).append(point)
+    candidates = []
+    for zone, points in by_zone.items():
+        latest = max(points, key=lambda p: p["Timestamp"])
+        prices = [float(p["SpotPrice"]) for p in points]
+        if float(latest["SpotPrice"]) <= bid:
+            candidates.append((statistics.pstdev(prices), zone))
+    return min(candidates)[1] if candidates else None
+
+
+def pool_subnets(ec2, spec, context):
+    """Where the pool's nodes go: ``subnets``, else ``zone``'s subnet, else (spot) the best zone, else the leader's."""
+    if spec.subnets:
+        subnets = ec2.describe_subnets(SubnetIds=list(spec.subnets), aws_retry=True)["Subnets"]
+        for subnet in subnets:
+            if subnet["VpcId"] != context.vpc_id:
+                raise ToilInputError(f"Subnet {subnet['SubnetId']} is not in the cluster's VPC {context.vpc_id}.")
+        return [s["SubnetId"] for s in subnets]
+    vpc_subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [context.vpc_id]}], aws_retry=True)["Subnets"]
+    zone = spec.zone
+    if zone is None and spec.node_type.preemptible:
+        zone = choose_spot_zone(ec2, spec.node_type.instance_types[0], spec.node_type.spot_bid, {s["AvailabilityZone"] for s in vpc_subnets})
+    if zone is None:
+        return [context.leader["SubnetId"]]
+    in_zone = sorted((s for s in vpc_subnets if s["AvailabilityZone"] == zone), key=lambda s: (not s.get("DefaultForAz"), s["SubnetId"]))
+    if not in_zone:
+        raise ToilInputError(f"The cluster's VPC {context.vpc_id} has no subnet in {zone}.")
+    return [in_zone[0]["SubnetId"]]
+
+
+def launch_token(spec, members, instance_type, target, attempt=0):
+    """The same intent (pool, its current members, the target size, the type) gives the same token."""
+    intent = "/".join([spec.cluster, spec.name, instance_type, str(target), ",".join(sorted(i["InstanceId"] for i in members)), str(attempt)])
+    return hashlib.sha256(intent.encode()).hexdigest()[:64]
+
+
+def launch_request(spec, context, instance_type, image, subnet_id, count, tags):
+    request = {
+        "ImageId": image["ImageId"],
+        "InstanceType": instance_type,
+        "MinCount": 1,
+        "MaxCount": count,
+        "SubnetId": subnet_id,
+        "SecurityGroupIds": [context.group_id],
+        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": IMDS_HOP_LIMIT, "HttpEndpoint": "enabled"},
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": image.get("RootDeviceName", "/dev/xvda"),
+                "Ebs": {"VolumeSize": spec.node_storage, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+            }
+        ],
+        "TagSpecifications": [{"ResourceType": kind, "Tags": boto3_tag_list(tags)} for kind in ("instance", "volume", "network-interface")],
+    }
+    if context.key_name:
+        request["KeyName"] = context.key_name
+    if context.profile_arn:
+        request["IamInstanceProfile"] = {"Arn": context.profile_arn}
+    if spec.node_type.preemptible:
+        request["InstanceMarketOptions"] = {
+            "MarketType": "spot",
+            "SpotOptions": {"MaxPrice": f"{spec.node_type.spot_bid:g}", "SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
+        }
+    data = user_data(spec.authorized_keys)
+    if data:
+        request["UserData"] = data
+    return request
+
+
+def _run_capacity(ec2, request):
+    """RunInstances, or None when EC2 has no capacity for it (a code in CAPACITY_ERRORS)."""
+    try:
+        return ec2.run_instances(aws_retry=True, **request)["Instances"]
+    except is_boto3_error_code(list(CAPACITY_ERRORS)) as error:
+        return error.response["Error"]["Code"]
+
+
+def scale_up(ec2, spec, context, members, shortfall, images, subnets):
+    """Launch ``shortfall`` nodes. Returns (launched, deficit, capacity errors).
+
+    Per instance type (and subnet) tried: one RunInstances for the whole shortfall
+    (MinCount = MaxCount); only when EC2 has not that much capacity, a second one that takes
+    what there is (MinCount 1), before moving on to the next type.
+    """
+    launched, errors = [], []
+    tags = worker_tags(spec, context)
+    target = len(members) + shortfall
+    for instance_type in spec.node_type.instance_types:
+        for subnet_id in subnets:
+            for minimum in dict.fromkeys((shortfall, 1)):
+                if shortfall <= 0:
+                    return launched, 0, errors
+                request = launch_request(spec, context, instance_type, images[instance_type], subnet_id, shortfall, tags)
+                request["MinCount"] = min(minimum, shortfall)
+                request["ClientToken"] = launch_token(spec, members + launched, instance_type, target, attempt=request["MinCount"])
+                answer = _run_capacity(ec2, request)
+                if isinstance(answer, str):
+                    errors.append(f"{instance_type} in {subnet_id} (at least {request['MinCount']}): {answer}")
+                    continue
+                launched.extend(answer)
+                shortfall -= len(answer)
+                break
+    return launched, max(shortfall, 0), errors
+
+
+def removal_order(members, victims):
+    """Who goes first on scale-down: the scaler's victims, then nodes not yet joined, then the newest."""
+    victim_set = set(victims)
+
+    def key(instance):
+        joined = tag_dict(instance.get("Tags")).get(JOINED_TAG) == "true"
+        return (instance["InstanceId"] not in victim_set, joined, -instance["LaunchTime"].timestamp(), instance["InstanceId"])
+
+    return sorted(members, key=key)
+
+
+def instance_summary(instance):
+    return {
+        "instance_id": instance["InstanceId"],
+        "private_ip": instance.get("PrivateIpAddress"),
+        "public_ip": instance.get("PublicIpAddress"),
+        "instance_type": instance["InstanceType"],
+        "preemptible": is_preemptible(instance),
+        "launch_time": instance["LaunchTime"].isoformat(),
+        "state": instance["State"]["Name"],
+        "zone": instance.get("Placement", {}).get("AvailabilityZone"),
+    }
+
+
+def pool_summary(spec, instances, desired, deficit):
+    states = [i["State"]["Name"] for i in instances]
+    spot = sum(1 for i in instances if is_preemptible(i))
+    return {
+        "name": spec.name,
+        "cluster": spec.cluster,
+        "node_types": spec.node_type.spec,
+        "desired": desired,
+        "min_size": spec.pool.min_size,
+        "max_size": spec.pool.max_size,
+        "running": states.count("running"),
+        "pending": states.count("pending"),
+        "spot": spot,
+        "on_demand": len(instances) - spot,
+        "deficit": deficit,
+        "instances": [instance_summary(i) for i in instances],
+    }
+
+
+def _terminate(ec2, instance_ids, wait, timeout):
+    if not instance_ids:
+        return
+    ec2.terminate_instances(InstanceIds=list(instance_ids), aws_retry=True)
+    if wait:
+        delay = 5
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=list(instance_ids), WaiterConfig={"Delay": delay, "MaxAttempts": max(1, timeout // delay)})
+
+
+def _wait_running(ec2, instance_ids, timeout):
+    delay = 5
+    ec2.get_waiter("instance_running").wait(InstanceIds=list(instance_ids), WaiterConfig={"Delay": delay, "MaxAttempts": max(1, timeout // delay)})
+
+
+def _refresh(ec2, instance_ids):
+    if not instance_ids:
+        return []
+    found = describe_instances(ec2, [{"Name": "instance-id", "Values": list(instance_ids)}])
+    return sorted(found, key=lambda i: (i["LaunchTime"], i["InstanceId"]))
+
+
+def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
+    """Bring the pool to its size (or remove it). Returns (changed, pool summary, diff)."""
+    context = cluster_context(ec2, spec.cluster)
+    members = pool_members(ec2, spec.cluster, spec.name, context.leader["InstanceId"])
+    member_ids = {i["InstanceId"] for i in members}
+    strangers = [v for v in spec.victims if v not in member_ids]
+    if strangers:
+        raise ToilInputError(f"terminate_instance_ids {', '.join(strangers)} are not live nodes of pool {spec.name}: nothing was changed.")
+    if state == "absent":
+        desired = 0
+    elif spec.pool.static:
+        desired = spec.desired
+    else:
+        desired = spec.desired if spec.desired is not None else min(max(len(members), spec.pool.min_size), spec.pool.max_size)
+    before = {"size": len(members), "instances": sorted(member_ids)}
+    deficit, launched, errors = 0, [], []
+    if desired > len(members):
+        shortfall = desired - len(members)
+        images = {t: resolve_image(ec2, spec.image_id, instance_type_info(ec2, t)["architectures"]) for t in spec.node_type.instance_types}
+        subnets = pool_subnets(ec2, spec, context)
+        if check_mode:
+            remaining, changed = members, True
+        else:
+            launched, deficit, errors = scale_up(ec2, spec, context, members, shortfall, images, subnets)
+            if launched and wait:
+                _wait_running(ec2, [i["InstanceId"] for i in launched], wait_timeout)
+            remaining, changed = members + launched, bool(launched)
+    elif desired < len(members):
+        victims = removal_order(members, spec.victims)[: len(members) - desired]
+        if not check_mode:
+            _terminate(ec2, [v["InstanceId"] for v in victims], wait, wait_timeout)
+        gone = {v["InstanceId"] for v in victims}
+        remaining = [i for i in members if i["InstanceId"] not in gone]
+        changed = True
+    else:
+        remaining = members
+        changed = False
+    if not check_mode and (launched or desired < len(members)):
+        remaining = _refresh(ec2, [i["InstanceId"] for i in remaining])
+        remaining = [i for i in remaining if i["State"]["Name"] in ("pending", "running")]
+    summary = pool_summary(spec, remaining, desired, deficit)
+    if errors:
+        summary["capacity_errors"] = errors
+    after = {"size": desired if check_mode else len(remaining), "instances": sorted(i["InstanceId"] for i in remaining)}
+    return changed, summary, {"before": before, "after": after}

@@ -1,0 +1,226 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: toil.cluster contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+DOCUMENTATION = r"""
+module: toil_nodepool
+short_description: Size a Toil cluster's worker pool on AWS (static or ranged, on-demand or spot)
+version_added: 0.1.0
+description:
+  - The worker half of C(toil launch-cluster --nodeTypes ... -w ...), and the actuator of M(toil.cluster.toil_scaler).
+  - A pool is the cluster's workers tagged C(toil.cluster/pool=<name>). Workers join the cluster's security group (so
+    Toil's own provisioner sees them), use the leader's instance profile and key pair, require IMDSv2, boot from an
+    encrypted gp3 root volume, and carry the cluster's tags plus C(ToilNodeType=worker), the pool and whether they are
+    preemptible, on the instance and its volumes.
+  - Scale-up launches the shortfall with one RunInstances call per instance type tried. When a type has no capacity
+    (or spot costs more than the bid) the next type of the pool is tried, and what could not be launched is returned
+    as RV(pool.deficit) instead of failing. A ClientToken derived from the pool's intent makes a retried or
+    concurrent run launch once.
+  - Scale-down never goes below the pool's minimum and never touches the leader. It removes
+    O(terminate_instance_ids) first, then nodes that have not joined Kubernetes yet (no C(toil.cluster/joined=true)
+    tag), then the newest.
+author:
+  - toil.cluster contributors (@toil-cluster)
+options:
+  cluster:
+    description: The cluster's name. Its leader must exist (see M(toil.cluster.toil_cluster)).
+    type: str
+    required: true
+  name:
+    description:
+      - The pool's name, lowercase letters, digits and C(-). Defaults to the first instance type, with C(-spot) for
+        spot pools (C(c5.4xlarge:0.42) -> C(c5-4xlarge-spot)).
+    type: str
+  node_types:
+    description:
+      - The pool's node type, in Toil's syntax (C(c5.4xlarge/c5a.4xlarge:0.42); a bid means spot) or as a mapping
+        with C(instance_types) (a list, in order of preference) and C(spot_bid).
+    type: raw
+    required: true
+  count:
+    description: The size of a static pool. Mutually exclusive with O(min_size)/O(max_size).
+    type: int
+  min_size:
+    description: The lower bound of a ranged pool.
+    type: int
+  max_size:
+    description: The upper bound of a ranged pool.
+    type: int
+  desired:
+    description:
+      - The size a ranged pool should have now, within O(min_size) and O(max_size). Without it, the pool keeps its
+        current size brought within the bounds.
+    type: int
+  node_storage:
+    description: Size of each node's encrypted gp3 root volume, in GiB.
+    type: int
+    default: 50
+  zone:
+    description:
+      - The availability zone of new nodes. Defaults to the leader's zone for on-demand pools; for spot pools, the
+        zone whose recent spot price is under the bid and steadiest (Toil's rule), else the leader's.
+    type: str
+  subnets:
+    description: Subnets of the cluster's VPC for new nodes, tried in order. Overrides O(zone).
+    type: list
+    elements: str
+  labels:
+    description:
+      - Kubernetes node labels the C(kubernetes) role applies when the node joins. Spot nodes also get
+        C(eks.amazonaws.com/capacityType=SPOT), which Toil's Kubernetes batch system looks for.
+    type: dict
+    default: {}
+  authorized_keys:
+    description:
+      - OpenSSH public keys put on the nodes at boot through cloud-init, so the leader's scaler can configure the
+        nodes it launches.
+    type: list
+    elements: str
+    default: []
+  image_id:
+    description:
+      - The nodes' AMI. Defaults to C(TOIL_AWS_AMI), then the newest official Debian 12 AMI for each instance type's
+        architecture.
+    type: str
+  terminate_instance_ids:
+    description: Nodes of this pool to remove first when the pool shrinks (the scaler's choice).
+    type: list
+    elements: str
+    default: []
+  state:
+    description: V(present) sizes the pool; V(absent) terminates the pool's nodes (only them).
+    type: str
+    choices: [present, absent]
+    default: present
+  wait:
+    description: Wait until new nodes run and removed nodes are terminated.
+    type: bool
+    default: true
+  wait_timeout:
+    description: How long to wait, in seconds. The task fails when it runs out.
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - toil.cluster.aws.modules
+notes:
+  - Supports check mode and diff mode (pool sizes before and after).
+"""
+
+EXAMPLES = r"""
+- name: A static pool of 3 on-demand workers
+  toil.cluster.toil_nodepool:
+    cluster: my-cluster
+    node_types: m5.large
+    count: 3
+
+- name: A ranged spot pool that may fall back to a second type
+  toil.cluster.toil_nodepool:
+    cluster: my-cluster
+    name: align
+    node_types: c5.4xlarge/c5a.4xlarge:0.42
+    min_size: 0
+    max_size: 20
+    desired: 8
+    labels: {workload: align}
+  register: pool
+
+- name: Tell the scaler what could not be had
+  ansible.builtin.debug:
+    msg: "{{ pool.pool.deficit }} nodes short"
+
+- name: Remove a pool's nodes
+  toil.cluster.toil_nodepool:
+    cluster: my-cluster
+    node_types: m5.large
+    state: absent
+"""
+
+RETURN = r"""
+pool:
+  description: The pool after the change (in check mode, as it is, with RV(pool.desired) the size it would get).
+  returned: always
+  type: dict
+  contains:
+    name: {description: The pool's name., type: str}
+    cluster: {description: The cluster's name., type: str}
+    node_types: {description: "The node type, in Toil's syntax.", type: str}
+    desired: {description: The size asked for., type: int}
+    min_size: {description: The lower bound., type: int}
+    max_size: {description: The upper bound., type: int}
+    running: {description: Nodes running., type: int}
+    pending: {description: Nodes starting., type: int}
+    spot: {description: Spot nodes., type: int}
+    on_demand: {description: On-demand nodes., type: int}
+    deficit: {description: "Nodes that could not be launched (no capacity, or spot above the bid).", type: int}
+    capacity_errors: {description: "Why, per instance type and subnet tried.", type: list, elements: str, returned: when there is a deficit}
+    instances:
+      description: The pool's nodes, oldest first.
+      type: list
+      elements: dict
+      contains:
+        instance_id: {description: The instance ID., type: str}
+        private_ip: {description: The private IPv4 address., type: str}
+        public_ip: {description: "The public IPv4 address, or null.", type: str}
+        instance_type: {description: The instance type., type: str}
+        preemptible: {description: Whether the node is a spot instance., type: bool}
+        launch_time: {description: The launch time (ISO 8601)., type: str}
+        state: {description: The instance state., type: str}
+        zone: {description: The availability zone., type: str}
+"""
+
+try:  # noqa: SIM105 - Ansible modules report a missing boto3 themselves
+    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+except ImportError:
+    pass
+
+from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
+from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec
+from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
+
+
+def main():
+    module = ToilAWSModule(
+        argument_spec=dict(
+            cluster=dict(type="str", required=True),
+            name=dict(type="str"),
+            node_types=dict(type="raw", required=True),
+            count=dict(type="int"),
+            min_size=dict(type="int"),
+            max_size=dict(type="int"),
+            desired=dict(type="int"),
+            node_storage=dict(type="int", default=50),
+            zone=dict(type="str"),
+            subnets=dict(type="list", elements="str"),
+            labels=dict(type="dict", default={}),
+            authorized_keys=dict(type="list", elements="str", default=[], no_log=False),
+            image_id=dict(type="str"),
+            terminate_instance_ids=dict(type="list", elements="str", default=[]),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            wait=dict(type="bool", default=True),
+            wait_timeout=dict(type="int", default=600),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    with module.input_errors():
+        spec = validate_pool_spec(params)
+        region = resolve_region(params["zone"], params["region"])
+    if not region:
+        module.fail_json(msg=f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
+    try:
+        with module.input_errors():
+            changed, pool, diff = reconcile(
+                module.retrying_client("ec2", region=region), spec, params["state"], module.check_mode, params["wait"], params["wait_timeout"]
+            )
+    except WaiterError as error:
+        module.fail_json(msg=f"Timed out after {params['wait_timeout']} s waiting for the nodes of pool {spec.name}: {error}")
+    except (BotoCoreError, ClientError) as error:
+        module.fail_json_aws(error, msg=f"AWS refused a request for pool {spec.name} of cluster {spec.cluster}")
+    if pool["deficit"]:
+        module.warn(f"Pool {spec.name} is {pool['deficit']} node(s) short: {'; '.join(pool.get('capacity_errors', []))}")
+    module.exit_json(changed=changed, pool=pool, diff=diff)
+
+
+if __name__ == "__main__":
+    main()

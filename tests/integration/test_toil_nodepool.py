@@ -1,0 +1,236 @@
+"""toil_nodepool against the embedded endpoint: sizes, spot, fall-back, victims, check mode, concurrency.
+
+Scale-up call counts and injected capacity errors go through the recording proxy (aws_calls), which
+also gives RunInstances EC2's ClientToken idempotency (moto ignores ClientToken).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+
+import pytest
+from helpers import run_ansible_playbook
+from toil_interop import toil_view
+
+ZONE = "us-west-2a"
+CLUSTER = "tnp"
+
+
+def pool_play(**options):
+    options.setdefault("cluster", CLUSTER)
+    options.setdefault("zone", ZONE)
+    return {"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "pool", "toil.cluster.toil_nodepool": options}]}
+
+
+@pytest.fixture
+def cluster(aws, run_playbook, key_pair):
+    """A launched cluster (leader only); removed with toil_cluster at teardown, workers included."""
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "cluster",
+                "toil.cluster.toil_cluster": {"name": CLUSTER, "zone": ZONE, "leader_node_type": "t3.large", "key_pair_name": key_pair},
+            }
+        ],
+    }
+    result = run_playbook(play).task("cluster")
+    yield result
+    run_playbook({**play, "tasks": [{"name": "gone", "toil.cluster.toil_cluster": {"name": CLUSTER, "zone": ZONE, "state": "absent"}}]})
+
+
+@pytest.fixture
+def pool(run_playbook, aws_calls):
+    """pool(**options) -> the task result, run through the recording proxy."""
+
+    def run(expect_rc=0, check=False, diff=False, **options):
+        return run_playbook(pool_play(**options), expect_rc=expect_rc, check=check, diff=diff, env=aws_calls.env).task("pool")
+
+    return run
+
+
+def describe(aws, ids):
+    reservations = aws.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+    return {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
+
+
+def tags_of(resource):
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def test_static_pool_grows_shrinks_and_is_idempotent(aws, cluster, pool, aws_calls):
+    grown = pool(node_types="m5.large", count=3, node_storage=40)
+    assert grown["changed"] is True
+    assert (grown["pool"]["name"], grown["pool"]["running"], grown["pool"]["desired"]) == ("m5-large", 3, 3)
+    assert aws_calls.count("RunInstances") == 1  # one call for the whole shortfall, never one per node
+    ids = [i["instance_id"] for i in grown["pool"]["instances"]]
+    leader = cluster["leader"]["instance_id"]
+    ec2 = aws.client("ec2")
+    # moto associates a RunInstances' profile with its first instance only; EC2 with all: check the request.
+    assert aws_calls.count("RunInstances", **{"IamInstanceProfile.Arn": cluster["instance_profile_arn"]}) == 1
+    for instance in describe(aws, ids).values():
+        assert [g["GroupId"] for g in instance["SecurityGroups"]] == [cluster["security_group_id"]]
+        assert instance["MetadataOptions"]["HttpTokens"] == "required"
+        tags = tags_of(instance)
+        assert tags["ToilNodeType"] == "worker"
+        assert tags["toil.cluster/pool"] == "m5-large"
+        assert tags["toil.cluster/preemptible"] == "false"
+        assert tags["clusterName"] == tags["Name"] == CLUSTER
+        assert "sshKeyName" not in tags
+        volume = ec2.describe_volumes(VolumeIds=[instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]])["Volumes"][0]
+        assert (volume["VolumeType"], volume["Size"], volume["Encrypted"]) == ("gp3", 40, True)
+        assert tags_of(volume) == tags  # Toil leaves worker volumes untagged
+
+    aws_calls.clear()
+    again = pool(node_types="m5.large", count=3, node_storage=40)
+    assert again["changed"] is False
+    assert aws_calls.mutating_calls() == []
+
+    bigger = pool(node_types="m5.large", count=5)
+    assert bigger["pool"]["running"] == 5
+    newest = sorted(bigger["pool"]["instances"], key=lambda i: (i["launch_time"], i["instance_id"]))
+    smaller = pool(node_types="m5.large", count=2)
+    assert smaller["changed"] is True
+    survivors = {i["instance_id"] for i in smaller["pool"]["instances"]}
+    assert len(survivors) == 2
+    assert survivors <= {i["instance_id"] for i in newest}
+    assert leader not in {i["instance_id"] for i in bigger["pool"]["instances"]}
+    assert describe(aws, [leader])[leader]["State"]["Name"] == "running"
+
+
+def test_ranged_pool_stays_within_bounds(cluster, pool):
+    assert pool(node_types="t3.large", min_size=1, max_size=4)["pool"]["running"] == 1  # no desired: up to the minimum
+    assert pool(node_types="t3.large", min_size=1, max_size=4, desired=3)["pool"]["running"] == 3
+    result = pool(node_types="t3.large", min_size=0, max_size=2)  # new bounds: brought within them
+    assert (result["changed"], result["pool"]["running"]) == (True, 2)
+    failed = pool(node_types="t3.large", min_size=0, max_size=2, desired=5, expect_rc=2)
+    assert "outside the pool's range 0-2" in failed["msg"]
+
+
+def test_spot_pool_nodes_are_spot_with_the_bid(aws, cluster, pool, aws_calls):
+    result = pool(node_types="c5.large:0.35", count=2, labels={"workload": "align"})
+    assert result["pool"]["name"] == "c5-large-spot"
+    assert result["pool"]["spot"] == 2 and result["pool"]["on_demand"] == 0
+    assert aws_calls.count("RunInstances", **{"InstanceMarketOptions.MarketType": "spot", "InstanceMarketOptions.SpotOptions.MaxPrice": "0.35"}) == 1
+    for instance in describe(aws, [i["instance_id"] for i in result["pool"]["instances"]]).values():
+        assert instance.get("InstanceLifecycle") == "spot"
+        tags = tags_of(instance)
+        assert tags["toil.cluster/preemptible"] == "true"
+        assert tags["toil.cluster/labels"] == "eks.amazonaws.com/capacityType=SPOT,workload=align"
+
+
+def test_falls_back_to_the_next_type_then_reports_a_deficit(aws, cluster, pool, aws_calls):
+    # Real EC2 answers 500; 400 here keeps botocore from retrying what the module handles itself.
+    aws_calls.fail_next("RunInstances", times=99, status=400, code="InsufficientInstanceCapacity", match={"InstanceType": "c5.4xlarge"})
+    result = pool(node_types="c5.4xlarge/c5a.4xlarge", count=3)
+    assert {i["instance_type"] for i in result["pool"]["instances"]} == {"c5a.4xlarge"}
+    assert result["pool"]["deficit"] == 0
+    aws_calls.fail_next("RunInstances", times=99, status=400, code="InsufficientInstanceCapacity", match={"InstanceType": "c5a.4xlarge"})
+    short = pool(node_types="c5.4xlarge/c5a.4xlarge", count=5)
+    assert short["pool"]["deficit"] == 2
+    assert short["pool"]["running"] == 3
+    assert short["changed"] is False
+    assert any("2 node(s) short" in w for w in short.get("warnings", []))
+
+
+def test_check_mode_changes_nothing_and_diffs_sizes(aws, cluster, pool, aws_calls):
+    pool(node_types="m5.large", count=2)
+    aws_calls.clear()
+    result = pool(node_types="m5.large", count=4, check=True, diff=True)
+    assert result["changed"] is True
+    assert aws_calls.mutating_calls() == []
+    assert (result["diff"]["before"]["size"], result["diff"]["after"]["size"]) == (2, 4)
+    assert pool(node_types="m5.large", count=0, check=True)["pool"]["desired"] == 0
+    assert aws_calls.mutating_calls() == []
+    assert pool(node_types="m5.large", count=2)["changed"] is False
+
+
+def test_two_concurrent_runs_launch_once(aws, cluster, aws_calls, tmp_path):
+    env = {**aws.env, **aws_calls.env}
+    results = []
+
+    def run(index):
+        results.append(run_ansible_playbook(pool_play(node_types="m5.large", count=3), env, tmp_path / f"run{index}"))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.rc for r in results] == [0, 0], [r.describe() for r in results]
+    assert aws_calls.count("RunInstances") == 2  # both asked ...
+    instances = aws.client("ec2").describe_instances(
+        Filters=[{"Name": "tag:toil.cluster/pool", "Values": ["m5-large"]}, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    )["Reservations"]
+    assert sum(len(r["Instances"]) for r in instances) == 3  # ... and the same ClientToken launched once
+
+
+def test_victims_first_then_unjoined_then_newest(aws, cluster, pool):
+    ids = [i["instance_id"] for i in sorted(pool(node_types="m5.large", count=4)["pool"]["instances"], key=lambda i: i["launch_time"])]
+    ec2 = aws.client("ec2")
+    ec2.create_tags(Resources=ids, Tags=[{"Key": "toil.cluster/joined", "Value": "true"}])
+    ec2.delete_tags(Resources=[ids[1]], Tags=[{"Key": "toil.cluster/joined"}])  # ids[1] has not joined Kubernetes
+    result = pool(node_types="m5.large", count=2, terminate_instance_ids=[ids[0]])
+    assert sorted(i["instance_id"] for i in result["pool"]["instances"]) == sorted([ids[2], ids[3]])
+    stranger = pool(node_types="m5.large", count=1, terminate_instance_ids=[cluster["leader"]["instance_id"]], expect_rc=2)
+    assert "are not live nodes of pool m5-large" in stranger["msg"]
+    assert len(pool(node_types="m5.large", count=2)["pool"]["instances"]) == 2  # the refused run changed nothing
+
+
+def test_absent_removes_only_the_pool(aws, cluster, pool):
+    pool(node_types="m5.large", count=2)
+    other = pool(node_types="t3.large", count=1)
+    gone = pool(node_types="m5.large", state="absent")
+    assert gone["changed"] is True and gone["pool"]["running"] == 0
+    kept = describe(aws, [other["pool"]["instances"][0]["instance_id"], cluster["leader"]["instance_id"]])
+    assert all(i["State"]["Name"] == "running" for i in kept.values())
+    assert pool(node_types="m5.large", state="absent")["changed"] is False
+
+
+def test_authorized_keys_reach_the_nodes_through_cloud_init(aws, cluster, pool):
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl scaler@leader"
+    result = pool(node_types="m5.large", count=1, authorized_keys=[key])
+    instance_id = result["pool"]["instances"][0]["instance_id"]
+    data = aws.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
+    text = base64.b64decode(data).decode()
+    assert text.startswith("#cloud-config\n")
+    assert f"  - {key}" in text
+
+
+def test_toils_provisioner_lists_the_workers(aws, cluster, pool):
+    result = pool(node_types="m5.large", count=3)
+    view = toil_view(aws.env, CLUSTER, ZONE)
+    assert view.get("error") is None, view
+    assert view["leader"] == cluster["leader"]["instance_id"]
+    assert sorted(view["workers"]) == sorted(i["instance_id"] for i in result["pool"]["instances"])
+
+
+POOL_BAD_INPUTS = [
+    ({"node_types": "m5.large:-1", "count": 1}, "spot bid must be a positive number"),
+    ({"node_types": "m5.large", "min_size": 3, "max_size": 1}, "min_size 3 is larger than max_size 1"),
+    ({"node_types": "m5.large", "count": -1}, "negative"),
+    ({"node_types": "m5.large", "count": 1, "min_size": 0}, "not both"),
+    ({"node_types": "m5.large", "count": 1, "cluster": "no-such-cluster"}, "Unknown cluster 'no-such-cluster'"),
+    ({"node_types": "m5.large", "count": 1, "labels": {"bad key!": "x"}}, "is not a Kubernetes label key"),
+    ({"node_types": "m5.large", "count": 1, "authorized_keys": ["not a key"]}, "is not an OpenSSH public key"),
+    ({"node_types": "m5.large", "count": 1, "terminate_instance_ids": ["i-nope"]}, "is not an instance ID"),
+    ({"node_types": "t9.bogus", "count": 1}, "Unknown instance type 't9.bogus'"),
+    ({"node_types": "m5.large", "count": 1, "cluster": "Bad_Name"}, "must be lowercase"),
+]
+
+
+def test_bad_input_fails_before_any_change(aws, cluster, run_playbook, aws_calls):
+    tasks = [
+        {"name": f"case {index}", "toil.cluster.toil_nodepool": {"cluster": CLUSTER, "zone": ZONE, **options}, "ignore_errors": True}
+        for index, (options, _message) in enumerate(POOL_BAD_INPUTS)
+    ]
+    result = run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": tasks}, env=aws_calls.env)
+    for index, (_options, message) in enumerate(POOL_BAD_INPUTS):
+        outcome = result.task(f"case {index}")
+        assert outcome.get("failed") is True, (index, outcome)
+        assert message in outcome["msg"], (index, outcome["msg"])
+        assert "Traceback" not in json.dumps(outcome)
+    assert aws_calls.mutating_calls() == []
