@@ -68,8 +68,10 @@ class AWSProxy:
             self._faults.setdefault(action, []).append([times, status, code, dict(match or {})])
 
     def clear(self):
+        """Forget the calls seen so far (faults and ClientTokens stay)."""
         with self._lock:
             self.calls.clear()
+            self.requests.clear()
 
     def mutating_calls(self):
         with self._lock:
@@ -96,6 +98,7 @@ class AWSProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall per call
 
             def log_message(self, *args):  # quiet
                 pass

@@ -165,6 +165,7 @@ CONTROLLER_DESCRIBE_ACTIONS = (
     "ec2:DescribeLaunchTemplates",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSpotInstanceRequests",
+    "ec2:DescribeSpotPriceHistory",  # toil_nodepool: the spot zone choice
     "ec2:DescribeSubnets",
     "ec2:DescribeTags",
     "ec2:DescribeVolumes",

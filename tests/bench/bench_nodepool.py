@@ -46,8 +46,7 @@ TOIL_STUBS = (
     "_leaderPrivateIP (ec2_metadata.private_ipv4), _leaderProfileArn (ec2_metadata.iam_info) and "
     "_leaderSecurityGroupNames (ec2_metadata.security_groups) = the leader's, from Toil's own DescribeInstances; "
     "_leaderWorkerAuthentication (/etc/kubernetes/worker.ini on the leader) = a fake JOIN_TOKEN/JOIN_CERT_HASH/JOIN_ENDPOINT; "
-    "TOIL_AWS_AMI = a moto AMI (Toil would read the Flatcar release feed over HTTPS); "
-    "the <cluster>--internal bucket (made by toil launch-cluster for the leader's Ignition) is pre-created, versioned"
+    "TOIL_AWS_AMI = a moto AMI (Toil would read the Flatcar release feed over HTTPS)"
 )
 
 
@@ -220,10 +219,6 @@ def _toil(endpoint):
     with tempfile.TemporaryDirectory(prefix="bench-toil-") as tmp:
         workdir = Path(tmp)
         _launch_cluster(endpoint, workdir)
-        s3 = endpoint.boto3_client("s3")
-        bucket = f"{CLUSTER}--internal"
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": endpoint.region})
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         ami = pick_ami(endpoint.boto3_client("ec2"))
         home = workdir / "home"
         home.mkdir()

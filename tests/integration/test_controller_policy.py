@@ -55,12 +55,9 @@ def enforcing_endpoint(tmp_path):
         endpoint.stop()
 
 
-def _run(endpoint, user_env, tmp_path, name, **options):
-    play = {
-        "hosts": "localhost",
-        "gather_facts": False,
-        "tasks": [{"name": "cluster", "toil.cluster.toil_cluster": {"name": "ctl-c", "zone": "us-west-2a", **options}}],
-    }
+def _run(endpoint, user_env, tmp_path, name, module="toil_cluster", **options):
+    defaults = {"name": "ctl-c", "zone": "us-west-2a"} if module == "toil_cluster" else {"cluster": "ctl-c"}
+    play = {"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "cluster", f"toil.cluster.{module}": {**defaults, **options}}]}
     return run_ansible_playbook(play, {**endpoint.env(), **user_env}, tmp_path / name, expect_rc=None)
 
 
@@ -75,7 +72,7 @@ def _admin_leftovers(endpoint, admin):
     )  # moto answers 500 to SimpleDB under enforcement; the module never uses it
 
 
-def test_controller_policy_is_enough_to_launch_and_destroy(enforcing_endpoint, tmp_path):
+def test_controller_policy_is_enough_to_launch_scale_and_destroy(enforcing_endpoint, tmp_path):
     endpoint, users = enforcing_endpoint
     launch = {"leader_node_type": "t3.large", "key_pair_name": "ctl-key", "s3_buckets": ["ctl-inputs"]}
     first = _run(endpoint, users["controller"], tmp_path, "launch", **launch)
@@ -84,6 +81,12 @@ def test_controller_policy_is_enough_to_launch_and_destroy(enforcing_endpoint, t
     again = _run(endpoint, users["controller"], tmp_path, "again", **launch)
     assert again.rc == 0, again.describe()
     assert again.task("cluster")["changed"] is False
+    # A spot pool with no zone: the zone choice reads the spot price history.
+    pool = _run(endpoint, users["controller"], tmp_path, "pool", module="toil_nodepool", node_types="m5.large:0.5", count=2)
+    assert pool.rc == 0, pool.describe()
+    assert pool.task("cluster")["pool"]["running"] == 2
+    shrink = _run(endpoint, users["controller"], tmp_path, "shrink", module="toil_nodepool", node_types="m5.large:0.5", count=1)
+    assert shrink.rc == 0, shrink.describe()
     gone = _run(endpoint, users["controller"], tmp_path, "destroy", state="absent")
     assert gone.rc == 0, gone.describe()
     assert gone.task("cluster")["changed"] is True
