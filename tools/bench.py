@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,20 +50,28 @@ def format_table(rows):
 
 def main():
     benchmarks = load_benchmarks()
-    rows = []
+    rows, failed = [], []
     if benchmarks:
         with EmbeddedAWS() as endpoint:
             for benchmark in benchmarks:
                 endpoint.reset()
-                result = benchmark(endpoint)
+                try:
+                    result = benchmark(endpoint)
+                except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others' rows
+                    failed.append(benchmark.__name__)
+                    traceback.print_exc()
+                    continue
                 rows.extend(result if isinstance(result, list) else [result])
     print(format_table(rows))
-    if not rows:
+    if not benchmarks:
         print("(no benchmarks yet: add tests/bench/bench_*.py)")
     for row in rows:
         if row.get("note"):
             print(f"- {row['name']}: {row['note']}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)} (traceback above)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -153,8 +153,21 @@ class ClusterContext:
     base_tags: dict
 
 
+def _cluster_leader(ec2, cluster):
+    """The leader: by its tag (one small query), else the oldest node of the cluster (Toil's rule)."""
+    tagged = describe_instances(
+        ec2,
+        [
+            {"Name": "tag:" + TAG_CLUSTER_NAME, "Values": [cluster]},
+            {"Name": "tag:" + TAG_NODE_TYPE, "Values": ["leader"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        ],
+    )
+    return find_leader(tagged) or find_leader(cluster_instances(ec2, cluster, include_stopped=True))
+
+
 def cluster_context(ec2, cluster):
-    leader = find_leader(cluster_instances(ec2, cluster, include_stopped=True))
+    leader = _cluster_leader(ec2, cluster)
     if leader is None:
         raise ToilInputError(f"Unknown cluster '{cluster}': no leader found in this region. Launch it with toil.cluster.toil_cluster first.")
     groups = find_cluster_security_groups(ec2, cluster, leader.get("VpcId"))

@@ -1,0 +1,292 @@
+# -*- coding: utf-8 -*-
+# Copyright: toil.cluster contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Bin packing of pending pods onto nodes, and each pool's size: Toil's clusterScaler, for Kubernetes.
+
+Toil's BinPackedFit (src/toil/provisioners/clusterScaler.py) packs queued jobs first-fit
+decreasing onto node shapes ordered preemptible first, then smallest; it reserves per node the
+memory GKE would (25% of the first 4 GiB, 20% up to 8, 10% up to 16, 6% up to 128, 2% above,
+plus a 100 MiB eviction threshold; 255 MiB under 1 GiB) and 5 GB + 5% of disk; it smooths
+estimates with beta inertia, rounds half away from zero, and adds a share of the spot deficit to
+the matching on-demand shape. Here the same, with pods instead of jobs, and:
+- the free capacity of existing nodes is used first;
+- identical pods are packed as one group, so 10,000 pods cost what a few dozen shapes cost;
+- a pod that fits no shape is reported with its size and the largest shape, and the rest go on
+  (Toil hangs silently, issue 2197);
+- a pod that must avoid spot never lands on a spot node or shape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+GIB = 2**30
+MIB = 2**20
+EVICTION_THRESHOLD = 100 * MIB
+RESERVE_SMALL_LIMIT = GIB
+RESERVE_SMALL_AMOUNT = 255 * MIB
+RESERVE_BREAKPOINTS = (4 * GIB, 8 * GIB, 16 * GIB, 128 * GIB, math.inf)
+RESERVE_FRACTIONS = (0.25, 0.2, 0.1, 0.06, 0.02)
+OS_DISK = 5 * 10**9  # "5G" in Toil: decimal
+
+
+@dataclass(frozen=True)
+class Resources:
+    """CPU in millicores, memory and disk in bytes."""
+
+    cpu: int = 0
+    memory: int = 0
+    disk: int = 0
+
+    def fits(self, request):
+        return request.cpu <= self.cpu and request.memory <= self.memory and request.disk <= self.disk
+
+    def minus(self, request, times=1):
+        return Resources(self.cpu - request.cpu * times, self.memory - request.memory * times, self.disk - request.disk * times)
+
+    def how_many(self, request):
+        """How many ``request``s fit in these resources (a large number when the request is zero)."""
+        counts = [free // need for free, need in ((self.cpu, request.cpu), (self.memory, request.memory), (self.disk, request.disk)) if need > 0]
+        return max(0, min(counts)) if counts else 10**9
+
+    def as_dict(self):
+        return {"cpu": f"{self.cpu}m", "memory": self.memory, "ephemeral_storage": self.disk}
+
+
+def memory_overhead(memory_bytes):
+    """Toil's _gke_overhead: memory lost to the kubelet, system pods and the eviction threshold."""
+    if memory_bytes < RESERVE_SMALL_LIMIT:
+        return RESERVE_SMALL_AMOUNT
+    reserved, accounted = 0.0, 0
+    for breakpoint, fraction in zip(RESERVE_BREAKPOINTS, RESERVE_FRACTIONS, strict=True):
+        limit = min(breakpoint, memory_bytes)
+        reserved += fraction * (limit - accounted)
+        accounted = limit
+        if accounted >= memory_bytes:
+            break
+    return int(reserved) + EVICTION_THRESHOLD
+
+
+def disk_overhead(disk_bytes):
+    """Toil's _disk_overhead: the OS and the superuser reservation."""
+    return min(disk_bytes, OS_DISK + int(0.05 * disk_bytes))
+
+
+def node_capacity(vcpus, memory_mib, disk_gib):
+    """What pods can use on a node: Toil's getNodeShape (memory less 0.1 GiB) less its overhead."""
+    memory = int((memory_mib / 1024 - 0.1) * GIB)
+    disk = int(disk_gib * GIB)
+    return Resources(cpu=vcpus * 1000, memory=memory - memory_overhead(memory), disk=disk - disk_overhead(disk))
+
+
+@dataclass
+class PoolShape:
+    name: str
+    capacity: Resources
+    preemptible: bool
+    min_size: int = 0
+    max_size: int = 0
+    instance_types: tuple = ()
+
+    def order(self):
+        """Toil's node shape order: preemptible first, then the smallest."""
+        return (not self.preemptible, self.capacity.memory, self.capacity.cpu, self.capacity.disk, self.name)
+
+
+@dataclass
+class PodGroup:
+    name: str
+    request: Resources
+    may_use_spot: bool
+    count: int = 1
+
+    def order(self):
+        """Largest first (first-fit decreasing)."""
+        return (-self.request.memory, -self.request.cpu, -self.request.disk, self.name)
+
+
+@dataclass
+class NodeState:
+    instance_id: str
+    pool: str
+    free: Resources
+    idle_seconds: float = 0.0
+    safe_to_evict: bool = True
+    name: str = None
+
+
+@dataclass
+class Bin:
+    """One node's share of the packing (``instance_id`` None: a node to launch; ``nodes`` alike ones)."""
+
+    pool: str
+    spot: bool
+    free: Resources
+    instance_id: str = None
+    nodes: int = 1
+    loads: dict = field(default_factory=dict)  # pod group name -> pods on each of these nodes
+
+
+@dataclass
+class Packing:
+    new_nodes: dict = field(default_factory=dict)  # pool -> nodes to launch
+    placed: dict = field(default_factory=dict)  # pool -> pods placed (on existing and new nodes)
+    used_nodes: set = field(default_factory=set)  # existing instance ids that got pods
+    unplaceable: list = field(default_factory=list)
+    bins: list = field(default_factory=list)  # every node used or opened, with what went on it
+
+
+def _fill(bins, group, remaining, result):
+    """First fit of ``remaining`` pods of ``group`` into ``bins`` (in order); returns what is left.
+
+    A bin may stand for several identical nodes; the bin where the pods run out is split, so the
+    result is exactly node-by-node first fit.
+    """
+    index = 0
+    while index < len(bins) and remaining:
+        bin_ = bins[index]
+        index += 1
+        if bin_.spot and not group.may_use_spot:
+            continue
+        per_node = bin_.free.how_many(group.request)
+        if per_node == 0:
+            continue
+        if remaining < per_node * bin_.nodes:  # split: filled nodes, one partly filled node, untouched ones
+            filled, rest = divmod(remaining, per_node)
+            replacement = []
+            for count, take in ((filled, per_node), (1 if rest else 0, rest), (bin_.nodes - filled - (1 if rest else 0), 0)):
+                if count:
+                    loads = dict(bin_.loads)
+                    if take:
+                        loads[group.name] = loads.get(group.name, 0) + take
+                    replacement.append(Bin(bin_.pool, bin_.spot, bin_.free.minus(group.request, take), bin_.instance_id, count, loads))
+            bins[index - 1 : index] = replacement
+            where = next(i for i, b in enumerate(result.bins) if b is bin_)
+            result.bins[where : where + 1] = replacement
+            index += len(replacement) - 1
+            taken = remaining
+        else:
+            bin_.free = bin_.free.minus(group.request, per_node)
+            bin_.loads[group.name] = bin_.loads.get(group.name, 0) + per_node
+            taken = per_node * bin_.nodes
+        remaining -= taken
+        result.placed[bin_.pool] += taken
+        if bin_.instance_id:
+            result.used_nodes.add(bin_.instance_id)
+    return remaining
+
+
+def pack(pods, pools, nodes):
+    """First-fit decreasing of ``pods`` onto existing free capacity, then onto new nodes of ``pools``."""
+    shapes = sorted(pools, key=PoolShape.order)
+    spot_pools = {p.name for p in pools if p.preemptible}
+    result = Packing(new_nodes={p.name: 0 for p in pools}, placed={p.name: 0 for p in pools})
+    # Existing nodes first, then nodes opened here, in first-fit order.
+    bins = [Bin(n.pool, n.pool in spot_pools, n.free, n.instance_id) for n in nodes if n.pool in result.placed]
+    result.bins = list(bins)
+    largest = max((p.capacity for p in pools), key=lambda c: (c.memory, c.cpu, c.disk), default=None)
+    for group in sorted(pods, key=PodGroup.order):
+        remaining = _fill(bins, group, group.count, result)
+        if remaining == 0:
+            continue
+        shape = next((s for s in shapes if (group.may_use_spot or not s.preemptible) and s.capacity.fits(group.request)), None)
+        if shape is None:
+            result.unplaceable.append(
+                {
+                    "name": group.name,
+                    "count": remaining,
+                    "request": group.request.as_dict(),
+                    "may_use_spot": group.may_use_spot,
+                    "largest_shape": largest.as_dict() if largest else None,
+                }
+            )
+            continue
+        per_node = shape.capacity.how_many(group.request)
+        needed = -(-remaining // per_node)
+        result.new_nodes[shape.name] += needed
+        result.placed[shape.name] += remaining
+        full, rest = divmod(remaining, per_node)
+        for count, take in ((full, per_node), (1 if rest else 0, rest)):
+            if count:
+                opened = Bin(shape.name, shape.preemptible, shape.capacity.minus(group.request, take), nodes=count, loads={group.name: take})
+                bins.append(opened)
+                result.bins.append(opened)
+        bins = [b for b in bins if b.free.cpu > 0 and b.free.memory > 0]
+    return result
+
+
+def round_half_away(value):
+    """Toil's rounding: half away from zero (Python's round() rounds half to even)."""
+    return int(math.floor(abs(value) + 0.5)) * (1 if value >= 0 else -1)
+
+
+@dataclass
+class PoolDecision:
+    name: str
+    current: int
+    desired: int
+    reason: str
+    placed: int
+    new_nodes: int
+    estimate: float
+    victims: list = field(default_factory=list)
+
+    def as_dict(self):
+        return {
+            "name": self.name,
+            "current": self.current,
+            "desired": self.desired,
+            "reason": self.reason,
+            "placed": self.placed,
+            "new_nodes": self.new_nodes,
+            "victims": list(self.victims),
+        }
+
+
+def matching_spot_deficit(pool, pools, deficits):
+    """The deficit of the spot pools with the same instance types as on-demand ``pool``."""
+    return sum(deficits.get(p.name, 0) for p in pools if p.preemptible and set(p.instance_types) == set(pool.instance_types))
+
+
+def decide(pools, nodes, packing, previous, beta, compensation, idle_threshold, deficits=None):
+    """Each pool's size from the packing, with inertia, compensation, bounds and safe scale-down."""
+    deficits = deficits or {}
+    decisions = {}
+    for pool in pools:
+        members = [n for n in nodes if n.pool == pool.name]
+        removable = sorted(
+            (n for n in members if n.idle_seconds >= idle_threshold and n.safe_to_evict and n.instance_id not in packing.used_nodes),
+            key=lambda n: (-n.idle_seconds, n.instance_id),
+        )
+        busy = len(members) - len(removable)
+        target = busy + packing.new_nodes.get(pool.name, 0)
+        prev = previous.get(pool.name, float(len(members)))
+        smoothed = round_half_away(beta * prev + (1 - beta) * target)
+        estimate = smoothed  # kept for the next run, rounded, as Toil's smoothEstimate keeps it
+        reasons = [f"{packing.placed.get(pool.name, 0)} pending pod(s) placed, {packing.new_nodes.get(pool.name, 0)} new node(s) needed"]
+        if not pool.preemptible and compensation:
+            extra = round_half_away(matching_spot_deficit(pool, pools, deficits) * compensation)
+            if extra:
+                smoothed += extra
+                reasons.append(f"+{extra} for the spot deficit")
+        desired = max(smoothed, busy)
+        if desired > pool.max_size:
+            reasons.append(f"capped at max_size {pool.max_size}")
+        if desired < pool.min_size:
+            reasons.append(f"raised to min_size {pool.min_size}")
+        desired = max(pool.min_size, min(desired, pool.max_size), min(busy, len(members)))
+        victims = [n.instance_id for n in removable[: max(0, len(members) - desired)]]
+        if victims:
+            reasons.append(f"{len(victims)} idle node(s) for {idle_threshold:g}s or more removed")
+        decisions[pool.name] = PoolDecision(
+            name=pool.name,
+            current=len(members),
+            desired=max(desired, len(members) - len(victims)) if desired < len(members) else desired,
+            reason="; ".join(reasons),
+            placed=packing.placed.get(pool.name, 0),
+            new_nodes=packing.new_nodes.get(pool.name, 0),
+            estimate=estimate,
+            victims=victims,
+        )
+    return decisions

@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright: toil.cluster contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Kubernetes resource quantities (``500m``, ``2``, ``4Gi``, ``10G``, ``1e3``) as integers.
+
+CPU becomes millicores, memory and storage bytes; both round up, as the scheduler does, so a
+request never looks smaller than it is.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal, InvalidOperation
+
+from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+
+_SUFFIXES = {
+    "": 1,
+    "m": Decimal("0.001"),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+_QUANTITY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
+
+
+def parse_quantity(value, what="quantity"):
+    """A Kubernetes quantity as a Decimal of base units (cores, bytes)."""
+    if isinstance(value, bool) or value is None:
+        raise ToilInputError(f"{what}: {value!r} is not a Kubernetes quantity.")
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ToilInputError(f"{what}: {value!r} is not a Kubernetes quantity.")
+        number = Decimal(str(value))
+    else:
+        match = _QUANTITY.match(str(value).strip())
+        if not match:
+            raise ToilInputError(f"{what}: '{value}' is not a Kubernetes quantity (like 500m, 2, 4Gi).")
+        try:
+            number = Decimal(match.group(1)) * Decimal(_SUFFIXES[match.group(2) or ""])
+        except InvalidOperation:
+            raise ToilInputError(f"{what}: '{value}' is not a Kubernetes quantity.") from None
+    if number < 0:
+        raise ToilInputError(f"{what}: '{value}' is negative.")
+    return number
+
+
+def millicores(value, what="cpu"):
+    return int(math.ceil(parse_quantity(value, what) * 1000))
+
+
+def byte_count(value, what="memory"):
+    return int(math.ceil(parse_quantity(value, what)))

@@ -1,0 +1,295 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: toil.cluster contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+DOCUMENTATION = r"""
+module: toil_scaler
+short_description: Size a Toil cluster's worker pools from what Kubernetes is waiting for (one scaler run)
+version_added: 0.1.0
+description:
+  - One run of a periodic bin-packing autoscaler, meant to run every minute (the C(autoscaler) role's timer or an
+    AWX schedule). It replaces Toil's cluster-autoscaler and Auto Scaling groups with something that can be dry-run,
+    read and scheduled.
+  - Reads the pending, unschedulable pods and the worker nodes from Kubernetes (or takes them from O(demand)), packs
+    the pods first-fit decreasing onto the nodes' free capacity and then onto new nodes of the pools (spot shapes
+    first, then the smallest, as Toil's C(BinPackedFit)), smooths each pool's size with O(beta_inertia), adds
+    O(preemptible_compensation) of a spot pool's deficit to the on-demand pool of the same instance types, and
+    clamps to the pool's bounds.
+  - Pods of preemptible Toil jobs may use spot nodes; the others never land on them, as Toil's pod affinities say.
+    A pod that fits no pool is reported with its size and the largest shape instead of waiting forever.
+  - Scale-down removes nodes idle (no pods but DaemonSet ones) for O(scale_down_idle_seconds), never one running a
+    pod annotated C(cluster-autoscaler.kubernetes.io/safe-to-evict=false) (every Toil pod is), never below
+    O(pools[].min_size). With Kubernetes, such a node is cordoned, drained through the Eviction API and deleted
+    before its instance is terminated.
+  - Pools are resized by the same code as M(toil.cluster.toil_nodepool).
+author:
+  - toil.cluster contributors (@toil-cluster)
+options:
+  cluster:
+    description: The cluster's name.
+    type: str
+    required: true
+  zone:
+    description: A zone of the cluster; the region is derived from it. Defaults to C(TOIL_AWS_ZONE), else O(region).
+    type: str
+  pools:
+    description: The pools to scale.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The pool's name (as in M(toil.cluster.toil_nodepool)).
+        type: str
+      node_types:
+        description: The node type, in Toil's syntax (C(c5.4xlarge/c5a.4xlarge:0.42)) or as a mapping.
+        type: raw
+        required: true
+      min_size:
+        description: The fewest nodes.
+        type: int
+        required: true
+      max_size:
+        description: The most nodes.
+        type: int
+        required: true
+      node_storage:
+        description: Root volume size of new nodes, in GiB (also the disk pods may use).
+        type: int
+        default: 50
+  demand:
+    description:
+      - What Kubernetes would say, given explicitly instead of read from the API (dry runs, AWX surveys, tests).
+      - C(pods), the pending pods, each with C(name), C(cpu), C(memory), C(ephemeral_storage) (Kubernetes quantities),
+        C(preemptible) (true may use spot, false must avoid it) and C(count) (repeats of that shape).
+      - C(nodes), the worker nodes, each with C(instance_id), C(pool), C(allocatable) and C(requested) (mappings of
+        quantities), C(idle_seconds) and C(safe_to_evict).
+    type: dict
+  kubeconfig:
+    description: Kubeconfig file for the Kubernetes API, when O(demand) is not given. Defaults to the in-cluster
+      configuration, then C(~/.kube/config).
+    type: path
+  context:
+    description: The kubeconfig context.
+    type: str
+  apply:
+    description: Resize the pools. V(false) plans only (so does check mode).
+    type: bool
+    default: true
+  beta_inertia:
+    description: Weight of the previous estimate in each new one (Toil's C(--betaInertia)), between 0 and 0.9.
+    type: float
+    default: 0.1
+  preemptible_compensation:
+    description: Share of a spot pool's deficit added to the on-demand pool of the same instance types (Toil's
+      C(--preemptibleCompensation)), between 0 and 1.
+    type: float
+    default: 0.0
+  scale_down_idle_seconds:
+    description: How long a node must be idle before it is removed.
+    type: int
+    default: 600
+  state_path:
+    description: File where inertia, idle timers, spot deficits and instance shapes persist between runs.
+    type: path
+  metrics_path:
+    description:
+      - A node_exporter textfile (C(*.prom)) to write C(autoscaler_cur_size), C(autoscaler_desired_size) and
+        C(autoscaler_queue_size) to, the names Toil's dashboard plots.
+    type: path
+  drain_timeout:
+    description: How long to wait for an idle node's pods to be evicted, in seconds.
+    type: int
+    default: 300
+  wait:
+    description: Wait until new nodes run and removed ones are terminated.
+    type: bool
+    default: true
+  wait_timeout:
+    description: How long to wait, in seconds.
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - toil.cluster.aws.modules
+notes:
+  - Supports check mode (plans only).
+requirements:
+  - kubernetes >= 24.2.0 (Python client), unless O(demand) is given
+"""
+
+EXAMPLES = r"""
+- name: One scaler run, from Kubernetes
+  toil.cluster.toil_scaler:
+    cluster: my-cluster
+    zone: us-west-2a
+    kubeconfig: /etc/kubernetes/admin.conf
+    pools:
+      - {name: spot, node_types: "c5.2xlarge/c5a.2xlarge:0.20", min_size: 0, max_size: 20}
+      - {name: ondemand, node_types: c5.2xlarge, min_size: 1, max_size: 5}
+    preemptible_compensation: 0.5
+    state_path: /var/lib/toil-scaler/state.json
+    metrics_path: /var/lib/prometheus/node-exporter/toil_scaler.prom
+
+- name: Plan only, from a given demand
+  toil.cluster.toil_scaler:
+    cluster: my-cluster
+    zone: us-west-2a
+    apply: false
+    pools:
+      - {name: spot, node_types: "m5.large:0.1", min_size: 0, max_size: 10}
+    demand:
+      pods:
+        - {name: align, cpu: "2", memory: 4Gi, ephemeral_storage: 10Gi, preemptible: true, count: 10}
+  register: plan
+"""
+
+RETURN = r"""
+pools:
+  description: Per pool, what was decided (and done when applied).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: The pool., type: str}
+    current: {description: Nodes now., type: int}
+    desired: {description: Nodes wanted., type: int}
+    reason: {description: Why., type: str}
+    placed: {description: Pending pods placed on this pool's nodes (existing and new)., type: int}
+    new_nodes: {description: New nodes the pending pods need., type: int}
+    victims: {description: Idle nodes chosen for removal., type: list, elements: str}
+    deficit: {description: "Nodes that could not be launched (when applied).", type: int}
+    instances: {description: "The pool's nodes after the run (when applied).", type: list, elements: dict}
+unplaceable:
+  description: Pods that fit no pool, with their request, whether they may use spot and the largest shape.
+  returned: always
+  type: list
+  elements: dict
+queue_size:
+  description: Pending pods.
+  returned: always
+  type: int
+applied:
+  description: Whether the pools were resized.
+  returned: always
+  type: bool
+"""
+
+import os
+
+try:  # noqa: SIM105 - Ansible modules report a missing boto3 themselves
+    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+except ImportError:
+    pass
+
+from ansible_collections.toil.cluster.plugins.module_utils import kube_demand
+from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
+from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
+from ansible_collections.toil.cluster.plugins.module_utils.scaler import (
+    instance_type_shapes,
+    load_state,
+    metrics_text,
+    normalize_demand,
+    now_utc,
+    pool_shapes,
+    queue_size,
+    run,
+    save_state,
+    validate_settings,
+    write_metrics,
+)
+from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
+
+
+def kubernetes_demand(module, state):
+    """Demand and a drain function from the Kubernetes API (kube_demand.py)."""
+    core_v1, _policy_v1 = kube_demand.load_clients(module.params["kubeconfig"], module.params["context"])
+    pods, nodes = kube_demand.read_cluster(core_v1)
+    demand, state["idle_since"] = kube_demand.demand_from_kubernetes(pods, nodes, now_utc(), state.get("idle_since", {}))
+
+    def drain(victims):
+        for node in victims:
+            kube_demand.drain_node(core_v1, node.name, module.params["drain_timeout"])
+
+    return demand, drain
+
+
+def main():
+    module = ToilAWSModule(
+        argument_spec=dict(
+            cluster=dict(type="str", required=True),
+            zone=dict(type="str"),
+            pools=dict(
+                type="list",
+                elements="dict",
+                required=True,
+                options=dict(
+                    name=dict(type="str"),
+                    node_types=dict(type="raw", required=True),
+                    min_size=dict(type="int", required=True),
+                    max_size=dict(type="int", required=True),
+                    node_storage=dict(type="int", default=50),
+                ),
+            ),
+            demand=dict(type="dict"),
+            kubeconfig=dict(type="path"),
+            context=dict(type="str"),
+            apply=dict(type="bool", default=True),
+            beta_inertia=dict(type="float", default=0.1),
+            preemptible_compensation=dict(type="float", default=0.0),
+            scale_down_idle_seconds=dict(type="int", default=600),
+            state_path=dict(type="path"),
+            metrics_path=dict(type="path"),
+            drain_timeout=dict(type="int", default=300),
+            wait=dict(type="bool", default=True),
+            wait_timeout=dict(type="int", default=600),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    apply = params["apply"] and not module.check_mode
+    with module.input_errors():
+        validate_cluster_name(params["cluster"])
+        specs, beta, compensation, idle = validate_settings(params)
+        region = resolve_region(params["zone"], params["region"])
+        state = load_state(params["state_path"])
+        drain = None
+        if params["demand"] is not None:
+            pods, nodes = normalize_demand(params["demand"])
+        else:
+            demand, drain = kubernetes_demand(module, state)
+            pods, nodes = normalize_demand(demand)
+    if not region:
+        module.fail_json(msg=f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
+    ec2 = module.retrying_client("ec2", region=region)
+    try:
+        with module.input_errors():
+            state["instance_types"] = instance_type_shapes(ec2, {t for s in specs for t in s.node_type.instance_types}, state.get("instance_types", {}))
+            shapes = pool_shapes(specs, state["instance_types"])
+            packing, decisions, results, changed = run(
+                ec2, specs, shapes, pods, nodes, state, (beta, compensation, idle), apply, params["wait"], params["wait_timeout"], drain
+            )
+    except WaiterError as error:
+        module.fail_json(msg=f"Timed out after {params['wait_timeout']} s waiting for the nodes of cluster {params['cluster']}: {error}")
+    except (BotoCoreError, ClientError) as error:
+        module.fail_json_aws(error, msg=f"AWS refused a request while scaling cluster {params['cluster']}")
+    pools = []
+    for name, decision in decisions.items():
+        entry = decision.as_dict()
+        if name in results:
+            entry.update(deficit=results[name]["deficit"], instances=results[name]["instances"])
+        pools.append(entry)
+    if not module.check_mode:
+        save_state(params["state_path"], state)
+        if params["metrics_path"] and os.path.isdir(os.path.dirname(os.path.abspath(params["metrics_path"]))):
+            write_metrics(params["metrics_path"], metrics_text(decisions, shapes, queue_size(pods)))
+    for pod in packing.unplaceable:
+        module.warn(
+            f"{pod['count']} pod(s) {pod['name']} requesting {pod['request']} fit no pool (the largest node offers {pod['largest_shape']}): "
+            "they will wait forever unless a larger node type is added."
+        )
+    module.exit_json(changed=changed, pools=pools, unplaceable=packing.unplaceable, queue_size=queue_size(pods), applied=apply)
+
+
+if __name__ == "__main__":
+    main()

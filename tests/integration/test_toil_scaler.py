@@ -1,0 +1,118 @@
+"""toil_scaler end to end on the embedded endpoint, with demand given explicitly (no API server here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+ZONE = "us-west-2a"
+CLUSTER = "tsc"
+POOLS = [
+    {"name": "spot", "node_types": "m5.large:0.2", "min_size": 0, "max_size": 6},
+    {"name": "ondemand", "node_types": "m5.large", "min_size": 0, "max_size": 4},
+]
+
+
+@pytest.fixture
+def cluster(aws, run_playbook, key_pair):
+    tasks = [{"name": "cluster", "toil.cluster.toil_cluster": {"name": CLUSTER, "zone": ZONE, "leader_node_type": "t3.large", "key_pair_name": key_pair}}]
+    result = run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": tasks}).task("cluster")
+    yield result
+    gone = [{"name": "gone", "toil.cluster.toil_cluster": {"name": CLUSTER, "zone": ZONE, "state": "absent"}}]
+    run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": gone})
+
+
+def scaler(run_playbook, tmp_path, demand, check=False, env=None, **options):
+    options = {
+        "cluster": CLUSTER,
+        "zone": ZONE,
+        "pools": POOLS,
+        "demand": demand,
+        "beta_inertia": 0.0,
+        "state_path": str(tmp_path / "state.json"),
+        "metrics_path": str(tmp_path / "toil_scaler.prom"),
+        **options,
+    }
+    play = {"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "scale", "toil.cluster.toil_scaler": options}]}
+    return run_playbook(play, check=check, env=env).task("scale")
+
+
+def by_pool(result):
+    return {p["name"]: p for p in result["pools"]}
+
+
+M5_LARGE = {"cpu": "2", "memory": "7Gi", "ephemeral_storage": "40Gi"}
+
+
+def test_plan_apply_then_remove_idle_nodes(aws, cluster, run_playbook, tmp_path, aws_calls):
+    demand = {
+        "pods": [
+            {"name": "align", "cpu": "1", "memory": "1Gi", "preemptible": True, "count": 6},
+            {"name": "merge", "cpu": "1500m", "memory": "2Gi", "preemptible": False, "count": 2},
+            {"name": "giant", "cpu": "64", "memory": "1Ti", "preemptible": False},
+        ]
+    }
+    planned = scaler(run_playbook, tmp_path, demand, apply=False, env=aws_calls.env)
+    assert planned["changed"] is False and planned["applied"] is False
+    assert aws_calls.mutating_calls() == []
+    pools = by_pool(planned)
+    # m5.large: 2 vCPUs; 2 align pods per spot node; 1 merge pod per on-demand node, never on spot.
+    assert (pools["spot"]["desired"], pools["ondemand"]["desired"]) == (3, 2)
+    assert [u["name"] for u in planned["unplaceable"]] == ["giant"]
+    assert any("fit no pool" in w for w in planned["warnings"])
+    assert planned["queue_size"] == 9
+
+    applied = scaler(run_playbook, tmp_path, demand)
+    assert applied["changed"] is True
+    pools = by_pool(applied)
+    assert (pools["spot"]["current"], pools["spot"]["desired"]) == (0, 3)
+    assert len(pools["spot"]["instances"]) == 3 and all(i["preemptible"] for i in pools["spot"]["instances"])
+    assert len(pools["ondemand"]["instances"]) == 2 and not any(i["preemptible"] for i in pools["ondemand"]["instances"])
+    metrics = (tmp_path / "toil_scaler.prom").read_text()
+    assert 'autoscaler_desired_size{node_type="m5.large",pool="spot"} 3' in metrics
+    assert "autoscaler_queue_size 9" in metrics
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["estimates"] == {"spot": 3, "ondemand": 2}
+
+    # Later: the pods ran; the spot nodes are idle long enough, one on-demand node still runs a Toil pod.
+    spot_ids = [i["instance_id"] for i in pools["spot"]["instances"]]
+    ondemand_ids = [i["instance_id"] for i in pools["ondemand"]["instances"]]
+    nodes = [{"instance_id": i, "pool": "spot", "allocatable": M5_LARGE, "idle_seconds": 900} for i in spot_ids]
+    nodes.append({"instance_id": ondemand_ids[0], "pool": "ondemand", "allocatable": M5_LARGE, "requested": {"cpu": "1"}, "safe_to_evict": False})
+    nodes.append({"instance_id": ondemand_ids[1], "pool": "ondemand", "allocatable": M5_LARGE, "idle_seconds": 30})
+    later = scaler(run_playbook, tmp_path, {"pods": [], "nodes": nodes})
+    pools = by_pool(later)
+    assert sorted(pools["spot"]["victims"]) == sorted(spot_ids)
+    assert pools["spot"]["desired"] == 0 and pools["spot"]["instances"] == []
+    assert pools["ondemand"]["victims"] == []  # one busy, one not idle long enough
+    assert len(pools["ondemand"]["instances"]) == 2
+    states = {i["InstanceId"]: i["State"]["Name"] for r in aws.client("ec2").describe_instances(InstanceIds=spot_ids)["Reservations"] for i in r["Instances"]}
+    assert set(states.values()) == {"terminated"}
+
+
+def test_check_mode_plans_only(aws, cluster, run_playbook, tmp_path, aws_calls):
+    demand = {"pods": [{"name": "align", "cpu": "1", "memory": "1Gi", "count": 4}]}
+    result = scaler(run_playbook, tmp_path, demand, check=True, env=aws_calls.env)
+    assert result["applied"] is False
+    assert by_pool(result)["spot"]["desired"] == 2
+    assert aws_calls.mutating_calls() == []
+    assert not (tmp_path / "state.json").exists()
+
+
+def test_bad_settings_fail_before_anything(aws, cluster, run_playbook, tmp_path):
+    cases = [
+        ({"beta_inertia": 0.95}, "beta_inertia must be between 0 and 0.9"),
+        ({"preemptible_compensation": 2.0}, "preemptible_compensation must be between 0 and 1"),
+        ({"demand": {"pods": [{"name": "x", "cpu": "lots"}]}}, "is not a Kubernetes quantity"),
+        ({"demand": {"pods": [], "surprise": 1}}, "unknown key(s) surprise"),
+        ({"pools": [{"name": "a", "node_types": "m5.large", "min_size": 3, "max_size": 1}]}, "min_size 3 is larger than max_size 1"),
+    ]
+    tasks = []
+    for index, (override, _message) in enumerate(cases):
+        options = {"cluster": CLUSTER, "zone": ZONE, "pools": POOLS, "demand": {"pods": []}, **override}
+        tasks.append({"name": f"case {index}", "toil.cluster.toil_scaler": options, "ignore_errors": True})
+    result = run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": tasks})
+    for index, (_override, message) in enumerate(cases):
+        outcome = result.task(f"case {index}")
+        assert outcome.get("failed") is True and message in outcome["msg"], (index, outcome)
