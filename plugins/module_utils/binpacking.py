@@ -103,7 +103,7 @@ class PodGroup:
 
     def order(self):
         """Largest first (first-fit decreasing)."""
-        return (-self.request.memory, -self.request.cpu, -self.request.disk, self.name)
+        return (self.may_use_spot, -self.request.memory, -self.request.cpu, -self.request.disk, self.name)
 
 
 @dataclass
@@ -256,7 +256,7 @@ def decide(pools, nodes, packing, previous, beta, compensation, idle_threshold, 
     for pool in pools:
         members = [n for n in nodes if n.pool == pool.name]
         removable = sorted(
-            (n for n in members if n.idle_seconds >= idle_threshold and n.safe_to_evict and n.instance_id not in packing.used_nodes),
+            (n for n in members if n.instance_id and n.idle_seconds >= idle_threshold and n.safe_to_evict and n.instance_id not in packing.used_nodes),
             key=lambda n: (-n.idle_seconds, n.instance_id),
         )
         busy = len(members) - len(removable)

@@ -18,6 +18,7 @@ import time
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 from ansible_collections.toil.cluster.plugins.module_utils.iam import delete_role_and_profile
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore import empty_and_delete_bucket  # toil clean's way, shared with job stores
 from ansible_collections.toil.cluster.plugins.module_utils.names import internal_bucket_name
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_instances, find_leader
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import find_cluster_security_groups
@@ -55,18 +56,6 @@ def _bucket_exists(s3, bucket):
         return True
     except is_boto3_error_code(["404", "NoSuchBucket", "NotFound"]):
         return False
-
-
-def empty_and_delete_bucket(s3, bucket):
-    """Every object version, delete marker and unfinished upload, then the bucket (as ``toil clean``)."""
-    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
-        for upload in page.get("Uploads", []):
-            s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"], aws_retry=True)
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        keys = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True}, aws_retry=True)
-    s3.delete_bucket(Bucket=bucket, aws_retry=True)
 
 
 def plan_destroy(ec2, iam, s3, autoscaling, cluster_name, keep_group_ids=()):

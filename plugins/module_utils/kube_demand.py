@@ -99,7 +99,7 @@ class DrainError(KubeError):
 
 
 class DrainRefusedError(DrainError):
-    """The node runs a pod annotated ``safe-to-evict: "false"`` (every Toil job's pod): never drained."""
+    """The node runs a pod annotated ``safe-to-evict: "false"`` (every Toil job's pod) or one without a controller: never drained."""
 
 
 # ----------------------------------------------------------------------------- quantities
@@ -245,12 +245,16 @@ def is_unschedulable_pending(pod):
     """Waiting for a node that does not exist: Pending, unbound, not being deleted, and the scheduler said Unschedulable.
 
     A pod the scheduler has not looked at yet (no PodScheduled condition), a gated one
-    (reason SchedulingGated), a bound one waiting for its containers (ContainerCreating) and a
-    DaemonSet pod (pinned to one node; a new node cannot help it) are not demand.
+    (reason SchedulingGated), a bound one waiting for its containers (ContainerCreating), one
+    nominated to a node where it preempts others (``status.nominatedNodeName``) and a DaemonSet
+    pod (pinned to one node; a new node cannot help it) are not demand.
     """
-    if pod.metadata.deletion_timestamp or pod.spec.node_name or getattr(pod.status, "phase", None) != "Pending" or is_daemonset_pod(pod):
+    status = pod.status
+    if pod.metadata.deletion_timestamp or pod.spec.node_name or getattr(status, "phase", None) != "Pending" or is_daemonset_pod(pod):
         return False
-    return any(c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable" for c in pod.status.conditions or ())
+    if getattr(status, "nominated_node_name", None):  # it preempts pods on an existing node
+        return False
+    return any(c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable" for c in status.conditions or ())
 
 
 def _expression_excludes_spot(expression):
@@ -539,9 +543,9 @@ def drain_node(core_v1, node_name, timeout, sleep=time.sleep, *, policy_v1=None,
     pods (the pod garbage collector removes them). An eviction answered 429 (a PDB allows no
     disruption now) is retried every ``poll_interval`` seconds; ``timeout`` bounds the whole
     drain. Refuses (``DrainRefusedError``, before any change) a node running a pod annotated
-    ``safe-to-evict: "false"``; on failure (``DrainError``, naming the pods and PDBs) a node
-    this call cordoned is uncordoned, so the next run decides afresh. ``policy_v1``, when
-    given, names the PDB of a 429 that did not.
+    ``safe-to-evict: "false"`` or a pod no controller would recreate. On failure
+    (``DrainError``, naming the pods and PDBs) a node this call cordoned is uncordoned, so the
+    next run decides afresh. ``policy_v1``, when given, names the PDB of a 429 that did not.
 
     Returns ``{"node", "cordoned" (this call cordoned it), "evicted": ["ns/pod"], "skipped":
     ["ns/pod"] (DaemonSet, mirror, finished), "eviction_retries", "deleted", "absent"}``.
@@ -594,12 +598,20 @@ def _api_drain_error(node_name, error):
 
 
 def _refuse_if_unsafe(node_name, pods):
-    blockers = [_pod_name(p) for p in pods if not is_terminal(p) and not is_daemonset_pod(p) and not is_mirror_pod(p) and blocks_eviction(p)]
-    if blockers:
+    """Refuse, as cluster-autoscaler does, a node running a pod marked not safe to evict or one no controller would recreate."""
+    reasons = {}
+    for pod in pods:
+        if is_terminal(pod) or is_daemonset_pod(pod) or is_mirror_pod(pod):
+            continue
+        if blocks_eviction(pod):
+            reasons[_pod_name(pod)] = f'is annotated {SAFE_TO_EVICT}: "false" (Toil jobs are)'
+        elif not any(ref.controller for ref in pod.metadata.owner_references or ()):
+            reasons[_pod_name(pod)] = "has no controller to recreate it"
+    if reasons:
         raise DrainRefusedError(
-            f'Refusing to drain node {node_name}: pod(s) {", ".join(blockers)} are annotated {SAFE_TO_EVICT}: "false" (Toil jobs are).',
+            f"Refusing to drain node {node_name}: " + "; ".join(f"pod {name} {reason}" for name, reason in reasons.items()) + ".",
             node=node_name,
-            pods=blockers,
+            pods=list(reasons),
         )
 
 

@@ -218,10 +218,14 @@ def run(ec2, specs, shapes, pods, nodes, state, settings, apply, wait, wait_time
                 )[shape.name]
             decision = decisions[shape.name]
             spec = by_name[shape.name]
+            if drain and decision.victims:
+                # Only nodes that were drained go; a node whose pods could not be evicted stays.
+                drained = drain([n for n in nodes if n.instance_id in decision.victims])
+                kept = [v for v in decision.victims if v not in drained]
+                decision.victims = [v for v in decision.victims if v in drained]
+                decision.desired += len(kept)
             spec.desired = decision.desired
             spec.victims = tuple(decision.victims)
-            if drain and decision.victims:
-                drain([n for n in nodes if n.instance_id in decision.victims])
             pool_changed, summary, _diff = reconcile(ec2, spec, "present", False, wait, wait_timeout)
             changed = changed or pool_changed
             deficits[shape.name] = summary["deficit"]

@@ -203,13 +203,20 @@ from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV
 
 def kubernetes_demand(module, state):
     """Demand and a drain function from the Kubernetes API (kube_demand.py)."""
-    core_v1, _policy_v1 = kube_demand.load_clients(module.params["kubeconfig"], module.params["context"])
+    core_v1, policy_v1 = kube_demand.load_clients(module.params["kubeconfig"], module.params["context"])
     pods, nodes = kube_demand.read_cluster(core_v1)
     demand, state["idle_since"] = kube_demand.demand_from_kubernetes(pods, nodes, now_utc(), state.get("idle_since", {}))
 
     def drain(victims):
+        """Cordon, evict and delete each victim's Node; returns the instance ids that may be terminated."""
+        drained = set()
         for node in victims:
-            kube_demand.drain_node(core_v1, node.name, module.params["drain_timeout"])
+            try:
+                kube_demand.drain_node(core_v1, node.name, module.params["drain_timeout"], policy_v1=policy_v1)
+                drained.add(node.instance_id)
+            except kube_demand.DrainError as error:
+                module.warn(f"Node {node.name} ({node.instance_id}) was not removed: {error}")
+        return drained
 
     return demand, drain
 

@@ -277,3 +277,16 @@ def run_ansible_playbook(
     if expect_rc is not None and result.rc != expect_rc:
         raise AssertionError(f"ansible-playbook exited {result.rc}, expected {expect_rc}\n{result.describe()}")
     return result
+
+
+def assert_bad_inputs_fail(run_playbook: Callable[..., PlaybookResult], module: str, cases: Sequence[tuple[dict[str, Any], str]], proxy: Any) -> None:
+    """Run every ``(options, message)`` case of ``module`` in one play (one task each, errors ignored) through
+    the recording ``proxy``: each must fail with ``message``, without a traceback, and nothing may change."""
+    tasks = [{"name": f"case {index}", f"toil.cluster.{module}": options, "ignore_errors": True} for index, (options, _message) in enumerate(cases)]
+    result = run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": tasks}, env=proxy.env)
+    for index, (_options, message) in enumerate(cases):
+        outcome = result.task(f"case {index}")
+        assert outcome.get("failed") is True, (index, outcome)
+        assert message in outcome["msg"], (index, outcome["msg"])
+        assert "Traceback" not in json.dumps(outcome)
+    assert proxy.mutating_calls() == []

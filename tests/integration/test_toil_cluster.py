@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import assert_bad_inputs_fail
 from toil_shapes import make_group, make_iam, run_nodes
 
 NEWEST_DEBIAN_AMD64 = "ami-0d12e1ac5d5e4a002"  # tools/debian_amis.json: newest debian-12-amd64 of Debian's account
@@ -220,20 +221,12 @@ BAD_INPUTS = [
 ]
 
 
-def test_bad_input_fails_before_any_change(aws, run_playbook, key_pair, aws_calls):
-    """Every case in one playbook run (one task each, errors ignored), all through the recording proxy."""
-    tasks = []
-    for index, (override, _message) in enumerate(BAD_INPUTS):
+def test_bad_input_fails_before_any_change(run_playbook, key_pair, aws_calls):
+    cases = []
+    for override, message in BAD_INPUTS:
         options = {"zone": ZONE, **launch_options("tcl-bad", key_pair), **override}
-        options = {k: v for k, v in options.items() if v is not None}
-        tasks.append({"name": f"case {index}", "toil.cluster.toil_cluster": options, "ignore_errors": True})
-    result = run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": tasks}, env=aws_calls.env)
-    for index, (_override, message) in enumerate(BAD_INPUTS):
-        outcome = result.task(f"case {index}")
-        assert outcome.get("failed") is True, (index, outcome)
-        assert message in outcome["msg"], (index, outcome["msg"])
-        assert "Traceback" not in json.dumps(outcome)
-    assert aws_calls.mutating_calls() == []
+        cases.append(({k: v for k, v in options.items() if v is not None}, message))
+    assert_bad_inputs_fail(run_playbook, "toil_cluster", cases, aws_calls)
 
 
 def test_subnet_in_another_zone_and_extra_group_named_like_the_cluster(aws, run_playbook, key_pair, aws_calls):

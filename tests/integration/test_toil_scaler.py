@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import assert_bad_inputs_fail
 
 ZONE = "us-west-2a"
 CLUSTER = "tsc"
@@ -100,7 +101,7 @@ def test_check_mode_plans_only(aws, cluster, run_playbook, tmp_path, aws_calls):
     assert not (tmp_path / "state.json").exists()
 
 
-def test_bad_settings_fail_before_anything(aws, cluster, run_playbook, tmp_path):
+def test_bad_settings_fail_before_anything(cluster, run_playbook, aws_calls):
     cases = [
         ({"beta_inertia": 0.95}, "beta_inertia must be between 0 and 0.9"),
         ({"preemptible_compensation": 2.0}, "preemptible_compensation must be between 0 and 1"),
@@ -108,11 +109,5 @@ def test_bad_settings_fail_before_anything(aws, cluster, run_playbook, tmp_path)
         ({"demand": {"pods": [], "surprise": 1}}, "unknown key(s) surprise"),
         ({"pools": [{"name": "a", "node_types": "m5.large", "min_size": 3, "max_size": 1}]}, "min_size 3 is larger than max_size 1"),
     ]
-    tasks = []
-    for index, (override, _message) in enumerate(cases):
-        options = {"cluster": CLUSTER, "zone": ZONE, "pools": POOLS, "demand": {"pods": []}, **override}
-        tasks.append({"name": f"case {index}", "toil.cluster.toil_scaler": options, "ignore_errors": True})
-    result = run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": tasks})
-    for index, (_override, message) in enumerate(cases):
-        outcome = result.task(f"case {index}")
-        assert outcome.get("failed") is True and message in outcome["msg"], (index, outcome)
+    cases = [({"cluster": CLUSTER, "zone": ZONE, "pools": POOLS, "demand": {"pods": []}, **override}, message) for override, message in cases]
+    assert_bad_inputs_fail(run_playbook, "toil_scaler", cases, aws_calls)

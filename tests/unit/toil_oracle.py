@@ -16,18 +16,21 @@ import contextlib
 import json
 import os
 import sys
+import time
 from types import SimpleNamespace
 from unittest import mock
 
-from toil.common import Toil
+from toil.common import Config, Toil
 from toil.jobStores.aws.jobStore import parse_jobstore_identifier as toil_parse_jobstore_identifier
 from toil.lib.aws import build_tag_dict_from_env as toil_build_tag_dict_from_env
 from toil.lib.aws import zone_to_region as toil_zone_to_region
 from toil.lib.ec2nodes import EC2Regions
 from toil.provisioners import check_valid_node_types as toil_check_valid_node_types
 from toil.provisioners import parse_node_types as toil_parse_node_types
+from toil.provisioners.abstractProvisioner import Shape
 from toil.provisioners.aws import awsProvisioner
 from toil.provisioners.aws.awsProvisioner import AWSProvisioner
+from toil.provisioners.clusterScaler import ClusterScaler, binPacking
 from toil.utils import toilLaunchCluster
 from toil.version import version as toil_version
 
@@ -202,6 +205,55 @@ def launch_cluster(arg):
     return record
 
 
+def bin_packing(arg):
+    """Toil's scaler packing the queued jobs ``jobs`` onto the node types ``node_types`` (``toil launch-cluster -w``).
+
+    The node shapes are the ones ClusterScaler builds (``setAutoscaledNodeTypes`` ->
+    ``getNodeShape`` -> ``_reserve_overhead``, sorted), the job shapes the ones its
+    ScalerThread builds for queued jobs (wallTime from ``getAverageRuntime``: 1 s without
+    history), and the packing the call ``getEstimatedNodeCounts`` makes, with
+    ``goalTime=target_time``: ``binPacking(node_shapes_after_overhead, job_shapes, goalTime)``.
+    ClusterScaler itself refuses a targetTime of 0, so it is built with 1800 and the packing
+    is then given ``target_time``. ``runs`` packings are timed (time.perf_counter, the call
+    alone); the node counts are those of the last.
+    """
+    provisioner = _provisioner(None)
+    provisioner._nodeStorage = arg.get("node_storage", 50)
+    provisioner._nodeStorageOverrides = {}
+    provisioner.setAutoscaledNodeTypes(toil_parse_node_types(arg["node_types"]))
+    config = Config()
+    config.targetTime = 1800
+    config.maxNodes = [10**6]
+    scaler = ClusterScaler(provisioner, SimpleNamespace(batchSystem=None, provisioner=None), config)
+    jobs = []
+    for job in arg["jobs"]:
+        shape = Shape(scaler.getAverageRuntime(job["name"]), job["memory"], job["cores"], job["disk"], job["preemptible"])
+        jobs.extend([shape] * job["count"])
+    seconds = []
+    for _ in range(arg.get("runs", 1)):
+        queued = list(jobs)  # binPack sorts its argument in place
+        began = time.perf_counter()
+        counts, could_not_fit = binPacking(scaler.node_shapes_after_overhead, queued, arg.get("target_time", 0))
+        seconds.append(time.perf_counter() - began)
+
+    def describe(shape):
+        full = scaler.without_overhead[shape]
+        return {
+            "instance_type": scaler.nodeShapeToType[full],
+            "preemptible": shape.preemptible,
+            "memory": shape.memory,
+            "cores": shape.cores,
+            "disk": shape.disk,
+        }
+
+    return {
+        "node_shapes": [describe(shape) for shape in scaler.node_shapes_after_overhead],
+        "nodes": [{**describe(shape), "count": counts[shape]} for shape in scaler.node_shapes_after_overhead],
+        "could_not_fit": len(could_not_fit),  # distinct job shapes
+        "seconds": seconds,
+    }
+
+
 FUNCTIONS = {
     function.__name__: function
     for function in (
@@ -217,6 +269,7 @@ FUNCTIONS = {
         is_our_namespaced_name,
         launch_cluster,
         iam_policies,
+        bin_packing,
     )
 }
 

@@ -106,7 +106,7 @@ def test_beta_inertia_goes_half_way_then_converges():
     assert many.new_nodes["p"] == 100
     previous = {"p": 0}
     seen = []
-    for _ in range(30):
+    for _run in range(30):
         decision = decide([pool], [], many, previous, 0.5, 0.0, 600)["p"]
         previous = {"p": decision.estimate}
         seen.append(decision.desired)

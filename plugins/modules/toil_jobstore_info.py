@@ -1,0 +1,187 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: toil.cluster contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+DOCUMENTATION = r"""
+module: toil_jobstore_info
+short_description: Describe a Toil job store and what its keys say of the workflow
+version_added: 0.1.0
+description:
+  - Describes the job store named by a Toil locator (C(aws:us-west-2:my-run) or C(file:/path)): whether it exists,
+    its layout, region, buckets and creation time, and what can be read of the workflow from the store's keys.
+  - Recognises Toil 9.1's layout (everything in the S3 bucket C(<name>--toil)) and Toil 9.0's (the SimpleDB domains
+    C(<name>--jobs) and C(<name>--files), the bucket C(<name>--files) and the C(toil-registry) entry).
+  - The workflow's state comes from the keys only, never from their contents, so it works for encrypted (SSE-C)
+    stores too. Toil writes C(config.pickle) when it makes the store, C(rootJobReturnValue) when the workflow starts,
+    and deletes a job's record under C(jobs/) when the job is done.
+  - Reads only, and always reports C(changed=false).
+author:
+  - toil.cluster contributors (@toil-cluster)
+options:
+  locator:
+    description:
+      - The job store, as given to Toil's C(--jobStore). C(aws:<region>:<name>), or C(file:<absolute path>) for a
+        directory on the host the module runs on.
+    type: str
+    required: true
+  count_objects:
+    description:
+      - Also count the objects, versions, delete markers, bytes and unfinished multipart uploads (files and bytes for
+        a file job store). This costs a listing of every object version.
+    type: bool
+    default: false
+  s3_endpoint:
+    description:
+      - An S3-compatible object store (MinIO, Ceph, ...) that holds the job store's buckets instead of AWS's S3.
+      - Each suboption that is not set falls back to Toil's variable, read on the host the module runs on.
+      - SimpleDB does not exist there, so the Toil 9.0 layout is not looked for, and any region name is accepted.
+    type: dict
+    suboptions:
+      host:
+        description:
+          - The endpoint's host name or IP address, optionally with C(:port). Defaults to C(TOIL_S3_HOST).
+          - A host alone is enough. Toil itself needs C(TOIL_S3_PORT) as well, because of an operator-precedence
+            bug in how it builds the URL.
+        type: str
+      port:
+        description: The endpoint's port. Defaults to C(TOIL_S3_PORT), else the scheme's.
+        type: int
+      use_ssl:
+        description: Whether to use HTTPS. Defaults to C(TOIL_S3_USE_SSL), else V(true).
+        type: bool
+  include_legacy:
+    description:
+      - Also look for the Toil 9.0 layout in SimpleDB. Turn it off for credentials without SimpleDB permissions.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - toil.cluster.aws.modules
+seealso:
+  - module: toil.cluster.toil_jobstore
+"""
+
+EXAMPLES = r"""
+- name: Describe a job store
+  toil.cluster.toil_jobstore_info:
+    locator: aws:us-west-2:my-run
+  register: store
+
+- name: Say whether the workflow finished
+  ansible.builtin.debug:
+    msg: "{{ store.jobstore.workflow.status }}, {{ store.jobstore.workflow.jobs }} jobs left"
+  when: store.jobstore.exists
+
+- name: How big is it
+  toil.cluster.toil_jobstore_info:
+    locator: aws:us-west-2:my-run
+    count_objects: true
+  register: sized
+"""
+
+RETURN = r"""
+jobstore:
+  description: The job store.
+  returned: always
+  type: dict
+  contains:
+    locator: {description: The locator as given., type: str}
+    kind: {description: C(aws) or C(file)., type: str}
+    name: {description: "The job store's name (AWS), or null.", type: str}
+    region: {description: "The locator's region (AWS), or null.", type: str}
+    path: {description: "The directory (file), or null.", type: str}
+    s3_endpoint: {description: "The S3-compatible endpoint used, or null for AWS's S3.", type: str}
+    exists: {description: Whether a job store this account can use exists under the name., type: bool}
+    layout:
+      description:
+        - C(s3) for Toil 9.1 and later, C(sdb) for Toil 9.0 and older, C(file) for a file job store, or null when
+          nothing exists. When both AWS layouts exist, C(s3).
+      type: str
+    layouts: {description: Every layout found., type: list, elements: str}
+    bucket: {description: "The bucket Toil 9.1 and later use, C(<name>--toil), whether it exists or not.", type: str}
+    buckets: {description: The job store's buckets that exist., type: list, elements: str}
+    bucket_region: {description: "The region the job store's bucket is in, or null.", type: str}
+    legacy_domains: {description: The Toil 9.0 SimpleDB domains that exist., type: list, elements: str}
+    legacy_registry:
+      description:
+        - The store's entry in the Toil 9.0 C(toil-registry) SimpleDB domain. C(registered), C(in_transition)
+          (being made or removed; Toil does not resume such a store), or null when there is none.
+      type: str
+    creation_time: {description: "When the job store's bucket was created (ISO 8601), or null (file job stores).", type: str}
+    workflow:
+      description: What the store's keys say of the workflow, or null when there is no store.
+      type: dict
+      contains:
+        initialized: {description: Whether Toil finished making the store (C(config.pickle) exists)., type: bool}
+        jobs:
+          description: The jobs still recorded. Null for Toil 9.0 stores, whose jobs only SimpleDB Select could count.
+          type: int
+        root_job_return_value: {description: Whether the workflow started (C(rootJobReturnValue) exists)., type: bool}
+        status:
+          description:
+            - C(not_initialized), C(not_started), C(unfinished) (jobs left, the workflow runs, failed or was killed),
+              C(finished) (no job left), or C(unknown).
+          type: str
+    problem:
+      description:
+        - Why Toil could not use the name, or null. For example the bucket belongs to another account, or is in
+          another region than the locator says, or the path is not a job store.
+      type: str
+    objects: {description: "Objects (current versions), or files.", type: int, returned: when O(count_objects=true)}
+    versions: {description: Object versions, current and older., type: int, returned: when O(count_objects=true)}
+    delete_markers: {description: Delete markers., type: int, returned: when O(count_objects=true)}
+    bytes: {description: Bytes of every version, or of every file., type: int, returned: when O(count_objects=true)}
+    multipart_uploads: {description: Unfinished multipart uploads., type: int, returned: when O(count_objects=true)}
+"""
+
+try:  # noqa: SIM105 - Ansible modules report a missing boto3 themselves
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:
+    pass  # reported by AnsibleAWSModule
+
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
+    describe_aws,
+    describe_file,
+    parse_locator_for,
+    s3_client_options,
+    s3_endpoint_url,
+    wants_legacy_layout,
+)
+from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
+from ansible_collections.toil.cluster.plugins.module_utils.retries import AWS_RETRY
+
+S3_ENDPOINT_OPTIONS = dict(host=dict(type="str"), port=dict(type="int"), use_ssl=dict(type="bool"))
+
+
+def main():
+    module = ToilAWSModule(
+        argument_spec=dict(
+            locator=dict(type="str", required=True),
+            count_objects=dict(type="bool", default=False),
+            s3_endpoint=dict(type="dict", options=S3_ENDPOINT_OPTIONS),
+            include_legacy=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    with module.input_errors():
+        endpoint = s3_endpoint_url(params["s3_endpoint"])
+        locator = parse_locator_for(params["locator"], endpoint)
+        try:
+            if locator.kind == "file":
+                description = describe_file(locator, params["count_objects"])
+            else:
+                s3 = module.client("s3", retry_decorator=AWS_RETRY, region=locator.region, **s3_client_options(endpoint))
+                sdb = None
+                if wants_legacy_layout(locator, endpoint, params["include_legacy"]):
+                    sdb = module.client("sdb", retry_decorator=AWS_RETRY, region=locator.region)
+                description = describe_aws(s3, sdb, locator, params["count_objects"], endpoint)
+        except OSError as error:
+            module.fail_json(msg=f"File job store {locator.path}: {error}")
+        except (BotoCoreError, ClientError) as error:
+            module.fail_json_aws(error, msg=f"AWS refused a request for job store {locator.locator}")
+    module.exit_json(changed=False, jobstore=description)
+
+
+if __name__ == "__main__":
+    main()
