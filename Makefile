@@ -9,12 +9,17 @@ TOIL_VENV := .venv-toil
 BIN := $(VENV)/bin
 COLLECTION := $(VENV)/collections/ansible_collections/toil/cluster
 # Debian packages the tests need (installed only when missing).
-DEB_PACKAGES := git ca-certificates shellcheck util-linux
+DEB_PACKAGES := git ca-certificates shellcheck util-linux prometheus mtail prometheus-node-exporter
+# The role tests' podman hosts (tests/hosts): podman with runc, a debootstrap image, a signed test apt repo.
+DEB_PACKAGES += podman runc debootstrap gpg
+TEST_HOSTS := $(VENV)/.test-hosts.stamp
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(VENV)/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Podman settings for the test hosts, kept in the repository (see tests/hosts/containers.conf).
+export CONTAINERS_CONF := $(CURDIR)/tests/hosts/containers.conf
 
 .PHONY: help setup test lint ruff ansible-lint sanity units integration demo bench clean
 
@@ -40,7 +45,12 @@ $(TOIL_VENV)/.installed: tests/toil-requirements.txt
 $(COLLECTION): $(VENV)/.installed tools/link-collections.sh
 	@tools/link-collections.sh $(VENV)
 
-setup: $(VENV)/.installed $(TOIL_VENV)/.installed $(COLLECTION)
+# The test-host image (Debian 12 + systemd + sshd), built once; the script itself rebuilds only on change.
+$(TEST_HOSTS): .debs.stamp $(VENV)/.installed tests/hosts/build-image.sh tests/hosts/containers.conf $(wildcard tests/hosts/image/*)
+	tests/hosts/build-image.sh
+	@touch $@
+
+setup: $(VENV)/.installed $(TOIL_VENV)/.installed $(COLLECTION) $(TEST_HOSTS)
 
 test: setup lint sanity units integration
 

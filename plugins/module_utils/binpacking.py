@@ -102,7 +102,7 @@ class PodGroup:
     count: int = 1
 
     def order(self):
-        """Largest first (first-fit decreasing)."""
+        """Toil's job order (first-fit decreasing): the pods that must avoid spot first, then the largest."""
         return (self.may_use_spot, -self.request.memory, -self.request.cpu, -self.request.disk, self.name)
 
 
@@ -126,6 +126,7 @@ class Bin:
     instance_id: str = None
     nodes: int = 1
     loads: dict = field(default_factory=dict)  # pod group name -> pods on each of these nodes
+    existing: bool = False  # a node that is already there (its instance id may be unknown)
 
 
 @dataclass
@@ -135,19 +136,23 @@ class Packing:
     used_nodes: set = field(default_factory=set)  # existing instance ids that got pods
     unplaceable: list = field(default_factory=list)
     bins: list = field(default_factory=list)  # every node used or opened, with what went on it
+    strategy: str = None  # the one of STRATEGIES that gave this packing
 
 
-def _fill(bins, group, remaining, result):
+def _fill(bins, group, remaining, result, opened_pools=None):
     """First fit of ``remaining`` pods of ``group`` into ``bins`` (in order); returns what is left.
 
     A bin may stand for several identical nodes; the bin where the pods run out is split, so the
-    result is exactly node-by-node first fit.
+    result is exactly node-by-node first fit. Nodes opened in this packing are used only if their
+    pool is in ``opened_pools`` (None: any pool); existing nodes always are.
     """
     index = 0
     while index < len(bins) and remaining:
         bin_ = bins[index]
         index += 1
         if bin_.spot and not group.may_use_spot:
+            continue
+        if opened_pools is not None and not bin_.existing and bin_.pool not in opened_pools:
             continue
         per_node = bin_.free.how_many(group.request)
         if per_node == 0:
@@ -160,7 +165,7 @@ def _fill(bins, group, remaining, result):
                     loads = dict(bin_.loads)
                     if take:
                         loads[group.name] = loads.get(group.name, 0) + take
-                    replacement.append(Bin(bin_.pool, bin_.spot, bin_.free.minus(group.request, take), bin_.instance_id, count, loads))
+                    replacement.append(Bin(bin_.pool, bin_.spot, bin_.free.minus(group.request, take), bin_.instance_id, count, loads, bin_.existing))
             bins[index - 1 : index] = replacement
             where = next(i for i, b in enumerate(result.bins) if b is bin_)
             result.bins[where : where + 1] = replacement
@@ -177,20 +182,58 @@ def _fill(bins, group, remaining, result):
     return remaining
 
 
-def pack(pods, pools, nodes):
-    """First-fit decreasing of ``pods`` onto existing free capacity, then onto new nodes of ``pools``."""
+# Where a pod goes once the existing nodes are full, before a node is opened for it:
+# - "any_node": the first node opened in this packing, of any pool, where it fits;
+# - "toil": the first node opened for the pool it would open (the first shape where it fits), as
+#   Toil's BinPackedFit.addJobShape does. Without existing nodes this is Toil's packing at target
+#   time 0 (every pod to start now), node for node.
+# "any_node" needs fewer nodes on most workloads, not on all (a small pod may take the room a
+# later large pod needed on a large node, where Toil sends it to the small shape's nodes).
+STRATEGIES = ("any_node", "toil")
+
+
+def pack(pods, pools, nodes, strategies=STRATEGIES):
+    """First-fit decreasing of ``pods`` onto existing free capacity, then onto new nodes of ``pools``.
+
+    Packs once per strategy and keeps the packing that opens the fewest nodes (ties: the first
+    strategy), so with "toil" among them it never opens more nodes than Toil would.
+    """
+    best = None
+    for strategy in strategies:
+        result = _pack(pods, pools, nodes, strategy)
+        if best is None or sum(result.new_nodes.values()) < sum(best.new_nodes.values()):
+            best = result
+    return best
+
+
+def _floors(groups):
+    """``floors[i]``: the least cpu, memory and disk any of ``groups[i:]`` requests (a node with less
+    free than that of one resource can take none of them)."""
+    floors = [Resources(math.inf, math.inf, math.inf)]
+    for group in reversed(groups):
+        last, request = floors[-1], group.request
+        floors.append(Resources(min(last.cpu, request.cpu), min(last.memory, request.memory), min(last.disk, request.disk)))
+    return floors[::-1]
+
+
+def _pack(pods, pools, nodes, strategy):
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown packing strategy {strategy!r} (expected one of {', '.join(STRATEGIES)})")
     shapes = sorted(pools, key=PoolShape.order)
     spot_pools = {p.name for p in pools if p.preemptible}
-    result = Packing(new_nodes={p.name: 0 for p in pools}, placed={p.name: 0 for p in pools})
+    result = Packing(new_nodes={p.name: 0 for p in pools}, placed={p.name: 0 for p in pools}, strategy=strategy)
     # Existing nodes first, then nodes opened here, in first-fit order.
-    bins = [Bin(n.pool, n.pool in spot_pools, n.free, n.instance_id) for n in nodes if n.pool in result.placed]
+    bins = [Bin(n.pool, n.pool in spot_pools, n.free, n.instance_id, existing=True) for n in nodes if n.pool in result.placed]
     result.bins = list(bins)
     largest = max((p.capacity for p in pools), key=lambda c: (c.memory, c.cpu, c.disk), default=None)
-    for group in sorted(pods, key=PodGroup.order):
-        remaining = _fill(bins, group, group.count, result)
+    groups = sorted(pods, key=PodGroup.order)
+    floors = _floors(groups)
+    for index, group in enumerate(groups):
+        shape = next((s for s in shapes if (group.may_use_spot or not s.preemptible) and s.capacity.fits(group.request)), None)
+        opened_pools = None if strategy == "any_node" else ((shape.name,) if shape else ())
+        remaining = _fill(bins, group, group.count, result, opened_pools)
         if remaining == 0:
             continue
-        shape = next((s for s in shapes if (group.may_use_spot or not s.preemptible) and s.capacity.fits(group.request)), None)
         if shape is None:
             result.unplaceable.append(
                 {
@@ -212,7 +255,8 @@ def pack(pods, pools, nodes):
                 opened = Bin(shape.name, shape.preemptible, shape.capacity.minus(group.request, take), nodes=count, loads={group.name: take})
                 bins.append(opened)
                 result.bins.append(opened)
-        bins = [b for b in bins if b.free.cpu > 0 and b.free.memory > 0]
+        floor = floors[index + 1]
+        bins = [b for b in bins if b.free.cpu >= floor.cpu and b.free.memory >= floor.memory and b.free.disk >= floor.disk]
     return result
 
 

@@ -34,9 +34,10 @@ try:
     import botocore.session
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 except ImportError:  # reported by the module (AnsibleAWSModule checks for boto3/botocore)
     botocore = None
-    BotoCoreError = ClientError = Config = None
+    BotoCoreError = ClientError = Config = ResponseParserError = None
 
 _JOBSTORE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]+[a-z0-9]$")
 JOBSTORE_NAME_MIN = 3
@@ -319,10 +320,15 @@ def bucket_usage(s3, bucket):
     """Objects (current versions), all versions, delete markers, bytes of every version, and
     unfinished multipart uploads: one full listing of the bucket."""
     usage = _empty_usage()
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        for version in page.get("Versions") or []:
-            _count_version(usage, version)
-        usage["delete_markers"] += len(page.get("DeleteMarkers") or [])
+    if is_versioned(s3, bucket):
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for version in page.get("Versions") or []:
+                _count_version(usage, version)
+            usage["delete_markers"] += len(page.get("DeleteMarkers") or [])
+    else:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents") or []:
+                _count_version(usage, {**item, "IsLatest": True})
     for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
         usage["multipart_uploads"] += len(page.get("Uploads") or [])
     return usage
@@ -507,29 +513,37 @@ def abort_multipart_uploads(s3, bucket):
 
 
 def _refused(bucket, errors):
-    shown = "; ".join(f"{e.get('Key')} (version {e.get('VersionId', '-')}): {e.get('Code')} {e.get('Message', '')}".strip() for e in errors[:5])
+    shown = "; ".join(
+        f"{e.get('Key')}{' (version ' + e['VersionId'] + ')' if e.get('VersionId') else ''}: {e.get('Code')} {e.get('Message', '')}".strip() for e in errors[:5]
+    )
     more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
     return JobStoreError(f"S3 refused to delete {len(errors)} object version(s) of bucket {bucket}: {shown}{more}. The bucket was not deleted.")
 
 
-def delete_all_versions(s3, bucket, usage=None, sleep=time.sleep):
-    """Delete every object version and delete marker, DELETE_BATCH keys per DeleteObjects request.
+def _version_page(s3, bucket):
+    page = s3.list_object_versions(Bucket=bucket, MaxKeys=DELETE_BATCH, aws_retry=True)
+    versions = page.get("Versions") or []
+    markers = page.get("DeleteMarkers") or []
+    return [{"Key": item["Key"], "VersionId": item["VersionId"]} for item in versions + markers], versions, markers
 
-    Each round lists the first page again rather than following markers: markers naming
-    versions that were just deleted are not followed by every S3 implementation (moto ends the
-    listing there). What is deleted is added to ``usage``.
-    """
-    usage = _empty_usage() if usage is None else usage
+
+def _object_page(s3, bucket):
+    # An unversioned bucket: each object is its one ("null") version, deleted by its key.
+    contents = s3.list_objects_v2(Bucket=bucket, MaxKeys=DELETE_BATCH, aws_retry=True).get("Contents") or []
+    return [{"Key": item["Key"]} for item in contents], [{**item, "IsLatest": True} for item in contents], []
+
+
+def _drain(s3, bucket, list_page, usage, sleep):
+    """List the first page, delete what it shows in one DeleteObjects request, and again until
+    nothing is listed. Listing from the start each round, rather than following markers, works
+    on every S3 implementation: moto ends a listing whose marker names a version just deleted."""
     previous = set()
     stalls = 0
     while True:
-        page = s3.list_object_versions(Bucket=bucket, MaxKeys=DELETE_BATCH, aws_retry=True)
-        versions = page.get("Versions") or []
-        markers = page.get("DeleteMarkers") or []
-        entries = [{"Key": item["Key"], "VersionId": item["VersionId"]} for item in versions + markers]
+        entries, versions, markers = list_page(s3, bucket)
         if not entries:
             return usage
-        listed = {(item["Key"], item["VersionId"]) for item in entries}
+        listed = {(item["Key"], item.get("VersionId")) for item in entries}
         if listed & previous:
             stalls += 1
             if stalls > STALL_LIMIT:
@@ -538,7 +552,7 @@ def delete_all_versions(s3, bucket, usage=None, sleep=time.sleep):
         else:
             stalls = 0
         for version in versions:
-            if (version["Key"], version["VersionId"]) not in previous:
+            if (version["Key"], version.get("VersionId")) not in previous:
                 _count_version(usage, version)
         usage["delete_markers"] += sum(1 for marker in markers if (marker["Key"], marker["VersionId"]) not in previous)
         for start in range(0, len(entries), DELETE_BATCH):
@@ -547,6 +561,22 @@ def delete_all_versions(s3, bucket, usage=None, sleep=time.sleep):
             if answer.get("Errors"):
                 raise _refused(bucket, answer["Errors"])
         previous = listed
+
+
+def is_versioned(s3, bucket):
+    """Whether versioning was ever turned on (Enabled or Suspended): only then can the bucket hold
+    older versions and delete markers. Toil 9.1's buckets never are; Toil 9.0's always were."""
+    return s3.get_bucket_versioning(Bucket=bucket, aws_retry=True).get("Status") is not None
+
+
+def delete_all_versions(s3, bucket, usage=None, sleep=time.sleep):
+    """Delete every object version and delete marker, at most DELETE_BATCH keys per DeleteObjects
+    request. An unversioned bucket is emptied through ListObjectsV2 (cheaper to list), then the
+    version listing confirms nothing is left. What is deleted is added to ``usage``."""
+    usage = _empty_usage() if usage is None else usage
+    if not is_versioned(s3, bucket):
+        _drain(s3, bucket, _object_page, usage, sleep)
+    return _drain(s3, bucket, _version_page, usage, sleep)
 
 
 def empty_and_delete_bucket(s3, bucket, sleep=time.sleep):
@@ -596,7 +626,7 @@ def remove_aws(s3, sdb, locator, plan, warn, sleep=time.sleep):
     if plan["legacy_registry_entry"]:
         try:
             sdb.delete_attributes(DomainName=REGISTRY_DOMAIN, ItemName=locator.name, aws_retry=True)
-        except (BotoCoreError, ClientError) as error:  # the store is gone; Toil <= 9.0 ignores an entry marked False
+        except (BotoCoreError, ClientError, ResponseParserError) as error:  # the store is gone; Toil <= 9.0 ignores an entry marked False
             warn(
                 f"The job store is removed, but its entry '{locator.name}' in SimpleDB domain {REGISTRY_DOMAIN} could not be deleted "
                 f"({type(error).__name__}: {error}); it stays marked exists=False, which Toil <= 9.0 treats as no job store."

@@ -139,7 +139,7 @@ removed:
     objects: {description: "Objects (current versions), or files.", type: int}
     versions: {description: "Object versions, current and older (AWS).", type: int}
     delete_markers: {description: Delete markers (AWS)., type: int}
-    bytes: {description: Bytes of every version, or of every file., type: int}
+    bytes: {description: "Bytes of every version, or of every file.", type: int}
     multipart_uploads: {description: Unfinished multipart uploads aborted (AWS)., type: int}
 """
 

@@ -8,8 +8,8 @@ module: toil_jobstore_info
 short_description: Describe a Toil job store and what its keys say of the workflow
 version_added: 0.1.0
 description:
-  - Describes the job store named by a Toil locator (C(aws:us-west-2:my-run) or C(file:/path)): whether it exists,
-    its layout, region, buckets and creation time, and what can be read of the workflow from the store's keys.
+  - Describes the job store named by a Toil locator, C(aws:us-west-2:my-run) or C(file:/path). It reports whether it
+    exists, its layout, region, buckets and creation time, and what can be read of the workflow from the store's keys.
   - Recognises Toil 9.1's layout (everything in the S3 bucket C(<name>--toil)) and Toil 9.0's (the SimpleDB domains
     C(<name>--jobs) and C(<name>--files), the bucket C(<name>--files) and the C(toil-registry) entry).
   - The workflow's state comes from the keys only, never from their contents, so it works for encrypted (SSE-C)
@@ -128,9 +128,9 @@ jobstore:
           another region than the locator says, or the path is not a job store.
       type: str
     objects: {description: "Objects (current versions), or files.", type: int, returned: when O(count_objects=true)}
-    versions: {description: Object versions, current and older., type: int, returned: when O(count_objects=true)}
+    versions: {description: "Object versions, current and older.", type: int, returned: when O(count_objects=true)}
     delete_markers: {description: Delete markers., type: int, returned: when O(count_objects=true)}
-    bytes: {description: Bytes of every version, or of every file., type: int, returned: when O(count_objects=true)}
+    bytes: {description: "Bytes of every version, or of every file.", type: int, returned: when O(count_objects=true)}
     multipart_uploads: {description: Unfinished multipart uploads., type: int, returned: when O(count_objects=true)}
 """
 

@@ -26,7 +26,13 @@ if ! podman image exists "$base"; then
     tar -C "$rootfs" -c . | podman import -q - "$base" > /dev/null
     rm -rf "$rootfs"
 fi
+old=$(podman image inspect --format '{{ .Id }}' "$image" 2>/dev/null || true)
 echo "building $image ($hash)"
-podman build -q --build-arg "BASE=$base" --label "toil.cluster.test-host=$hash" -t "$image" "$here/image" > /dev/null
-podman image prune -f > /dev/null   # the superseded build, if any
+log=$(mktemp)
+podman build --build-arg "BASE=$base" --label "toil.cluster.test-host=$hash" -t "$image" "$here/image" > "$log" 2>&1 \
+    || { tail -n 40 "$log"; rm -f "$log"; exit 1; }
+rm -f "$log"
+if [ -n "$old" ] && [ "$old" != "$(podman image inspect --format '{{ .Id }}' "$image")" ]; then
+    podman rmi "$old" > /dev/null 2>&1 || true   # the superseded build of this image (only that one)
+fi
 echo "built $image"

@@ -31,6 +31,7 @@ class KubeDoubleRepo:
     version: str  # Kubernetes version, e.g. 1.35.2
     package_version: str  # Debian version, e.g. 1.35.2-1.1
     key_sha256: str  # sha256 of key.asc, for the role's key checksum
+    key_fingerprint: str  # the signing key's fingerprint, for the role's key pin
 
 
 def _sha256(path: Path) -> str:
@@ -47,6 +48,8 @@ def _package(work: Path, out: Path, name: str, version: str, files: dict[str, tu
     root = work / name
     for target, (source, mode) in files.items():
         _install(DOUBLE / source, root / target.lstrip("/"), version, mode)
+    if name == "kubelet":  # as the real package: the static pod directory
+        (root / "etc" / "kubernetes" / "manifests").mkdir(parents=True)
     control = root / "DEBIAN" / "control"
     control.parent.mkdir(parents=True, exist_ok=True)
     size_kib = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) // 1024 + 1
@@ -76,9 +79,9 @@ def _stanza(deb: Path, out: Path) -> str:
 def build(dest: Path, version: str = "1.35.2") -> KubeDoubleRepo:
     """(Re)build the repository in ``dest`` and return where it is and how to trust it."""
     dest = Path(dest)
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.iterdir():  # empty it in place: it may be bind-mounted into running hosts
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
     with tempfile.TemporaryDirectory(prefix="kube-double-") as tmp:
         work = Path(tmp)
         debs = [
@@ -105,10 +108,12 @@ def build(dest: Path, version: str = "1.35.2") -> KubeDoubleRepo:
             subprocess.run([*gpg, "--quick-gen-key", "toil.cluster test apt repository", "ed25519", "sign", "1d"], check=True, capture_output=True)
             subprocess.run([*gpg, "--clearsign", "-o", str(dest / "InRelease"), str(release)], check=True, capture_output=True)
             key = subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True).stdout
+            colons = subprocess.run([*gpg, "--with-colons", "--fingerprint"], check=True, capture_output=True, text=True).stdout
         finally:
             subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False, capture_output=True)
     (dest / "key.asc").write_bytes(key)
-    return KubeDoubleRepo(dest, version, f"{version}-{DEB_REVISION}", _sha256(dest / "key.asc"))
+    fingerprint = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
+    return KubeDoubleRepo(dest, version, f"{version}-{DEB_REVISION}", _sha256(dest / "key.asc"), fingerprint)
 
 
 if __name__ == "__main__":

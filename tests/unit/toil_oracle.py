@@ -225,10 +225,10 @@ def bin_packing(arg):
     config.targetTime = 1800
     config.maxNodes = [10**6]
     scaler = ClusterScaler(provisioner, SimpleNamespace(batchSystem=None, provisioner=None), config)
-    jobs = []
+    jobs = []  # one Shape per queued job, as ScalerThread.tryRun builds them
     for job in arg["jobs"]:
-        shape = Shape(scaler.getAverageRuntime(job["name"]), job["memory"], job["cores"], job["disk"], job["preemptible"])
-        jobs.extend([shape] * job["count"])
+        wall_time = scaler.getAverageRuntime(job["name"])
+        jobs.extend(Shape(wall_time, job["memory"], job["cores"], job["disk"], job["preemptible"]) for _ in range(job["count"]))
     seconds = []
     for _ in range(arg.get("runs", 1)):
         queued = list(jobs)  # binPack sorts its argument in place

@@ -1,0 +1,156 @@
+"""Podman test hosts for the role tests: Debian 12 containers with systemd and sshd on a private podman network.
+
+``PodmanLab`` creates a network and hosts from ``localhost/toil-cluster-test:bookworm`` (built by
+``build-image.sh``), each reachable over real SSH as ``admin`` (passwordless sudo) with a throwaway key,
+privileged with a volume for ``/var/lib/containerd`` (so containerd's overlays work). ``close()`` removes
+every container, volume and network it made and ends ansible's ssh control masters, also after a failure.
+Podman reads ``containers.conf`` here (CONTAINERS_CONF), never /etc/containers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+IMAGE = "localhost/toil-cluster-test:bookworm"
+CONTAINERS_CONF = HERE / "containers.conf"
+
+
+def podman_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
+    return env
+
+
+def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"podman {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc
+
+
+def build_image() -> None:
+    """Build the test-host image if it is missing or out of date (a no-op otherwise)."""
+    subprocess.run([str(HERE / "build-image.sh")], env=podman_env(), check=True, capture_output=True, text=True, timeout=900)
+
+
+@dataclass
+class Host:
+    name: str
+    container: str
+    address: str
+    hostvars: dict = field(default_factory=dict)
+
+    def sh(self, script: str, check: bool = True) -> str:
+        """Run a shell script inside the host (through podman, not ssh) and return its stdout."""
+        return podman("exec", self.container, "bash", "-c", script, check=check).stdout
+
+    def read(self, path: str) -> str:
+        return self.sh(f"cat {path}")
+
+
+class PodmanLab:
+    def __init__(self, workdir: Path, mounts: Sequence[tuple[str, str]] = ()) -> None:
+        self.workdir = workdir
+        self.mounts = list(mounts)
+        self.prefix = f"tcl-{os.getpid()}-{secrets.token_hex(3)}"
+        self.network = f"{self.prefix}-net"
+        self.hosts: dict[str, Host] = {}
+        self.key = workdir / "id_ed25519"
+        self._network_created = False
+        workdir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "toil.cluster test", "-f", str(self.key)], check=True)
+        self.key.with_suffix(".pub").chmod(0o644)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, names: Sequence[str], hostvars: Mapping[str, dict] | None = None) -> dict[str, Host]:
+        if not self._network_created:
+            podman("network", "create", self.network)
+            self._network_created = True
+        for name in names:
+            container = f"{self.prefix}-{name}"
+            args = ["run", "-d", "--name", container, "--hostname", name, "--network", self.network]
+            args += ["--privileged", "--systemd=always", "-v", "/var/lib/containerd"]
+            args += ["-v", f"{self.key.with_suffix('.pub')}:/etc/ssh/test_authorized_keys:ro"]
+            for src, dest in self.mounts:
+                args += ["-v", f"{src}:{dest}:ro"]
+            self.hosts[name] = Host(name, container, "", dict((hostvars or {}).get(name, {})))
+            podman(*args, IMAGE)
+        for host in self.hosts.values():
+            if not host.address:
+                data = json.loads(podman("inspect", host.container).stdout)[0]
+                host.address = data["NetworkSettings"]["Networks"][self.network]["IPAddress"]
+        for host in self.hosts.values():
+            self._wait_for_ssh(host)
+        return self.hosts
+
+    def _ssh_base(self) -> list[str]:
+        options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes", "ConnectTimeout=3"]
+        return ["ssh", "-i", str(self.key), *(arg for option in options for arg in ("-o", option))]
+
+    def _wait_for_ssh(self, host: Host, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = subprocess.run([*self._ssh_base(), f"admin@{host.address}", "sudo -n true"], capture_output=True, text=True, check=False, timeout=30)
+            if proc.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                logs = podman("logs", host.container, check=False).stdout[-3000:]
+                raise RuntimeError(f"{host.name} ({host.address}) did not answer ssh: {proc.stderr.strip()}\n{logs}")
+            time.sleep(0.5)
+
+    def close(self, control_dirs: Sequence[Path] = ()) -> list[str]:
+        """Remove everything this lab made; return the errors (empty when all went)."""
+        errors = []
+        for directory in control_dirs:  # ansible's ControlPersist masters
+            for sock in Path(directory).glob("*") if Path(directory).is_dir() else []:
+                subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "placeholder"], capture_output=True, check=False, timeout=10)
+        for host in self.hosts.values():
+            proc = podman("rm", "-f", "-v", "-t", "3", host.container, check=False)
+            if proc.returncode != 0 and "no such container" not in proc.stderr.lower():
+                errors.append(f"podman rm {host.container}: {proc.stderr.strip()}")
+        if self._network_created:
+            proc = podman("network", "rm", "-f", self.network, check=False)
+            if proc.returncode != 0:
+                errors.append(f"podman network rm {self.network}: {proc.stderr.strip()}")
+        left = podman("ps", "-a", "--filter", f"name={self.prefix}", "--format", "{{.Names}}", check=False).stdout.split()
+        if left:
+            errors.append(f"containers left: {left}")
+        return errors
+
+    # ------------------------------------------------------------------ ansible
+    def inventory(self, groups: Mapping[str, Sequence[str]]) -> Path:
+        """A YAML (JSON) inventory: ssh as admin with the lab key; host variables from ``start``."""
+        hosts = {
+            h.name: {"ansible_host": h.address, **h.hostvars}
+            for h in self.hosts.values()
+        }  # fmt: skip
+        inventory = {
+            "all": {
+                "vars": {
+                    "ansible_connection": "ssh",
+                    "ansible_user": "admin",
+                    "ansible_become": True,
+                    "ansible_ssh_private_key_file": str(self.key),
+                    "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "ansible_pipelining": True,
+                },
+                "children": {group: {"hosts": {name: hosts[name] for name in names}} for group, names in groups.items()},
+            }
+        }
+        path = self.workdir / "inventory.yml"
+        path.write_text(json.dumps(inventory, indent=2))
+        return path
+
+
+def have_podman() -> bool:
+    return shutil.which("podman") is not None

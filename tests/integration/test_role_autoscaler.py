@@ -1,0 +1,112 @@
+"""The autoscaler role's files, on this machine (no container host).
+
+ansible-playbook (``-c local``) makes the leader's ssh key with the role's module (community.crypto) and renders
+the role's templates into a temp directory; the units must pass ``systemd-analyze verify`` (skipped only when the
+tool is missing), the timer must run the oneshot service every ``autoscaler_interval`` seconds after the
+previous run, and the run's variables must hand the key's public half to the scaler.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import REPO, run_ansible_playbook
+
+ROLE = REPO / "roles" / "autoscaler"
+TEMPLATES = ["toil-autoscaler.service.j2", "toil-autoscaler.timer.j2", "autoscale.yml.j2", "toil_ec2.yml.j2"]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rendered")
+    tasks = [
+        {
+            "name": "Make the leader's key",
+            "community.crypto.openssh_keypair": {"path": str(out / "id_ed25519"), "type": "ed25519", "mode": "0600"},
+            "register": "__autoscaler_ssh_key",
+        }
+    ]
+    tasks += [
+        {
+            "name": f"Render {src}",
+            "ansible.builtin.template": {"src": str(ROLE / "templates" / src), "dest": str(out / src.removesuffix(".j2")), "mode": "0644"},
+        }
+        for src in TEMPLATES
+    ]
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+        "vars": {"ec2_tags": {"clusterName": "demo"}, "placement": {"region": "us-west-2"}},
+        "tasks": tasks,
+    }
+    # The venv must hold the ansible-playbook the unit runs, for systemd-analyze: this repository's.
+    extra = {"autoscaler_venv": str(REPO / ".venv"), "autoscaler_interval": 90, "autoscaler_extra_vars": {"toil_scaler_apply": False}}
+    run_ansible_playbook(play, dict(os.environ), tmp_path_factory.mktemp("playbook"), extra_vars=extra, timeout=120)
+    return out
+
+
+def test_units_pass_systemd_analyze_verify(rendered: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed here")
+    units = [str(rendered / "toil-autoscaler.service"), str(rendered / "toil-autoscaler.timer")]
+    check = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, check=False, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_bad_unit_is_refused(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed here")
+    (tmp_path / "bad.service").write_text("[Service]\nType=oneshot\nExecStart=/nonexistent/ansible-playbook x\n")
+    check = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "bad.service")], capture_output=True, text=True, check=False, timeout=60)
+    assert check.returncode != 0
+
+
+def _unit(path: Path) -> dict[str, list[str]]:
+    """key -> values of a unit file (repeated keys kept in order)."""
+    values: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            values.setdefault(key, []).append(value)
+    return values
+
+
+def test_one_run_at_a_time_every_interval(rendered: Path) -> None:
+    service = _unit(rendered / "toil-autoscaler.service")
+    assert service["Type"] == ["oneshot"]
+    (command,) = service["ExecStart"]
+    assert command.startswith("/usr/bin/flock --nonblock /run/toil-autoscaler.lock ")
+    venv = REPO / ".venv"
+    assert command.endswith(f"{venv}/bin/ansible-playbook -i /etc/toil-cluster/toil_ec2.yml -e @/etc/toil-cluster/autoscale.yml toil.cluster.autoscale")
+    assert f"ANSIBLE_COLLECTIONS_PATH={venv}/collections" in service["Environment"]
+    assert service["StandardOutput"] == ["journal"]
+    assert service["SyslogIdentifier"] == ["toil-autoscaler"]
+    timer = _unit(rendered / "toil-autoscaler.timer")
+    assert timer["OnUnitInactiveSec"] == ["90s"]
+    assert timer["Unit"] == ["toil-autoscaler.service"]
+    assert timer["WantedBy"] == ["timers.target"]
+
+
+def test_the_scaler_gets_the_leaders_public_key_and_metrics_path(rendered: Path) -> None:
+    variables = yaml.safe_load((rendered / "autoscale.yml").read_text())
+    public_key = (rendered / "id_ed25519.pub").read_text().strip()
+    assert public_key.startswith("ssh-ed25519 ")
+    assert [k.strip() for k in variables["toil_nodepool_authorized_keys"]] == [public_key]
+    assert variables["toil_scaler_metrics_path"] == "/var/lib/prometheus/node-exporter/toil-autoscaler.prom"
+    assert variables["toil_cluster_name"] == "demo"
+    assert variables["toil_scaler_apply"] is False
+    inventory = yaml.safe_load((rendered / "toil_ec2.yml").read_text())
+    assert inventory == {"plugin": "toil.cluster.toil_ec2", "cluster": "demo", "regions": ["us-west-2"]}
+
+
+def test_the_role_checks_units_before_installing_them() -> None:
+    tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
+    names = [t["name"] for t in tasks]
+    verify = names.index("Check the units with systemd-analyze verify")
+    assert names.index("Render the units for checking") < verify < names.index("Install the checked units")

@@ -1,0 +1,280 @@
+"""Roles ``kubernetes`` and ``metrics_server`` converged on podman test hosts over real SSH.
+
+Three Debian 12 hosts with systemd (tests/hosts): a leader, an on-demand worker and a spot worker, on a
+private podman network, reached as ``admin`` with sudo, as the toil_ec2 inventory connects. kubeadm and
+kubelet cannot be downloaded here, so the role installs the TEST DOUBLE from a local signed apt
+repository (tests/hosts/kube_double_repo.py) through its real production path (repository URL, key
+fingerprint and checksum, pinned and held packages). The double records its arguments and writes the
+files real kubeadm writes; everything else (containerd, modules, sysctls, apt) is real. Objects that need
+an API server are not applied (``kubernetes_apply_objects: false``); their manifests are rendered on the
+leader and validated against the pinned Kubernetes version's schemas with kubernetes-validate.
+Every container, volume and network is removed at the end, also after a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from helpers import REPO, PlaybookResult, run_ansible_playbook
+
+sys.path.insert(0, str(REPO / "tests" / "hosts"))
+import kube_double_repo  # noqa: E402
+import podman_hosts  # noqa: E402
+
+REPO_MOUNT = "/srv/kube-double-repo"
+K8S_VERSION = "1.35.2"
+TOKEN = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
+LEADER, WORKER, SPOT, LATE = "tcl-leader", "tcl-worker", "tcl-spot", "tcl-late"  # LATE joins in a third run
+# What the toil_ec2 inventory exposes for workers of two pools (tags written by toil_nodepool).
+HOSTVARS = {
+    LEADER: {"ec2_tags": {"clusterName": "lab", "ToilNodeType": "leader"}},
+    WORKER: {
+        "ec2_tags": {
+            "clusterName": "lab",
+            "ToilNodeType": "worker",
+            "toil.cluster/pool": "t3.large",
+            "toil.cluster/preemptible": "false",
+            "toil.cluster/labels": "team=genomics,toil.cluster/pool=t3.large",
+        }
+    },
+    LATE: {"ec2_tags": {"clusterName": "lab", "ToilNodeType": "worker", "toil.cluster/pool": "t3.large", "toil.cluster/preemptible": "false"}},
+    SPOT: {
+        "ec2_tags": {
+            "clusterName": "lab",
+            "ToilNodeType": "worker",
+            "toil.cluster/pool": "c5.large-spot",
+            "toil.cluster/preemptible": "true",
+            "toil.cluster/labels": "eks.amazonaws.com/capacityType=SPOT,toil.cluster/pool=c5.large-spot",
+        }
+    },
+}
+
+CONVERGE = """\
+- name: Kubernetes on every node
+  hosts: all
+  roles:
+    - role: toil.cluster.kubernetes
+- name: metrics-server on the control plane
+  hosts: leader
+  roles:
+    - role: toil.cluster.metrics_server
+"""
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "S3_"))}
+    env.setdefault("CONTAINERS_CONF", str(podman_hosts.CONTAINERS_CONF))
+    return env
+
+
+@dataclass
+class Cluster:
+    lab: podman_hosts.PodmanLab
+    repo: kube_double_repo.KubeDoubleRepo
+    inventory: Path
+    runs: list[PlaybookResult] = field(default_factory=list)
+
+    def host(self, name: str) -> podman_hosts.Host:
+        return self.lab.hosts[name]
+
+    def kubeadm_calls(self, name: str) -> list[list[str]]:
+        text = self.host(name).sh("cat /var/log/kube-double/kubeadm.log 2>/dev/null || true")
+        return [line.split("\t")[1:] for line in text.splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster, None, None]:
+    if not podman_hosts.have_podman():
+        pytest.fail("podman is missing: run `make setup` (it installs the test hosts' Debian packages)", pytrace=False)
+    podman_hosts.build_image()
+    workdir = tmp_path_factory.mktemp("kubernetes-role")
+    repo = kube_double_repo.build(workdir / "repo", K8S_VERSION)
+    lab = podman_hosts.PodmanLab(workdir / "lab", mounts=[(str(repo.path), REPO_MOUNT)])
+    control_dirs: list[Path] = []  # ansible's ssh masters, kept apart from the user's ~/.ansible/cp and ended at the end
+    try:
+        lab.start([LEADER, WORKER, SPOT], HOSTVARS)
+        inventory = lab.inventory({"leader": [LEADER], "workers": [WORKER, SPOT]})
+        cluster = Cluster(lab, repo, inventory)
+        overrides: dict[str, Any] = {
+            "kubernetes_version": K8S_VERSION,
+            "kubernetes_apt_repository_url": f"file://{REPO_MOUNT}/",
+            "kubernetes_apt_key_url": f"file://{REPO_MOUNT}/key.asc",
+            "kubernetes_apt_key_fingerprint": repo.key_fingerprint,
+            "kubernetes_apt_key_checksum": f"sha256:{repo.key_sha256}",
+            "kubernetes_apply_objects": False,
+            "metrics_server_apply": False,
+        }
+        for run in ("first", "second", "late-worker"):
+            if run == "late-worker":  # a worker added to a running cluster: only it joins
+                lab.start([LATE], HOSTVARS)
+                inventory = lab.inventory({"leader": [LEADER], "workers": [WORKER, SPOT, LATE]})
+            run_dir = workdir / f"converge-{run}"
+            control_dirs.append(run_dir / "cp")
+            env = {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dirs[-1])}
+            cluster.runs.append(
+                run_ansible_playbook(CONVERGE, base_env(), run_dir, inventory=str(inventory), extra_vars=overrides, env=env, expect_rc=None, timeout=900)
+            )
+            if cluster.runs[-1].rc != 0:
+                break
+        yield cluster
+    finally:
+        errors = lab.close(control_dirs)
+        assert not errors, f"test hosts were not cleaned up: {errors}"
+
+
+def test_first_converge_succeeds(cluster: Cluster) -> None:
+    first = cluster.runs[0]
+    assert first.rc == 0, first.describe()
+    assert {h: s["failures"] for h, s in first.stats.items()} == {LEADER: 0, WORKER: 0, SPOT: 0}
+
+
+def test_second_converge_changes_nothing(cluster: Cluster) -> None:
+    assert len(cluster.runs) >= 2, "the first converge failed"
+    second = cluster.runs[1]
+    assert second.rc == 0, second.describe()
+    changed = {host: stats["changed"] for host, stats in second.stats.items()}
+    assert changed == {LEADER: 0, WORKER: 0, SPOT: 0}, [
+        (entry["task"]["name"], host) for entry in second.tasks() for host, res in entry["hosts"].items() if res.get("changed")
+    ]
+
+
+def test_a_late_worker_joins_and_the_others_are_untouched(cluster: Cluster) -> None:
+    assert len(cluster.runs) == 3, "an earlier converge failed"
+    late = cluster.runs[2]
+    assert late.rc == 0, late.describe()
+    changed = {host: stats["changed"] for host, stats in late.stats.items()}
+    assert changed[LATE] > 0
+    assert {h: c for h, c in changed.items() if h != LATE} == {LEADER: 0, WORKER: 0, SPOT: 0}, changed
+    assert [c for c in cluster.kubeadm_calls(LATE) if c[:1] == ["join"]] == [["join", "--config", "/etc/kubernetes/kubeadm-join.yaml"]]
+
+
+@pytest.mark.parametrize("name", [LEADER, WORKER, SPOT])
+def test_node_is_prepared(cluster: Cluster, name: str) -> None:
+    host = cluster.host(name)
+    assert host.sh("systemctl is-active containerd").strip() == "active"
+    dump = host.sh("containerd config dump")
+    assert "SystemdCgroup = true" in dump
+    assert 'bin_dir = "/opt/cni/bin"' in dump
+    assert 'sandbox_image = "registry.k8s.io/pause:3.10.1"' in dump
+    assert host.read("/etc/modules-load.d/kubernetes.conf").split() == ["overlay", "br_netfilter"]
+    sysctls = host.sh("sysctl -n net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables net.ipv4.ip_forward").split()
+    assert sysctls == ["1", "1", "1"]
+    assert "net.bridge.bridge-nf-call-iptables=1" in host.read("/etc/sysctl.d/90-kubernetes.conf").replace(" ", "")
+    source = host.read("/etc/apt/sources.list.d/kubernetes.sources")
+    assert f"URIs: file://{REPO_MOUNT}/" in source
+    assert "Signed-By: /etc/apt/keyrings/kubernetes-apt-keyring.asc" in source
+    assert host.sh("sha256sum /etc/apt/keyrings/kubernetes-apt-keyring.asc").split()[0] == cluster.repo.key_sha256
+    assert sorted(host.sh("apt-mark showhold").split()) == ["kubeadm", "kubectl", "kubelet"]
+    versions = host.sh("dpkg-query -W -f '${Package}=${Version}\\n' kubeadm kubelet kubectl").split()
+    assert sorted(versions) == [f"{p}={K8S_VERSION}-1.1" for p in ("kubeadm", "kubectl", "kubelet")]
+    assert host.sh("systemctl is-active kubelet").strip() == "active"
+    assert host.sh("systemctl is-enabled kubelet").strip() == "enabled"
+
+
+def test_init_runs_once_on_the_leader(cluster: Cluster) -> None:
+    calls = cluster.kubeadm_calls(LEADER)
+    inits = [c for c in calls if c[:1] == ["init"]]
+    assert inits == [["init", "--config", "/etc/kubernetes/kubeadm-config.yaml", "--skip-token-print"]]
+    for name in (WORKER, SPOT):
+        assert not [c for c in cluster.kubeadm_calls(name) if c[:1] == ["init"]]
+    config = list(yaml.safe_load_all(cluster.host(LEADER).read("/etc/kubernetes/kubeadm-config.yaml")))
+    by_kind = {doc["kind"]: doc for doc in config}
+    assert by_kind["ClusterConfiguration"]["networking"] == {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12"}
+    assert by_kind["ClusterConfiguration"]["kubernetesVersion"] == f"v{K8S_VERSION}"
+    assert by_kind["ClusterConfiguration"]["clusterName"] == "lab"
+    assert by_kind["KubeletConfiguration"]["serverTLSBootstrap"] is True
+    assert by_kind["KubeletConfiguration"]["cgroupDriver"] == "systemd"
+    assert by_kind["InitConfiguration"]["bootstrapTokens"][0]["ttl"] == "15m"
+    scheduler = yaml.safe_load(cluster.host(LEADER).read("/etc/kubernetes/scheduler-config.yaml"))
+    assert scheduler["profiles"][0]["pluginConfig"][0]["args"]["scoringStrategy"]["type"] == "MostAllocated"
+    # kubelet reads the configuration kubeadm wrote (serverTLSBootstrap for metrics-server's secure path).
+    assert yaml.safe_load(cluster.host(LEADER).read("/var/lib/kubelet/config.yaml"))["serverTLSBootstrap"] is True
+
+
+def ca_hash(cluster: Cluster) -> str:
+    cert = x509.load_pem_x509_certificate(cluster.host(LEADER).read("/etc/kubernetes/pki/ca.crt").encode())
+    der = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def test_each_worker_joins_once_with_a_fresh_token_and_the_pinned_ca_hash(cluster: Cluster) -> None:
+    creates = [c for c in cluster.kubeadm_calls(LEADER) if c[:2] == ["token", "create"]]
+    assert len(creates) == 3, creates  # one per joining worker: two in the first run, none in the second, one in the third
+    assert all(c[2:4] == ["--ttl", "15m"] for c in creates), creates
+    made = {line.split()[0] for line in cluster.host(LEADER).read("/etc/kubernetes/.double-tokens").splitlines() if "create" in line}
+    used = set()
+    for name in (WORKER, SPOT, LATE):
+        host = cluster.host(name)
+        joins = [c for c in cluster.kubeadm_calls(name) if c[:1] == ["join"]]
+        assert joins == [["join", "--config", "/etc/kubernetes/kubeadm-join.yaml"]]
+        # The double kept a copy of the join configuration; the role removed its own (it holds the token).
+        copies = host.sh("ls /var/log/kube-double/ | grep 'kubeadm-join.yaml' || true").split()
+        join = next(d for d in yaml.safe_load_all(host.read(f"/var/log/kube-double/{copies[-1]}")) if d["kind"] == "JoinConfiguration")
+        token = join["discovery"]["bootstrapToken"]["token"]
+        assert token in made
+        used.add(token)
+        assert join["discovery"]["bootstrapToken"]["caCertHashes"] == [ca_hash(cluster)]
+        assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == f"{cluster.host(LEADER).address}:6443"
+        assert host.sh("test -e /etc/kubernetes/kubeadm-join.yaml && echo present || echo absent").strip() == "absent"
+        assert "server: https://" in host.read("/etc/kubernetes/kubelet.conf")
+    assert len(used) == 3, "each worker gets its own token"
+
+
+def test_workers_carry_their_pool_labels_and_spot_workers_the_spot_label(cluster: Cluster) -> None:
+    def labels(name: str) -> dict[str, str]:
+        env = cluster.host(name).read("/var/lib/kubelet/kubeadm-flags.env")
+        match = re.search(r"--node-labels=([^\s\"]+)", env)
+        return dict(item.split("=", 1) for item in match.group(1).split(",")) if match else {}
+
+    assert labels(WORKER) == {"team": "genomics", "toil.cluster/pool": "t3.large"}
+    assert labels(SPOT) == {"eks.amazonaws.com/capacityType": "SPOT", "toil.cluster/pool": "c5.large-spot"}
+    assert labels(LEADER) == {}
+    assert labels(LATE) == {}
+
+
+def test_no_secret_appears_in_the_output(cluster: Cluster) -> None:
+    tokens = {line.split()[0] for line in cluster.host(LEADER).read("/etc/kubernetes/.double-tokens").splitlines()}
+    assert tokens
+    for run in cluster.runs:
+        for token in tokens:
+            assert token not in run.stdout and token not in run.stderr
+
+
+def test_the_ssh_user_gets_a_kubeconfig(cluster: Cluster) -> None:
+    host = cluster.host(LEADER)
+    assert host.sh("stat -c '%U %a' /home/admin/.kube/config").split() == ["admin", "600"]
+    assert host.read("/home/admin/.kube/config") == host.read("/etc/kubernetes/admin.conf")
+
+
+def manifest_docs(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+@pytest.mark.parametrize("manifest", ["flannel.yml", "kubelet-csr-approver.yml", "metrics-server.yml"])
+def test_rendered_manifests_validate_against_the_pinned_kubernetes_schemas(cluster: Cluster, manifest: str) -> None:
+    docs = manifest_docs(cluster.host(LEADER).read(f"/etc/kubernetes/toil.cluster/{manifest}"))
+    assert docs
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_metrics_server_is_secure_by_default(cluster: Cluster) -> None:
+    docs = manifest_docs(cluster.host(LEADER).read("/etc/kubernetes/toil.cluster/metrics-server.yml"))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--kubelet-insecure-tls" not in args
+    assert any(a.startswith("--kubelet-preferred-address-types=") for a in args)
+    service = next(d for d in docs if d["kind"] == "APIService")
+    assert service["metadata"]["name"] == "v1beta1.metrics.k8s.io"
