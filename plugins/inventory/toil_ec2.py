@@ -73,7 +73,8 @@ options:
     default: []
   owners:
     description:
-      - Only nodes whose C(Owner) tag is one of these (filtered by EC2, server-side). When empty, any owner.
+      - Only nodes whose C(Owner) tag is one of these (filtered by EC2, server-side); nodes without the tag are
+        left out. When empty, any owner.
     type: list
     elements: str
     default: []
@@ -142,6 +143,8 @@ options:
       - See U(https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html).
     type: dict
 notes:
+  - A O(profile) named in the configuration file is used instead of access keys found in the environment;
+    keys written in the file together with a profile are refused.
   - The AWS permissions needed are C(ec2:DescribeSecurityGroups) and C(ec2:DescribeInstances) (plus
     C(sts:AssumeRole) on O(assume_role_arn)).
   - Same-named clusters in two regions share the group C(toil_cluster_<cluster>); each keeps its own leader.

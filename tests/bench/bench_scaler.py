@@ -157,7 +157,7 @@ def _endpoint_instance_types(endpoint):
 
 def _best_of(runs, call):
     best, result = float("inf"), None
-    for _ in range(runs):
+    for _index in range(runs):
         began = time.perf_counter()
         result = call()
         best = min(best, time.perf_counter() - began)

@@ -102,7 +102,7 @@ def test_the_scaler_gets_the_leaders_public_key_and_metrics_path(rendered: Path)
     assert variables["toil_cluster_name"] == "demo"
     assert variables["toil_scaler_apply"] is False
     inventory = yaml.safe_load((rendered / "toil_ec2.yml").read_text())
-    assert inventory == {"plugin": "toil.cluster.toil_ec2", "cluster": "demo", "regions": ["us-west-2"]}
+    assert inventory == {"plugin": "toil.cluster.toil_ec2", "clusters": ["demo"], "regions": ["us-west-2"]}  # the option toil_ec2 knows
 
 
 def test_the_role_checks_units_before_installing_them() -> None:

@@ -228,9 +228,9 @@ def bin_packing(arg):
     jobs = []  # one Shape per queued job, as ScalerThread.tryRun builds them
     for job in arg["jobs"]:
         wall_time = scaler.getAverageRuntime(job["name"])
-        jobs.extend(Shape(wall_time, job["memory"], job["cores"], job["disk"], job["preemptible"]) for _ in range(job["count"]))
+        jobs.extend(Shape(wall_time, job["memory"], job["cores"], job["disk"], job["preemptible"]) for _index in range(job["count"]))
     seconds = []
-    for _ in range(arg.get("runs", 1)):
+    for _index in range(arg.get("runs", 1)):
         queued = list(jobs)  # binPack sorts its argument in place
         began = time.perf_counter()
         counts, could_not_fit = binPacking(scaler.node_shapes_after_overhead, queued, arg.get("target_time", 0))

@@ -523,7 +523,7 @@ def one_pod(data):
     ],
 )
 def test_toil_pending_pods(job_name, expected):
-    demand, _ = demand_from_kubernetes(pod_list(toil_pod(job_name, "x7k2p")), node_list(), NOW, {})
+    demand, _idle_since = demand_from_kubernetes(pod_list(toil_pod(job_name, "x7k2p")), node_list(), NOW, {})
     assert demand["pods"] == [{"name": f"toil/{job_name}-x7k2p", **expected, "count": 1}]
 
 
@@ -563,14 +563,14 @@ def test_toil_pod_on_a_node_makes_it_busy_and_unsafe_to_evict():
     ],
 )
 def test_pending_reasons(pod, pending):
-    demand, _ = demand_from_kubernetes(pod_list(pod), node_list(), NOW, {})
+    demand, _idle_since = demand_from_kubernetes(pod_list(pod), node_list(), NOW, {})
     assert len(demand["pods"]) == int(pending)
 
 
 def test_pending_pod_bound_but_condition_stale_is_not_demand():
     data = make_pod("web-1", state="unschedulable")
     data["spec"]["nodeName"] = NODE_A  # bound between the scheduler's condition and our read
-    demand, _ = demand_from_kubernetes(pod_list(data), node_list(), NOW, {})
+    demand, _idle_since = demand_from_kubernetes(pod_list(data), node_list(), NOW, {})
     assert demand["pods"] == []
 
 
@@ -748,7 +748,7 @@ def test_node_entry():
 
 def test_node_without_pool_label_providerid_or_ephemeral_storage():
     node = make_node(NODE_A, pool=None, provider_id="", ephemeral=False, unschedulable=True)
-    demand, _ = demand_from_kubernetes(pod_list(), node_list(node), NOW, {})
+    demand, _idle_since = demand_from_kubernetes(pod_list(), node_list(node), NOW, {})
     (entry,) = demand["nodes"]
     assert entry["pool"] is None
     assert entry["instance_id"] is None
@@ -850,7 +850,7 @@ def _copies(data, count):
 def test_ten_thousand_identical_pods_are_one_entry_quickly():
     pods = _copies(toil_pod("toil-6a1f3c0e-1", "00000"), 10_000)
     start = time.perf_counter()
-    demand, _ = demand_from_kubernetes(pods, node_list(make_node(NODE_A)), NOW, {})
+    demand, _idle_since = demand_from_kubernetes(pods, node_list(make_node(NODE_A)), NOW, {})
     elapsed = time.perf_counter() - start
     assert demand["pods"] == [
         {"name": "toil/toil-6a1f3c0e-1-00000 (+9999)", "cpu": "2", "memory": "4608Mi", "ephemeral_storage": "10752Mi", "preemptible": True, "count": 10_000}
@@ -867,13 +867,13 @@ def test_grouping_by_shape_and_spot():
         make_pod("web-2", containers=({"cpu": "2", "memory": "4608Mi", "ephemeral-storage": "10752Mi"},), node_selector={CAPACITY: "ON_DEMAND"}),
         toil_pod("toil-6a1f3c0e-2", "ddddd"),
     )
-    demand, _ = demand_from_kubernetes(pods, node_list(), NOW, {})
+    demand, _idle_since = demand_from_kubernetes(pods, node_list(), NOW, {})
     assert [(p["name"], p["count"], p["preemptible"]) for p in demand["pods"]] == [
         ("toil/toil-6a1f3c0e-1-aaaaa (+2)", 3, True),
         ("toil/toil-6a1f3c0e-2-bbbbb (+1)", 2, False),
         ("default/web-2", 1, False),
     ]
-    ungrouped, _ = demand_from_kubernetes(pods, node_list(), NOW, {}, group=False)
+    ungrouped, _idle_since = demand_from_kubernetes(pods, node_list(), NOW, {}, group=False)
     assert [p["count"] for p in ungrouped["pods"]] == [1] * 6
     assert ungrouped["pods"][3]["name"] == "default/web-1"
 
@@ -1211,7 +1211,7 @@ def test_read_cluster_lists_every_page(page_size):
     assert all(isinstance(p, client.V1Pod) for p in pods)
     assert [n.metadata.name for n in nodes] == [NODE_A, NODE_B]
     assert fake.names().count("list_pod_for_all_namespaces") == (1 if page_size is None else 4)
-    demand, _ = demand_from_kubernetes(pods, nodes, NOW, {})
+    demand, _idle_since = demand_from_kubernetes(pods, nodes, NOW, {})
     assert [n["name"] for n in demand["nodes"]] == [NODE_A, NODE_B]
 
 
@@ -1295,7 +1295,7 @@ def test_drain_retries_a_pdb_refusal_then_succeeds():
 )
 def test_drain_times_out_naming_pod_and_pdb(error, budgets, named):
     web = "default/web-7c9f8d6b5-abcde"
-    fake = FakeCoreV1([make_node(NODE_A)], node_a_pods(), errors={web: [error() for _ in range(100)]})
+    fake = FakeCoreV1([make_node(NODE_A)], node_a_pods(), errors={web: [error() for _index in range(100)]})
     policy = FakePolicyV1(budgets) if budgets is not None else None
     clock = Clock()
     with pytest.raises(DrainError) as raised:
@@ -1363,7 +1363,7 @@ def test_drain_times_out_on_pods_that_keep_terminating():
 
 def test_drain_of_an_absent_node():
     fake = FakeCoreV1([], [])
-    result, _ = drain(fake)
+    result, _idle_since = drain(fake)
     assert result["absent"] is True and result["deleted"] is False
     assert fake.names() == ["read_node"]
 
@@ -1382,7 +1382,7 @@ def test_drain_with_pods_gone_or_node_gone_meanwhile():
             raise not_found("nodes", name)
 
     fake = Meanwhile([make_node(NODE_A)], node_a_pods())
-    result, _ = drain(fake)
+    result, _idle_since = drain(fake)
     assert result["deleted"] is True
     assert result["evicted"] == ["kube-system/metrics-server-5f6d4b-xz9qp"]
 
