@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import re
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -51,6 +52,7 @@ class AWSProxy:
         self.client_tokens = client_tokens
         self._tokens = {}  # ClientToken -> [threading.Event, (status, reason, headers, body)]
         self._faults = {}
+        self._holds = {}
         self._lock = threading.Lock()
         self._server = None
         self._thread = None
@@ -87,6 +89,11 @@ class AWSProxy:
                 return None
         status, code = _ERRORS.get(service, (400, "Throttling"))
         return fault[1] or status, fault[2] or code
+
+    def hold(self, action, seconds):
+        """Forward each call of ``action`` only after ``seconds``: widens a race so tests can meet it."""
+        with self._lock:
+            self._holds[action] = seconds
 
     def count(self, action, **match):
         """How many calls of ``action`` had (at least) these form parameters."""
@@ -136,6 +143,10 @@ class AWSProxy:
                         entry[0].wait(120)
                         self._answer(*entry[1])
                         return
+                with proxy._lock:
+                    delay = proxy._holds.get(action, 0)
+                if delay:
+                    time.sleep(delay)
                 answer = self._forward(body)
                 if token:
                     entry[1] = answer

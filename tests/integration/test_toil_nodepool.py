@@ -149,6 +149,8 @@ def test_check_mode_changes_nothing_and_diffs_sizes(aws, cluster, pool, aws_call
 
 def test_two_concurrent_runs_launch_once(aws, cluster, aws_calls, tmp_path):
     env = {**aws.env, **aws_calls.env}
+    # Hold RunInstances, so both runs look at the empty pool before either launch lands, however loaded the machine.
+    aws_calls.hold("RunInstances", 8)
     results = []
 
     def run(index):
