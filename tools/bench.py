@@ -3,11 +3,13 @@
 Each tests/bench/bench_*.py defines BENCHMARKS: callables taking the embedded endpoint and returning
 {"name", "ours", "anchor", "anchor_name", optional "unit", "note"}, or a list of such rows when one run
 measures several things. One endpoint serves the whole run, reset between benchmarks.
+``TOIL_BENCH=inventory,scaler`` runs only those modules (bench_inventory.py, bench_scaler.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -20,7 +22,10 @@ from embedded_aws import EmbeddedAWS  # noqa: E402
 
 def load_benchmarks():
     benchmarks = []
+    wanted = {name.strip() for name in os.environ.get("TOIL_BENCH", "").split(",") if name.strip()}
     for path in sorted((ROOT / "tests" / "bench").glob("bench_*.py")):
+        if wanted and path.stem.removeprefix("bench_") not in wanted:
+            continue
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

@@ -11,15 +11,16 @@ description:
     (M(toil.cluster.toil_cluster), M(toil.cluster.toil_nodepool)) or by C(toil launch-cluster) alike.
   - "The configuration file's name must end with C(toil_ec2.yml) or C(toil_ec2.yaml) (for example
     C(clusters.toil_ec2.yml)), and the file must start with C(plugin: toil.cluster.toil_ec2)."
-  - A node belongs to cluster C when it sits in the security group named C (Toil's own rule) or carries
-    Toil's tags, C(ToilNodeType) with C(clusterName=C) (else C(Name=C)). When the two disagree the security
-    group wins. The leader is the node tagged C(ToilNodeType=leader), else the oldest node not tagged as a
-    worker. A node is preemptible when it is a spot instance (lifecycle C(spot) or a spot request ID) or is
-    tagged C(toil.cluster/preemptible=true).
-  - "Queries, per region: one DescribeSecurityGroups, then DescribeInstances in pages of 1,000 with
-    server-side filters: the nodes in the clusters' security groups, and the nodes tagged C(ToilNodeType)
-    that sit outside them (usually none). Regions are queried in parallel; botocore retries throttling and
-    server errors in its standard mode, 10 attempts."
+  - A node of cluster C is an instance in the security group named C (Toil's own rule, the one
+    C(toil destroy-cluster) acts on; Toil and this collection launch every node there). Its Toil tags,
+    C(ToilNodeType) with C(clusterName=C) (else C(Name=C)), tell its role and, when it sits in several
+    clusters' groups, its cluster. The leader is the node tagged C(ToilNodeType=leader), else the oldest
+    node not tagged as a worker. A node is preemptible when it is a spot instance (lifecycle C(spot) or a
+    spot request ID) or is tagged C(toil.cluster/preemptible=true).
+  - "Queries, per region: one paginated DescribeInstances (pages of 1,000) with server-side filters on the
+    clusters' security groups, the state and the C(Owner) tag. With O(clusters) that is all; without, one
+    DescribeSecurityGroups first finds the groups with Toil's description. Regions are queried in
+    parallel; botocore retries throttling and server errors in its standard mode, 10 attempts."
   - Any failure (credentials, permissions, an unknown region, throttling that outlasts the retries) fails
     the inventory source with the reason; it never yields a partial or empty inventory that looks fine.
     Ansible only warns about a failed source unless C(ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED) is true (or
@@ -145,7 +146,7 @@ options:
 notes:
   - A O(profile) named in the configuration file is used instead of access keys found in the environment;
     keys written in the file together with a profile are refused.
-  - The AWS permissions needed are C(ec2:DescribeSecurityGroups) and C(ec2:DescribeInstances) (plus
+  - The AWS permissions needed are C(ec2:DescribeInstances) and, without O(clusters), C(ec2:DescribeSecurityGroups) (plus
     C(sts:AssumeRole) on O(assume_role_arn)).
   - Same-named clusters in two regions share the group C(toil_cluster_<cluster>); each keeps its own leader.
     Use C(toil_region) (for example with O(keyed_groups)) to tell them apart.

@@ -6,18 +6,15 @@
 Two halves, both free of Ansible's inventory classes so they can be tested alone:
 
 Querying (takes one boto3 EC2 client per region)
-    Per region: one DescribeSecurityGroups, then DescribeInstances in pages of 1,000 with server-side
-    filters, always listing the security group filter first:
-
-    1. ``instance.group-name`` in the clusters' security groups: every member by Toil's own rule (the bulk);
-    2. ``instance.group-name`` in every *other* group of the region and ``tag-key=ToilNodeType``: the nodes
-       that carry Toil's tags but sit outside their cluster's group (usually none).
-
-    Together they give "in the group named C, or tagged as a node of C", each node once, without asking
-    for any node twice. With no ``clusters`` given, the clusters' groups are those with Toil's description
-    (Toil and this collection both use it). Regions run in parallel. Each page's XML is read directly for
-    the fields used here (``parse_describe_instances``), which is several times cheaper than botocore's
-    generic parser on thousands of instances; botocore's answer is used whenever the raw page is not seen.
+    Per region, one paginated DescribeInstances (pages of 1,000) filtered server-side by the clusters'
+    security groups (``instance.group-name``, always the first filter), the instance state and the
+    ``Owner`` tag: every node by Toil's own rule, the one ``toil destroy-cluster`` acts on. Both Toil and
+    this collection launch every node into its cluster's group, tagged or (Toil's spot workers, for a
+    moment) not yet tagged. With ``clusters`` given, their names are the groups and nothing else is asked;
+    without, one DescribeSecurityGroups first finds the groups with Toil's description (Toil and this
+    collection both use it). Regions run in parallel. Each page's XML is read directly for the fields used
+    here (``parse_describe_instances``), which is several times cheaper than botocore's generic parser on
+    thousands of instances; botocore's answer is used whenever the raw page is not seen.
 
 Building (pure)
     ``build_inventory(result, options)`` turns the instances into hosts, their variables and their groups:
@@ -294,32 +291,28 @@ def _chunks(values, size):
 def plan_queries(groups, clusters=(), owners=(), include_stopped=False):
     """(the clusters' security group names, [DescribeInstances filter lists]) for one region.
 
-    ``groups`` is ``list_security_groups``' answer. The security group filter comes first in every
-    request (it is the cheap test) and no request carries more than 200 filter values.
+    ``groups`` is ``list_security_groups``' answer, needed only when no ``clusters`` are named. One
+    request lists every cluster's nodes; only more than 200 filter values (EC2's limit per request)
+    split it.
     """
-    names = {name for name, _description in groups}
-    toil_made = {name for name, description in groups if description == TOIL_SECURITY_GROUP_DESCRIPTION}
-    cluster_groups = sorted(set(clusters) if clusters else toil_made)
-    others = sorted(names - set(cluster_groups))
+    if clusters:
+        cluster_groups = sorted(set(clusters))
+    else:
+        cluster_groups = sorted({name for name, description in groups if description == TOIL_SECURITY_GROUP_DESCRIPTION})
     common = [{"Name": "instance-state-name", "Values": state_names(include_stopped)}]
     if owners:
         common.append({"Name": "tag:" + TAG_OWNER, "Values": list(owners)})
-    budget = FILTER_VALUES_MAX - sum(len(f["Values"]) for f in common) - 1
+    budget = FILTER_VALUES_MAX - sum(len(f["Values"]) for f in common)
     if budget < 1:
         raise InventoryConfigError(f"owners: at most {FILTER_VALUES_MAX - 10} owners can be asked for at once.")
-    queries = []
-    for chunk in _chunks(cluster_groups, budget):
-        queries.append([{"Name": "instance.group-name", "Values": chunk}, *common])
-    for chunk in _chunks(others, budget):
-        queries.append([{"Name": "instance.group-name", "Values": chunk}, {"Name": "tag-key", "Values": [TAG_NODE_TYPE]}, *common])
-    return cluster_groups, queries
+    return cluster_groups, [[{"Name": "instance.group-name", "Values": chunk}, *common] for chunk in _chunks(cluster_groups, budget)]
 
 
 def query_regions(clients, clusters=(), owners=(), include_stopped=False, max_workers=16):
     """``{region: {"cluster_groups": [...], "instances": [records]}}`` for ``clients`` (region -> EC2 client).
 
-    Regions and the listings within a region run in parallel threads; the first failure is raised as
-    ``InventoryQueryError`` once every call has returned, so no partial answer ever escapes.
+    Regions run in parallel threads; the first failure is raised as ``InventoryQueryError`` once every
+    call has returned, so no partial answer ever escapes.
     """
     regions = list(clients)
     if not regions:
@@ -329,6 +322,8 @@ def query_regions(clients, clusters=(), owners=(), include_stopped=False, max_wo
         raw[region].install(clients[region])
 
     def groups_of(region):
+        if clusters:
+            return None  # the named clusters are the groups: nothing to ask
         try:
             return list_security_groups(clients[region])
         except Exception as error:  # botocore's, after its retries
@@ -340,7 +335,7 @@ def query_regions(clients, clusters=(), owners=(), include_stopped=False, max_wo
         except Exception as error:
             raise InventoryQueryError(region, "DescribeInstances", error) from error
 
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(regions) * 2))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(regions)))) as pool:
         groups = dict(zip(regions, pool.map(groups_of, regions), strict=True))
         plans = {region: plan_queries(groups[region], clusters, owners, include_stopped) for region in regions}
         jobs = [(region, pool.submit(instances_of, region, filters)) for region in regions for filters in plans[region][1]]

@@ -156,53 +156,76 @@ def test_a_page_failing_after_the_retries_fails_the_listing():
         describe_instances(ec2.client, [])
 
 
-def test_regions_in_parallel_and_each_node_once():
-    both = instance_xml("i-both", groups=["c1"], tags={"ToilNodeType": "worker", "clusterName": "c1"})
+def test_regions_in_parallel_one_listing_each():
+    node = instance_xml("i-1", groups=["c1"], tags={"ToilNodeType": "worker", "clusterName": "c1"})
 
     def answer(action, params):
         if action == "DescribeSecurityGroups":
             return 200, security_groups_xml([("c1", TOIL), ("default", "d")])
-        # The same node in both listings (a node in its group *and* in another group): reported once.
-        return 200, page_xml([[both]])
+        return 200, page_xml([[node]])
 
     west, east = FakeEC2(answer), FakeEC2(answer, region="us-east-1")
     result = query_regions({"us-west-2": west.client, "us-east-1": east.client})
-    assert result["us-west-2"]["cluster_groups"] == ["c1"]
-    assert [r["InstanceId"] for r in result["us-west-2"]["instances"]] + [r["InstanceId"] for r in result["us-east-1"]["instances"]] == ["i-both"]
+    assert result["us-west-2"]["cluster_groups"] == result["us-east-1"]["cluster_groups"] == ["c1"]
+    assert [r["InstanceId"] for r in result["us-west-2"]["instances"]] == ["i-1"]
     for ec2 in (west, east):
-        assert ec2.actions() == ["DescribeSecurityGroups", "DescribeInstances", "DescribeInstances"]
+        assert ec2.actions() == ["DescribeSecurityGroups", "DescribeInstances"]
+
+
+def test_named_clusters_need_no_security_group_listing():
+    ec2 = FakeEC2(paged_answer([[[instance_xml("i-1", groups=["c1"])]]]))
+    result = query_regions({"us-west-2": ec2.client}, clusters=["c1", "c9"])
+    assert ec2.actions() == ["DescribeInstances"]
+    assert result["us-west-2"]["cluster_groups"] == ["c1", "c9"]
+    assert filters_of(ec2.requests[0])["instance.group-name"] == ["c1", "c9"]
+
+
+def test_a_node_listed_twice_is_reported_once():
+    node = instance_xml("i-1", groups=["c1"])
+
+    def answer(action, params):
+        return 200, page_xml([[node]])  # every chunk's listing answers the same node
+
+    ec2 = FakeEC2(answer)
+    clusters = [f"c{i}" for i in range(FILTER_VALUES_MAX + 5)]
+    result = query_regions({"us-west-2": ec2.client}, clusters=clusters)
+    assert ec2.actions() == ["DescribeInstances", "DescribeInstances"]
+    assert [r["InstanceId"] for r in result["us-west-2"]["instances"]] == ["i-1"]
 
 
 # ---------------------------------------------------------------------- what is asked
 def test_plan_without_clusters_uses_toils_groups_and_group_filter_first():
     groups = [("c1", TOIL), ("c2", TOIL), ("default", "default VPC security group"), ("web", "x")]
-    cluster_groups, queries = plan_queries(groups)
+    cluster_groups, (members,) = plan_queries(groups)
     assert cluster_groups == ["c1", "c2"]
-    members, strays = queries
-    assert members[0] == {"Name": "instance.group-name", "Values": ["c1", "c2"]}
-    assert members[1] == {"Name": "instance-state-name", "Values": ["pending", "running"]}
-    assert strays[0] == {"Name": "instance.group-name", "Values": ["default", "web"]}
-    assert strays[1] == {"Name": "tag-key", "Values": ["ToilNodeType"]}
+    assert members == [
+        {"Name": "instance.group-name", "Values": ["c1", "c2"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]},
+    ]
 
 
 def test_plan_with_clusters_owners_and_stopped_nodes():
-    groups = [("c1", "made by hand"), ("c2", TOIL), ("default", "d")]
-    cluster_groups, (members, strays) = plan_queries(groups, clusters=["c1", "missing"], owners=["me"], include_stopped=True)
+    cluster_groups, (members,) = plan_queries(None, clusters=["c1", "missing", "c1"], owners=["me"], include_stopped=True)
     assert cluster_groups == ["c1", "missing"]
-    assert members[0]["Values"] == ["c1", "missing"]
-    assert {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]} in members
-    assert {"Name": "tag:Owner", "Values": ["me"]} in members and {"Name": "tag:Owner", "Values": ["me"]} in strays
-    assert strays[0]["Values"] == ["c2", "default"]
+    assert members == [
+        {"Name": "instance.group-name", "Values": ["c1", "missing"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        {"Name": "tag:Owner", "Values": ["me"]},
+    ]
 
 
 def test_plan_keeps_every_request_under_the_filter_value_limit():
     groups = [(f"c{i}", TOIL) for i in range(450)] + [(f"g{i}", "other") for i in range(250)]
     cluster_groups, queries = plan_queries(groups, owners=["a", "b"])
-    assert len(cluster_groups) == 450
+    assert len(cluster_groups) == 450 and len(queries) == 3
     for query in queries:
         assert sum(len(f["Values"]) for f in query) <= FILTER_VALUES_MAX
-    assert sorted(v for q in queries if len(q) == 3 for v in q[0]["Values"]) == sorted(cluster_groups)
-    assert sum(len(q[0]["Values"]) for q in queries if len(q) == 4) == 250
+    assert sorted(v for q in queries for v in q[0]["Values"]) == sorted(cluster_groups)
+
+
+def test_too_many_owners_are_refused():
+    with pytest.raises(InventoryConfigError, match="owners"):
+        plan_queries(None, clusters=["c1"], owners=[f"o{i}" for i in range(FILTER_VALUES_MAX)])
 
 
 def test_plan_with_no_groups_asks_nothing():
@@ -212,9 +235,9 @@ def test_plan_with_no_groups_asks_nothing():
 def test_filter_values_are_sent_as_planned():
     ec2 = FakeEC2(paged_answer([[]], groups=[("c1", TOIL), ("default", "d")]))
     query_regions({"us-west-2": ec2.client}, owners=["me"])
-    sent = sorted((filters_of(r) for r in ec2.requests if r["Action"] == "DescribeInstances"), key=lambda f: "tag-key" in f)
-    assert sent[0] == {"instance.group-name": ["c1"], "instance-state-name": ["pending", "running"], "tag:Owner": ["me"]}
-    assert list(sent[1])[0] == "instance.group-name" and sent[1]["tag-key"] == ["ToilNodeType"]
+    (sent,) = (filters_of(r) for r in ec2.requests if r["Action"] == "DescribeInstances")
+    assert sent == {"instance.group-name": ["c1"], "instance-state-name": ["pending", "running"], "tag:Owner": ["me"]}
+    assert list(sent)[0] == "instance.group-name"
 
 
 # ---------------------------------------------------------------------- options
