@@ -295,10 +295,8 @@ def plan_queries(groups, clusters=(), owners=(), include_stopped=False):
     request lists every cluster's nodes; only more than 200 filter values (EC2's limit per request)
     split it.
     """
-    if clusters:
-        cluster_groups = sorted(set(clusters))
-    else:
-        cluster_groups = sorted({name for name, description in groups if description == TOIL_SECURITY_GROUP_DESCRIPTION})
+    toil_made = {name for name, description in groups or () if description == TOIL_SECURITY_GROUP_DESCRIPTION}
+    cluster_groups = sorted(set(clusters) or toil_made)
     common = [{"Name": "instance-state-name", "Values": state_names(include_stopped)}]
     if owners:
         common.append({"Name": "tag:" + TAG_OWNER, "Values": list(owners)})
