@@ -160,6 +160,10 @@ def _port(value, source):
     return int(text)
 
 
+# The s3_endpoint option of both job store modules (documented in doc_fragments/s3_endpoint.py).
+S3_ENDPOINT_SPEC = dict(type="dict", options=dict(host=dict(type="str"), port=dict(type="int"), use_ssl=dict(type="bool")))
+
+
 def s3_endpoint_url(option=None, environ=None):
     """The URL of an S3-compatible endpoint (MinIO, ...), or None for AWS's own.
 

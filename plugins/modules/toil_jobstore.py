@@ -41,25 +41,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  s3_endpoint:
-    description:
-      - An S3-compatible object store (MinIO, Ceph, ...) to use for the job store's buckets instead of AWS's S3.
-      - Each suboption that is not set falls back to Toil's variable, read on the host the module runs on.
-      - SimpleDB does not exist there, so the Toil 9.0 layout is not looked for, and any region name is accepted.
-    type: dict
-    suboptions:
-      host:
-        description:
-          - The endpoint's host name or IP address, optionally with C(:port). Defaults to C(TOIL_S3_HOST).
-          - A host alone is enough. Toil itself needs C(TOIL_S3_PORT) as well, because of an operator-precedence
-            bug in how it builds the URL.
-        type: str
-      port:
-        description: The endpoint's port. Defaults to C(TOIL_S3_PORT), else the scheme's.
-        type: int
-      use_ssl:
-        description: Whether to use HTTPS. Defaults to C(TOIL_S3_USE_SSL), else V(true).
-        type: bool
   include_legacy:
     description:
       - Also look for, and with O(state=absent) remove, the Toil 9.0 layout in SimpleDB. Turn it off for credentials
@@ -68,6 +49,7 @@ options:
     default: true
 extends_documentation_fragment:
   - toil.cluster.aws.modules
+  - toil.cluster.s3_endpoint
 notes:
   - Supports check mode and diff mode. In both, O(state=absent) reports how many objects, versions, delete markers
     and bytes would go, which costs a listing of the bucket.
@@ -149,6 +131,7 @@ except ImportError:
     pass  # reported by AnsibleAWSModule
 
 from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
+    S3_ENDPOINT_SPEC,
     JobStoreError,
     describe_aws,
     describe_file,
@@ -162,15 +145,13 @@ from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
 from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.retries import AWS_RETRY
 
-S3_ENDPOINT_OPTIONS = dict(host=dict(type="str"), port=dict(type="int"), use_ssl=dict(type="bool"))
-
 
 def main():
     module = ToilAWSModule(
         argument_spec=dict(
             locator=dict(type="str", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            s3_endpoint=dict(type="dict", options=S3_ENDPOINT_OPTIONS),
+            s3_endpoint=S3_ENDPOINT_SPEC,
             include_legacy=dict(type="bool", default=True),
         ),
         supports_check_mode=True,

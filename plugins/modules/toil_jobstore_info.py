@@ -31,25 +31,6 @@ options:
         a file job store). This costs a listing of every object version.
     type: bool
     default: false
-  s3_endpoint:
-    description:
-      - An S3-compatible object store (MinIO, Ceph, ...) that holds the job store's buckets instead of AWS's S3.
-      - Each suboption that is not set falls back to Toil's variable, read on the host the module runs on.
-      - SimpleDB does not exist there, so the Toil 9.0 layout is not looked for, and any region name is accepted.
-    type: dict
-    suboptions:
-      host:
-        description:
-          - The endpoint's host name or IP address, optionally with C(:port). Defaults to C(TOIL_S3_HOST).
-          - A host alone is enough. Toil itself needs C(TOIL_S3_PORT) as well, because of an operator-precedence
-            bug in how it builds the URL.
-        type: str
-      port:
-        description: The endpoint's port. Defaults to C(TOIL_S3_PORT), else the scheme's.
-        type: int
-      use_ssl:
-        description: Whether to use HTTPS. Defaults to C(TOIL_S3_USE_SSL), else V(true).
-        type: bool
   include_legacy:
     description:
       - Also look for the Toil 9.0 layout in SimpleDB. Turn it off for credentials without SimpleDB permissions.
@@ -57,6 +38,7 @@ options:
     default: true
 extends_documentation_fragment:
   - toil.cluster.aws.modules
+  - toil.cluster.s3_endpoint
 seealso:
   - module: toil.cluster.toil_jobstore
 """
@@ -140,6 +122,7 @@ except ImportError:
     pass  # reported by AnsibleAWSModule
 
 from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
+    S3_ENDPOINT_SPEC,
     describe_aws,
     describe_file,
     parse_locator_for,
@@ -150,15 +133,13 @@ from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
 from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.retries import AWS_RETRY
 
-S3_ENDPOINT_OPTIONS = dict(host=dict(type="str"), port=dict(type="int"), use_ssl=dict(type="bool"))
-
 
 def main():
     module = ToilAWSModule(
         argument_spec=dict(
             locator=dict(type="str", required=True),
             count_objects=dict(type="bool", default=False),
-            s3_endpoint=dict(type="dict", options=S3_ENDPOINT_OPTIONS),
+            s3_endpoint=S3_ENDPOINT_SPEC,
             include_legacy=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
