@@ -15,7 +15,9 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+# Benchmarks import the test harness (helpers, toil_interop, ...) and the tools (aws_proxy, ...).
+for _path in (ROOT / "tests" / "integration", ROOT / "tools"):
+    sys.path.insert(0, str(_path))
 
 from embedded_aws import EmbeddedAWS  # noqa: E402
 

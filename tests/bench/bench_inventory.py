@@ -27,17 +27,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-for _path in (REPO / "tools", REPO / "tests" / "integration"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from helpers import ansible_environment, venv_executable  # noqa: E402
+# tools/bench.py puts tools/ and tests/integration/ on sys.path for these imports.
+from helpers import ansible_environment, unwrap_unsafe, venv_executable  # noqa: E402
 
 CLUSTERS = 50
 PER_RESERVATION = 25
@@ -128,16 +123,6 @@ class Fleet:
 
 
 # ---------------------------------------------------------------------- one inventory run
-def _unwrap(value):
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: _unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value]
-    return value
-
-
 def run_inventory(config, endpoint, workdir, label):
     """(seconds, cpu seconds, peak RSS MB, {group: set(hosts)}) of one ansible-inventory --list."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +145,7 @@ def run_inventory(config, endpoint, workdir, label):
         errors = stderr.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{label}: ansible-inventory exited {proc.returncode}\n{errors[-4000:]}")
-    data = _unwrap(json.loads(output.read_text()))
+    data = unwrap_unsafe(json.loads(output.read_text()))
     hostvars = data.pop("_meta")["hostvars"]
     groups = {name: set(body.get("hosts", [])) for name, body in data.items() if name.startswith(GROUP_FAMILIES)}
     if not hostvars:

@@ -19,21 +19,15 @@ from __future__ import annotations
 
 import collections
 import os
-import sys
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from botocore.config import Config
-
-REPO = Path(__file__).resolve().parents[2]
-for _path in (REPO / "tools", REPO / "tests" / "integration"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
+# tools/bench.py puts tools/ and tests/integration/ on sys.path for these imports.
 from aws_proxy import AWSProxy  # noqa: E402
+from botocore.config import Config
 from helpers import run_ansible_playbook  # noqa: E402
 from toil_interop import TOIL_CLI, TOIL_PYTHON, OfflineNetns, toil_env  # noqa: E402
 

@@ -20,17 +20,12 @@ import collections
 import contextlib
 import json
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-for _path in (REPO / "tools", REPO / "tests" / "integration"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
+# tools/bench.py puts tools/ and tests/integration/ on sys.path for these imports.
 from aws_proxy import AWSProxy  # noqa: E402
 from helpers import run_ansible_playbook  # noqa: E402
 from toil_interop import TOIL_PYTHON, OfflineNetns, pick_ami, toil_env  # noqa: E402

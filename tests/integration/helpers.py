@@ -45,6 +45,17 @@ JSON_CALLBACK = "ansible.posix.json"
 _OUTPUT_LIMIT = 20_000
 
 
+def unwrap_unsafe(value: Any) -> Any:
+    """ansible-inventory marks strings from an inventory as unsafe: {"__ansible_unsafe": "x"} -> "x"."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: unwrap_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_unsafe(v) for v in value]
+    return value
+
+
 def venv_executable(name: str) -> str:
     """<repo>/.venv/bin/<name>, or the one next to the running interpreter when .venv lacks it."""
     candidate = VENV_BIN / name

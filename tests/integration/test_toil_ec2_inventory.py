@@ -14,7 +14,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import ansible_environment, venv_executable
+from helpers import ansible_environment, unwrap_unsafe, venv_executable
 from toil_interop import OfflineNetnsError, ToilNotInstalledError, purge_toil_cluster, toil_launch_cluster
 from toil_shapes import make_toil_cluster, run_nodes
 
@@ -26,24 +26,13 @@ SHAPED = "inv-shaped"
 OTHER = "inv-east"
 
 
-def _unwrap(value):
-    """ansible-inventory marks strings from the inventory as unsafe: {"__ansible_unsafe": "x"} -> "x"."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: _unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value]
-    return value
-
-
 class Listing:
     """One ``ansible-inventory --list`` result: ``hostvars``, ``groups`` (name -> sorted hosts), ``rc``, ``stderr``."""
 
     def __init__(self, proc):
         self.rc = proc.returncode
         self.stderr = proc.stderr
-        data = _unwrap(json.loads(proc.stdout)) if proc.returncode == 0 and proc.stdout.strip() else {}
+        data = unwrap_unsafe(json.loads(proc.stdout)) if proc.returncode == 0 and proc.stdout.strip() else {}
         self.hostvars = data.pop("_meta", {}).get("hostvars", {})
         self.groups = {name: sorted(body.get("hosts", [])) for name, body in data.items()}
 
