@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError, ToilOperationError
 
 try:
     import botocore.session
@@ -252,7 +252,7 @@ DELETE_BATCH = 1000  # S3's limit for one DeleteObjects request
 STALL_LIMIT = 5  # listings in a row that still show versions already deleted
 
 
-class JobStoreError(RuntimeError):
+class JobStoreError(ToilOperationError):
     """S3 or SimpleDB refused part of a removal; the message says what is left."""
 
 

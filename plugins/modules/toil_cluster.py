@@ -204,11 +204,6 @@ removed:
     buckets: {description: "Toil's internal bucket C(<name>--internal), if it existed.", type: list, elements: str}
 """
 
-try:  # noqa: SIM105 - Ansible modules report a missing boto3 themselves
-    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
-except ImportError:
-    pass  # reported by AnsibleAWSModule
-
 from ansible_collections.toil.cluster.plugins.module_utils.cluster import present, validate_spec
 from ansible_collections.toil.cluster.plugins.module_utils.destroy import destroy, plan_destroy
 from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
@@ -241,7 +236,7 @@ def main():
     params = module.params
     with module.input_errors():
         spec = validate_spec(params)
-    try:
+    with module.aws_errors(f"cluster {spec.name}", waiting_for=f"the instances of {spec.name}"):
         ec2 = module.retrying_client("ec2", region=spec.region)
         iam = module.retrying_client("iam", region=spec.region)
         if params["state"] == "absent":
@@ -265,10 +260,6 @@ def main():
                 module.warn,
             )
         module.exit_json(changed=changed, diff=diff, **result)
-    except WaiterError as error:
-        module.fail_json(msg=f"Timed out after {params['wait_timeout']} s waiting for the instances of {spec.name}: {error}")
-    except (BotoCoreError, ClientError) as error:
-        module.fail_json_aws(error, msg=f"AWS refused a request for cluster {spec.name}")
 
 
 if __name__ == "__main__":

@@ -125,14 +125,8 @@ removed:
     multipart_uploads: {description: Unfinished multipart uploads aborted (AWS)., type: int}
 """
 
-try:  # noqa: SIM105 - Ansible modules report a missing boto3 themselves
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:
-    pass  # reported by AnsibleAWSModule
-
 from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
     S3_ENDPOINT_SPEC,
-    JobStoreError,
     describe_aws,
     describe_file,
     ensure_absent,
@@ -161,25 +155,18 @@ def main():
         endpoint = s3_endpoint_url(params["s3_endpoint"])
         locator = parse_locator_for(params["locator"], endpoint)
     s3 = sdb = None
-    try:
-        with module.input_errors():
-            if locator.kind == "file":
-                description = describe_file(locator)
-            else:
-                s3 = module.client("s3", retry_decorator=AWS_RETRY, region=locator.region, **s3_client_options(endpoint))
-                if wants_legacy_layout(locator, endpoint, params["include_legacy"]):
-                    sdb = module.client("sdb", retry_decorator=AWS_RETRY, region=locator.region)
-                description = describe_aws(s3, sdb, locator, endpoint_url=endpoint)
-            if params["state"] == "absent":
-                changed, removed, diff = ensure_absent(description, module.check_mode, s3, sdb, locator, module.warn)
-                module.exit_json(changed=changed, jobstore=description, removed=removed, diff=diff)
-            changed, diff = ensure_present(description)
-    except JobStoreError as error:
-        module.fail_json(msg=str(error))
-    except OSError as error:
-        module.fail_json(msg=f"File job store {locator.path}: {error}")
-    except (BotoCoreError, ClientError) as error:
-        module.fail_json_aws(error, msg=f"AWS refused a request for job store {locator.locator}")
+    with module.aws_errors(f"job store {locator.locator}"), module.input_errors():
+        if locator.kind == "file":
+            description = describe_file(locator)
+        else:
+            s3 = module.client("s3", retry_decorator=AWS_RETRY, region=locator.region, **s3_client_options(endpoint))
+            if wants_legacy_layout(locator, endpoint, params["include_legacy"]):
+                sdb = module.client("sdb", retry_decorator=AWS_RETRY, region=locator.region)
+            description = describe_aws(s3, sdb, locator, endpoint_url=endpoint)
+        if params["state"] == "absent":
+            changed, removed, diff = ensure_absent(description, module.check_mode, s3, sdb, locator, module.warn)
+            module.exit_json(changed=changed, jobstore=description, removed=removed, diff=diff)
+        changed, diff = ensure_present(description)
     module.exit_json(changed=changed, jobstore=description, diff=diff)
 
 

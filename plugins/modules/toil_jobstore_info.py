@@ -116,11 +116,6 @@ jobstore:
     multipart_uploads: {description: Unfinished multipart uploads., type: int, returned: when O(count_objects=true)}
 """
 
-try:  # noqa: SIM105 - Ansible modules report a missing boto3 themselves
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:
-    pass  # reported by AnsibleAWSModule
-
 from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
     S3_ENDPOINT_SPEC,
     describe_aws,
@@ -148,7 +143,7 @@ def main():
     with module.input_errors():
         endpoint = s3_endpoint_url(params["s3_endpoint"])
         locator = parse_locator_for(params["locator"], endpoint)
-        try:
+        with module.aws_errors(f"job store {locator.locator}"):
             if locator.kind == "file":
                 description = describe_file(locator, params["count_objects"])
             else:
@@ -157,10 +152,6 @@ def main():
                 if wants_legacy_layout(locator, endpoint, params["include_legacy"]):
                     sdb = module.client("sdb", retry_decorator=AWS_RETRY, region=locator.region)
                 description = describe_aws(s3, sdb, locator, params["count_objects"], endpoint)
-        except OSError as error:
-            module.fail_json(msg=f"File job store {locator.path}: {error}")
-        except (BotoCoreError, ClientError) as error:
-            module.fail_json_aws(error, msg=f"AWS refused a request for job store {locator.locator}")
     module.exit_json(changed=False, jobstore=description)
 
 

@@ -169,11 +169,6 @@ pool:
         zone: {description: The availability zone., type: str}
 """
 
-try:  # noqa: SIM105 - Ansible modules report a missing boto3 themselves
-    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
-except ImportError:
-    pass
-
 from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec
 from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
@@ -208,15 +203,10 @@ def main():
         region = resolve_region(params["zone"], params["region"])
     if not region:
         module.fail_json(msg=f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
-    try:
-        with module.input_errors():
-            changed, pool, diff = reconcile(
-                module.retrying_client("ec2", region=region), spec, params["state"], module.check_mode, params["wait"], params["wait_timeout"]
-            )
-    except WaiterError as error:
-        module.fail_json(msg=f"Timed out after {params['wait_timeout']} s waiting for the nodes of pool {spec.name}: {error}")
-    except (BotoCoreError, ClientError) as error:
-        module.fail_json_aws(error, msg=f"AWS refused a request for pool {spec.name} of cluster {spec.cluster}")
+    with module.aws_errors(f"pool {spec.name} of cluster {spec.cluster}", waiting_for=f"the nodes of pool {spec.name}"), module.input_errors():
+        changed, pool, diff = reconcile(
+            module.retrying_client("ec2", region=region), spec, params["state"], module.check_mode, params["wait"], params["wait_timeout"]
+        )
     if pool["deficit"]:
         module.warn(f"Pool {spec.name} is {pool['deficit']} node(s) short: {'; '.join(pool.get('capacity_errors', []))}")
     module.exit_json(changed=changed, pool=pool, diff=diff)

@@ -177,11 +177,6 @@ applied:
 
 import os
 
-try:  # noqa: SIM105 - Ansible modules report a missing boto3 themselves
-    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
-except ImportError:
-    pass
-
 from ansible_collections.toil.cluster.plugins.module_utils import kube_demand
 from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
@@ -269,17 +264,12 @@ def main():
     if not region:
         module.fail_json(msg=f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
     ec2 = module.retrying_client("ec2", region=region)
-    try:
-        with module.input_errors():
-            state["instance_types"] = instance_type_shapes(ec2, {t for s in specs for t in s.node_type.instance_types}, state.get("instance_types", {}))
-            shapes = pool_shapes(specs, state["instance_types"])
-            packing, decisions, results, changed = run(
-                ec2, specs, shapes, pods, nodes, state, (beta, compensation, idle), apply, params["wait"], params["wait_timeout"], drain
-            )
-    except WaiterError as error:
-        module.fail_json(msg=f"Timed out after {params['wait_timeout']} s waiting for the nodes of cluster {params['cluster']}: {error}")
-    except (BotoCoreError, ClientError) as error:
-        module.fail_json_aws(error, msg=f"AWS refused a request while scaling cluster {params['cluster']}")
+    with module.aws_errors(f"cluster {params['cluster']} (scaling)", waiting_for=f"the nodes of cluster {params['cluster']}"), module.input_errors():
+        state["instance_types"] = instance_type_shapes(ec2, {t for s in specs for t in s.node_type.instance_types}, state.get("instance_types", {}))
+        shapes = pool_shapes(specs, state["instance_types"])
+        packing, decisions, results, changed = run(
+            ec2, specs, shapes, pods, nodes, state, (beta, compensation, idle), apply, params["wait"], params["wait_timeout"], drain
+        )
     pools = []
     for name, decision in decisions.items():
         entry = decision.as_dict()
