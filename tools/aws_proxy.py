@@ -6,15 +6,17 @@ that a re-run or a check-mode run makes no mutating call. ``fail_next(action, ..
 the next calls of an action (optionally only those with given parameters) fail the way AWS
 fails them. ``client_tokens=True`` gives RunInstances EC2's documented idempotency, which moto
 lacks: a request whose ClientToken was seen gets the first request's answer, also when both
-arrive at once. Everything stays on 127.0.0.1.
+arrive at once. ``chaos(rate, seed)`` fails a seeded random share of every call the way AWS does
+under load (throttling and 5xx); ``on_call`` sees each call before it is answered. Everything
+stays on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import http.client
+import random
 import re
 import threading
-import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,6 +27,9 @@ _ERRORS = {  # how AWS says "slow down" per service
     "ec2": (503, "RequestLimitExceeded"),
     "s3": (503, "SlowDown"),
 }
+# chaos(): a fifth of the faults are server errors, the rest the service's throttling answer.
+_SERVER_ERROR = (500, "InternalFailure")
+_SERVER_ERROR_SHARE = 0.2
 
 
 def _action(service, method, path, headers, body):
@@ -53,6 +58,10 @@ class AWSProxy:
         self._tokens = {}  # ClientToken -> [threading.Event, (status, reason, headers, body)]
         self._faults = {}
         self._holds = {}
+        self._chaos = None  # (rate, seed, actions or None)
+        self._chaos_counts = {}  # (service, action) -> calls seen, so each call's fate depends on the seed alone
+        self.injected = []  # (service, action, status, code) of every fault answered
+        self.on_call = None  # callable(service, action, params), run before a call is answered
         self._lock = threading.Lock()
         self._server = None
         self._thread = None
@@ -68,6 +77,34 @@ class AWSProxy:
         """
         with self._lock:
             self._faults.setdefault(action, []).append([times, status, code, dict(match or {})])
+
+    def chaos(self, rate, seed, actions=None, lost=0.0, keep_answers=()):
+        """Fail ``rate`` of all calls (of ``actions`` only, when given), chosen by ``seed``.
+
+        The n-th call of an action fails or not by ``(seed, service, action, n)`` alone, so a run
+        repeats its faults when the calls come in the same order per action. EC2 answers 503
+        RequestLimitExceeded, S3 503 SlowDown, the others 400 Throttling; a fifth of the faults are
+        500 InternalFailure. ``rate=0`` turns it off. ``lost`` is the share of the faults on mutating
+        calls that AWS carried out before the error reached the caller (a lost answer): the retry
+        then meets what the first call did. ``keep_answers``: actions never given a lost answer.
+        """
+        with self._lock:
+            self._chaos = (float(rate), seed, set(actions) if actions else None, float(lost), set(keep_answers)) if rate else None
+            self._chaos_counts.clear()
+
+    def _chaos_fault(self, service, action):
+        if self._chaos is None:
+            return None
+        rate, seed, actions, lost, keep_answers = self._chaos
+        if actions is not None and action not in actions:
+            return None
+        n = self._chaos_counts[(service, action)] = self._chaos_counts.get((service, action), 0) + 1
+        draw = random.Random(f"{seed}:{service}:{action}:{n}")
+        if draw.random() >= rate:
+            return None
+        answer = _SERVER_ERROR if draw.random() < _SERVER_ERROR_SHARE else _ERRORS.get(service, (400, "Throttling"))
+        after = draw.random() < lost and not READ_ONLY.search(action) and action not in keep_answers
+        return (*answer, after)
 
     def clear(self):
         """Forget the calls seen so far (faults and ClientTokens stay)."""
@@ -86,14 +123,30 @@ class AWSProxy:
                     fault[0] -= 1
                     break
             else:
-                return None
-        status, code = _ERRORS.get(service, (400, "Throttling"))
-        return fault[1] or status, fault[2] or code
+                answer = self._chaos_fault(service, action)
+                if answer:
+                    self.injected.append((service, action, *answer))
+                return answer
+            status, code = _ERRORS.get(service, (400, "Throttling"))
+            answer = (fault[1] or status, fault[2] or code, False)
+            self.injected.append((service, action, *answer))
+            return answer
 
     def hold(self, action, seconds):
-        """Forward each call of ``action`` only after ``seconds``: widens a race so tests can meet it."""
+        """Forward each call of ``action`` only after ``seconds``: widens a race so tests can meet it.
+
+        A held call can be let go earlier with ``release(action)`` (a test parks a call, kills its
+        caller, then releases it: AWS got the request, the caller never saw the answer).
+        """
         with self._lock:
-            self._holds[action] = seconds
+            self._holds[action] = (seconds, threading.Event())
+
+    def release(self, action):
+        """Forward the held calls of ``action`` now, and stop holding it."""
+        with self._lock:
+            held = self._holds.pop(action, None)
+        if held:
+            held[1].set()
 
     def count(self, action, **match):
         """How many calls of ``action`` had (at least) these form parameters."""
@@ -122,15 +175,12 @@ class AWSProxy:
                 with proxy._lock:
                     proxy.calls.append((service, action))
                     proxy.requests.append((service, action, params))
+                    on_call = proxy.on_call
+                if on_call:
+                    on_call(service, action, params)
                 fault = proxy._fault(service, action, params)
-                if fault:
-                    status, code = fault
-                    payload = f"<Response><Errors><Error><Code>{code}</Code><Message>injected</Message></Error></Errors></Response>".encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "text/xml")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                if fault and not fault[2]:
+                    self._error(service, *fault[:2])
                     return
                 token = params.get("ClientToken") if proxy.client_tokens and action == "RunInstances" else None
                 if token:
@@ -141,17 +191,34 @@ class AWSProxy:
                             entry = proxy._tokens[token] = [threading.Event(), None]
                     if not first:
                         entry[0].wait(120)
-                        self._answer(*entry[1])
+                        if fault:
+                            self._error(service, *fault[:2])
+                        else:
+                            self._answer(*entry[1])
                         return
                 with proxy._lock:
-                    delay = proxy._holds.get(action, 0)
-                if delay:
-                    time.sleep(delay)
+                    held = proxy._holds.get(action)
+                if held:
+                    held[1].wait(held[0])
                 answer = self._forward(body)
                 if token:
                     entry[1] = answer
                     entry[0].set()
+                if fault:  # the call went through; its answer is lost
+                    self._error(service, *fault[:2])
+                    return
                 self._answer(*answer)
+
+            def _error(self, service, status, code):
+                error = f"<Error><Code>{code}</Code><Message>injected</Message></Error>"
+                # S3 (REST-XML) reads a bare <Error>; EC2 and the query services accept <Errors><Error>.
+                payload = (error if service == "s3" else f"<Response><Errors>{error}</Errors></Response>").encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
 
             def _forward(self, body):
                 connection = http.client.HTTPConnection(*proxy.upstream, timeout=120)

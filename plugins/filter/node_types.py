@@ -41,7 +41,7 @@ _value:
   elements: dict
   contains:
     instance_types: {description: The instance types in order of preference., type: list, elements: str}
-    spot_bid: {description: The spot bid in dollars per hour, or null for on-demand., type: float}
+    spot_bid: {description: "The spot bid in dollars per hour, or null for on-demand.", type: float}
     preemptible: {description: Whether the nodes are spot instances., type: bool}
     spec: {description: The node type in Toil's syntax., type: str}
 """

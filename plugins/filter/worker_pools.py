@@ -42,12 +42,12 @@ _value:
   type: list
   elements: dict
   contains:
-    name: {description: The pool name (given, or derived from the first instance type and the market)., type: str}
+    name: {description: "The pool name (given, or derived from the first instance type and the market).", type: str}
     static: {description: Whether the pool has a fixed size., type: bool}
     count: {description: The size of a static pool., type: int}
     min_size: {description: The lower bound of a ranged pool., type: int}
     max_size: {description: The upper bound of a ranged pool., type: int}
-    node_type: {description: The node type, as returned by P(toil.cluster.node_types#filter)., type: dict}
+    node_type: {description: "The node type, as returned by P(toil.cluster.node_types#filter).", type: dict}
     summary: {description: "One line for people, like C(t3.large x 2 (on-demand, static)).", type: str}
 """
 

@@ -34,6 +34,15 @@ def get_instance_profile(iam, cluster_name):
         return None
 
 
+def _done_if(call, codes, **kwargs):
+    """``call(**kwargs)``, where an error in ``codes`` means it is already done: a retry whose first
+    attempt AWS carried out (the answer was lost) meets that attempt's effect."""
+    try:
+        return call(aws_retry=True, **kwargs)
+    except is_boto3_error_code(codes):
+        return None
+
+
 def iam_summary(resource, name_key):
     if resource is None:
         return None
@@ -75,16 +84,21 @@ def ensure_role_and_profile(iam, cluster_name, policies, tags, check_mode):
         return changed, profile["Arn"] if profile else None, before, after
     tag_list = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
     if role is None:
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST_POLICY), Tags=tag_list, aws_retry=True)
+        _done_if(iam.create_role, "EntityAlreadyExists", RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST_POLICY), Tags=tag_list)
     for policy_name in set(current) - set(wanted):
-        iam.delete_role_policy(RoleName=name, PolicyName=policy_name, aws_retry=True)
+        _done_if(iam.delete_role_policy, "NoSuchEntity", RoleName=name, PolicyName=policy_name)
     for policy_name, document in wanted.items():
         if current.get(policy_name) != document:
             iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(document), aws_retry=True)
     if profile is None:
-        profile = iam.create_instance_profile(InstanceProfileName=name, Tags=tag_list, aws_retry=True)["InstanceProfile"]
+        created = _done_if(iam.create_instance_profile, "EntityAlreadyExists", InstanceProfileName=name, Tags=tag_list)
+        profile = created["InstanceProfile"] if created else get_instance_profile(iam, cluster_name)
     if not in_profile:
-        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name, aws_retry=True)
+        try:
+            iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name, aws_retry=True)
+        except is_boto3_error_code("LimitExceeded"):  # a profile holds one role: done, if it is ours
+            if not any(r["RoleName"] == name for r in get_instance_profile(iam, cluster_name).get("Roles", [])):
+                raise
     return True, profile["Arn"], before, after
 
 
@@ -98,16 +112,16 @@ def delete_role_and_profile(iam, cluster_name, check_mode):
         return removed
     if profile:
         for member in profile.get("Roles", []):
-            iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=member["RoleName"], aws_retry=True)
-        iam.delete_instance_profile(InstanceProfileName=name, aws_retry=True)
+            _done_if(iam.remove_role_from_instance_profile, "NoSuchEntity", InstanceProfileName=name, RoleName=member["RoleName"])
+        _done_if(iam.delete_instance_profile, "NoSuchEntity", InstanceProfileName=name)
     if role:
         for page in iam.get_paginator("list_instance_profiles_for_role").paginate(RoleName=name):
             for other in page["InstanceProfiles"]:
-                iam.remove_role_from_instance_profile(InstanceProfileName=other["InstanceProfileName"], RoleName=name, aws_retry=True)
+                _done_if(iam.remove_role_from_instance_profile, "NoSuchEntity", InstanceProfileName=other["InstanceProfileName"], RoleName=name)
         for policy_name in _policy_documents(iam, name):
-            iam.delete_role_policy(RoleName=name, PolicyName=policy_name, aws_retry=True)
+            _done_if(iam.delete_role_policy, "NoSuchEntity", RoleName=name, PolicyName=policy_name)
         for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name):
             for attached in page["AttachedPolicies"]:
-                iam.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"], aws_retry=True)
-        iam.delete_role(RoleName=name, aws_retry=True)
+                _done_if(iam.detach_role_policy, "NoSuchEntity", RoleName=name, PolicyArn=attached["PolicyArn"])
+        _done_if(iam.delete_role, "NoSuchEntity", RoleName=name)
     return removed

@@ -448,7 +448,8 @@ def controller_policy(*, partition="aws", account_id):
 
     One document, a Sid per group, meant to be a customer managed policy. EC2 calls stay on
     ``*`` (the controller works in any region and VPC); removals need a clusterName tag,
-    tags only on create or on nodes that already carry one, IAM only on Toil's ``*_toil`` names, S3 only on ``*--internal``.
+    tags only on create or on nodes that already carry one, IAM only on Toil's ``*_toil`` names, S3 only on ``*--internal``
+    and on job-store buckets ``*--toil`` (list, empty, delete: ``toil clean``).
     It can give a ``*_toil`` role any policy and start an instance with it: treat it as
     privileged, like any identity that may launch clusters.
     """
@@ -476,5 +477,11 @@ def controller_policy(*, partition="aws", account_id):
             "ToilInternalBucket",
             CONTROLLER_INTERNAL_BUCKET_ACTIONS,
             [_s3(partition, INTERNAL_BUCKET_PATTERN), _s3(partition, INTERNAL_BUCKET_PATTERN + "/*")],
+        ),
+        # toil_jobstore from the controller (run_workflow checks the name, then cleans the store): the same calls.
+        _statement(
+            "ToilJobStoreBuckets",
+            CONTROLLER_INTERNAL_BUCKET_ACTIONS,
+            [_s3(partition, JOB_STORE_BUCKET_PATTERN), _s3(partition, JOB_STORE_BUCKET_PATTERN + "/*")],
         ),
     )

@@ -9,6 +9,10 @@ and destroy-cluster deletes every group named C in the leader's VPC.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+
 from ansible_collections.toil.cluster.plugins.module_utils.retries import AWS_RETRY
 
 # Toil's description, kept so either tool recognises the other's groups.
@@ -84,6 +88,14 @@ def describe_rules(rules, group_id=None):
     return lines
 
 
+@contextmanager
+def _done_if(code):
+    try:
+        yield
+    except is_boto3_error_code(code):
+        pass
+
+
 def ensure_security_group(ec2, cluster_name, vpc_id, ssh_cidrs, tags, check_mode):
     """Create the cluster's group in ``vpc_id`` if missing and converge its ingress rules.
 
@@ -101,15 +113,19 @@ def ensure_security_group(ec2, cluster_name, vpc_id, ssh_cidrs, tags, check_mode
         changed = True
         if check_mode:
             return True, None, None, {"name": cluster_name, "vpc_id": vpc_id, "ingress": describe_rules(desired_rules("self", ssh_cidrs), "self")}
-        group_id = ec2.create_security_group(
-            GroupName=cluster_name,
-            Description=TOIL_SECURITY_GROUP_DESCRIPTION,
-            VpcId=vpc_id,
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}],
-            aws_retry=True,
-        )["GroupId"]
-        existing = set()
-    else:
+        try:
+            group_id = ec2.create_security_group(
+                GroupName=cluster_name,
+                Description=TOIL_SECURITY_GROUP_DESCRIPTION,
+                VpcId=vpc_id,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}],
+                aws_retry=True,
+            )["GroupId"]
+            existing = set()
+        except is_boto3_error_code("InvalidGroup.Duplicate"):
+            # A retry whose first attempt AWS carried out (the answer was lost), or a run at the same time.
+            group = find_cluster_security_groups(ec2, cluster_name, vpc_id)[0]
+    if group is not None:
         group_id = group["GroupId"]
         existing = current_rules(group)
         before = {"name": cluster_name, "vpc_id": vpc_id, "ingress": describe_rules(existing, group_id)}
@@ -118,9 +134,12 @@ def ensure_security_group(ec2, cluster_name, vpc_id, ssh_cidrs, tags, check_mode
     if missing or extra:
         changed = True
         if not check_mode:
+            # A retry after a lost answer finds its own first attempt done: Duplicate / NotFound mean done.
             if missing:
-                ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=_permissions(missing), aws_retry=True)
+                with _done_if("InvalidPermission.Duplicate"):
+                    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=_permissions(missing), aws_retry=True)
             if extra:
-                ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=_permissions(extra), aws_retry=True)
+                with _done_if("InvalidPermission.NotFound"):
+                    ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=_permissions(extra), aws_retry=True)
     after = {"name": cluster_name, "vpc_id": vpc_id, "ingress": describe_rules(wanted, group_id)}
     return changed, group_id, before, after

@@ -76,6 +76,21 @@ def _stanza(deb: Path, out: Path) -> str:
     return f"{control}\nFilename: ./{deb.relative_to(out)}\nSize: {deb.stat().st_size}\nSHA256: {_sha256(deb)}\n"
 
 
+def sign_release(work: Path, release: Path, inrelease: Path, uid: str) -> tuple[bytes, str]:
+    """Sign ``release`` into ``inrelease`` with a new one-day key: (the armored public key, its fingerprint)."""
+    home = work / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--quiet", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", ""]
+    try:
+        subprocess.run([*gpg, "--quick-gen-key", uid, "ed25519", "sign", "1d"], check=True, capture_output=True)
+        subprocess.run([*gpg, "--clearsign", "-o", str(inrelease), str(release)], check=True, capture_output=True)
+        key = subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True).stdout
+        colons = subprocess.run([*gpg, "--with-colons", "--fingerprint"], check=True, capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False, capture_output=True)
+    return key, next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
+
+
 def build(dest: Path, version: str = "1.35.2") -> KubeDoubleRepo:
     """(Re)build the repository in ``dest`` and return where it is and how to trust it."""
     dest = Path(dest)
@@ -101,18 +116,8 @@ def build(dest: Path, version: str = "1.35.2") -> KubeDoubleRepo:
             f"Date: {email.utils.formatdate(usegmt=True)}\n"
             f"SHA256:\n {_sha256(packages)} {packages.stat().st_size} Packages\n"
         )
-        home = work / "gnupg"
-        home.mkdir(mode=0o700)
-        gpg = ["gpg", "--batch", "--quiet", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", ""]
-        try:
-            subprocess.run([*gpg, "--quick-gen-key", "toil.cluster test apt repository", "ed25519", "sign", "1d"], check=True, capture_output=True)
-            subprocess.run([*gpg, "--clearsign", "-o", str(dest / "InRelease"), str(release)], check=True, capture_output=True)
-            key = subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True).stdout
-            colons = subprocess.run([*gpg, "--with-colons", "--fingerprint"], check=True, capture_output=True, text=True).stdout
-        finally:
-            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False, capture_output=True)
+        key, fingerprint = sign_release(work, release, dest / "InRelease", "toil.cluster test apt repository")
     (dest / "key.asc").write_bytes(key)
-    fingerprint = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
     return KubeDoubleRepo(dest, version, f"{version}-{DEB_REVISION}", _sha256(dest / "key.asc"), fingerprint)
 
 

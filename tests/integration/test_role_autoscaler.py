@@ -42,11 +42,19 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "hosts": "localhost",
         "gather_facts": False,
         "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
-        "vars": {"ec2_tags": {"clusterName": "demo"}, "placement": {"region": "us-west-2"}},
+        "vars": {"toil_cluster": "demo", "toil_region": "us-west-2", "toil_zone": "us-west-2c"},  # the toil_ec2 inventory's
         "tasks": tasks,
     }
     # The venv must hold the ansible-playbook the unit runs, for systemd-analyze: this repository's.
-    extra = {"autoscaler_venv": str(REPO / ".venv"), "autoscaler_interval": 90, "autoscaler_extra_vars": {"toil_scaler_apply": False}}
+    extra = {
+        "autoscaler_venv": str(REPO / ".venv"),
+        "autoscaler_interval": 90,
+        "autoscaler_node_types": "t3.large,c5.large:0.2",
+        "autoscaler_workers": "0-4,0-10",
+        "autoscaler_plan_only": True,
+        "autoscaler_extra_vars": {"demand": {"pods": []}},
+        "autoscaler_environment": {"HTTPS_PROXY": "http://proxy.internal:3128"},
+    }
     run_ansible_playbook(play, dict(os.environ), tmp_path_factory.mktemp("playbook"), extra_vars=extra, timeout=120)
     return out
 
@@ -85,6 +93,7 @@ def test_one_run_at_a_time_every_interval(rendered: Path) -> None:
     venv = REPO / ".venv"
     assert command.endswith(f"{venv}/bin/ansible-playbook -i /etc/toil-cluster/toil_ec2.yml -e @/etc/toil-cluster/autoscale.yml toil.cluster.autoscale")
     assert f"ANSIBLE_COLLECTIONS_PATH={venv}/collections" in service["Environment"]
+    assert service["ProtectHome"] == ["tmpfs"]  # hidden, yet writable for ansible's ~/.ansible/tmp
     assert service["StandardOutput"] == ["journal"]
     assert service["SyslogIdentifier"] == ["toil-autoscaler"]
     timer = _unit(rendered / "toil-autoscaler.timer")
@@ -93,14 +102,26 @@ def test_one_run_at_a_time_every_interval(rendered: Path) -> None:
     assert timer["WantedBy"] == ["timers.target"]
 
 
-def test_the_scaler_gets_the_leaders_public_key_and_metrics_path(rendered: Path) -> None:
+def test_the_run_gets_the_autoscale_playbooks_variables(rendered: Path) -> None:
+    """Exactly the interface of playbooks/autoscale.yml, with the leader's public key for the new nodes."""
     variables = yaml.safe_load((rendered / "autoscale.yml").read_text())
     public_key = (rendered / "id_ed25519.pub").read_text().strip()
     assert public_key.startswith("ssh-ed25519 ")
-    assert [k.strip() for k in variables["toil_nodepool_authorized_keys"]] == [public_key]
-    assert variables["toil_scaler_metrics_path"] == "/var/lib/prometheus/node-exporter/toil-autoscaler.prom"
-    assert variables["toil_cluster_name"] == "demo"
-    assert variables["toil_scaler_apply"] is False
+    assert [k.strip() for k in variables.pop("authorized_keys")] == [public_key]
+    assert variables == {
+        "cluster_name": "demo",
+        "zone": "us-west-2c",
+        "node_types": "t3.large,c5.large:0.2",
+        "workers": "0-4,0-10",
+        "kubeconfig": "/etc/kubernetes/admin.conf",
+        "scaler_state_path": "/var/lib/toil-cluster/scaler-state.json",
+        "scaler_metrics_path": "/var/lib/prometheus/node-exporter/toil-autoscaler.prom",
+        "plan_only": True,
+        "demand": {"pods": []},
+    }
+    service = _unit(rendered / "toil-autoscaler.service")
+    assert "ANSIBLE_PRIVATE_KEY_FILE=/etc/toil-cluster/id_ed25519" in service["Environment"]
+    assert '"HTTPS_PROXY=http://proxy.internal:3128"' in service["Environment"]
     inventory = yaml.safe_load((rendered / "toil_ec2.yml").read_text())
     assert inventory == {"plugin": "toil.cluster.toil_ec2", "clusters": ["demo"], "regions": ["us-west-2"]}  # the option toil_ec2 knows
 

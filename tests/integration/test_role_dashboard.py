@@ -168,7 +168,7 @@ def test_a_bad_prometheus_config_is_refused(tmp_path: Path) -> None:
 
 
 def test_service_settings(rendered: Path) -> None:
-    assert '--web.listen-address=0.0.0.0:9090 --storage.tsdb.retention.time=15d"' in (rendered / "prometheus.default").read_text()
+    assert '--web.listen-address=127.0.0.1:9090 --storage.tsdb.retention.time=15d"' in (rendered / "prometheus.default").read_text()
     exporter = (rendered / "node-exporter.default").read_text()
     assert "--web.listen-address=:9100 --collector.textfile.directory=/var/lib/prometheus/node-exporter" in exporter
     mtail = (rendered / "mtail.default").read_text()

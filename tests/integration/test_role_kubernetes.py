@@ -37,37 +37,58 @@ REPO_MOUNT = "/srv/kube-double-repo"
 K8S_VERSION = "1.35.2"
 TOKEN = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
 LEADER, WORKER, SPOT, LATE = "tcl-leader", "tcl-worker", "tcl-spot", "tcl-late"  # LATE joins in a third run
-# What the toil_ec2 inventory exposes for workers of two pools (tags written by toil_nodepool).
+
+
+def ec2_host(node_type: str, pool: str | None, preemptible: bool, tags: dict[str, str], index: int) -> dict[str, Any]:
+    """Host variables as the toil_ec2 inventory gives them (plugins/module_utils/inventory.py)."""
+    return {
+        "toil_cluster": "lab",
+        "toil_node_type": node_type,
+        "toil_leader": LEADER,
+        "toil_pool": pool,
+        "toil_preemptible": preemptible,
+        "toil_instance_id": f"i-0{index:016x}",
+        "toil_region": "us-west-2",
+        "toil_zone": "us-west-2a",
+        "ec2_tags": {"clusterName": "lab", "ToilNodeType": node_type, **tags},
+    }
+
+
+# A leader, two workers of two pools (tags written by toil_nodepool) and, joining late, one of Toil's own spot
+# workers (no pool, no toil.cluster tags: only toil_preemptible says it is spot).
 HOSTVARS = {
-    LEADER: {"ec2_tags": {"clusterName": "lab", "ToilNodeType": "leader"}},
-    WORKER: {
-        "ec2_tags": {
-            "clusterName": "lab",
-            "ToilNodeType": "worker",
-            "toil.cluster/pool": "t3.large",
-            "toil.cluster/preemptible": "false",
-            "toil.cluster/labels": "team=genomics,toil.cluster/pool=t3.large",
-        }
-    },
-    LATE: {"ec2_tags": {"clusterName": "lab", "ToilNodeType": "worker", "toil.cluster/pool": "t3.large", "toil.cluster/preemptible": "false"}},
-    SPOT: {
-        "ec2_tags": {
-            "clusterName": "lab",
-            "ToilNodeType": "worker",
-            "toil.cluster/pool": "c5.large-spot",
-            "toil.cluster/preemptible": "true",
-            "toil.cluster/labels": "eks.amazonaws.com/capacityType=SPOT,toil.cluster/pool=c5.large-spot",
-        }
-    },
+    LEADER: ec2_host("leader", None, False, {}, 1),
+    WORKER: ec2_host(
+        "worker", "t3.large", False, {"toil.cluster/pool": "t3.large", "toil.cluster/preemptible": "false", "toil.cluster/labels": "team=genomics"}, 2
+    ),
+    SPOT: ec2_host(
+        "worker",
+        "c5.large-spot",
+        True,
+        {"toil.cluster/pool": "c5.large-spot", "toil.cluster/preemptible": "true", "toil.cluster/labels": "eks.amazonaws.com/capacityType=SPOT"},
+        3,
+    ),
+    LATE: ec2_host("worker", None, True, {}, 4),
 }
+
+
+def ec2_groups(workers: list[str]) -> dict[str, list[str]]:
+    """The toil_ec2 inventory's groups for these hosts."""
+    groups = {"toil_nodes": [LEADER, *workers], "toil_cluster_lab": [LEADER, *workers], "toil_leaders": [LEADER], "toil_workers": workers}
+    groups["toil_preemptible"] = [w for w in workers if HOSTVARS[w]["toil_preemptible"]]
+    for worker in workers:
+        if HOSTVARS[worker]["toil_pool"]:
+            groups.setdefault(f"toil_pool_lab_{HOSTVARS[worker]['toil_pool'].replace('.', '_').replace('-', '_')}", []).append(worker)
+    return groups
+
 
 CONVERGE = """\
 - name: Kubernetes on every node
-  hosts: all
+  hosts: toil_nodes
   roles:
     - role: toil.cluster.kubernetes
 - name: metrics-server on the control plane
-  hosts: leader
+  hosts: toil_leaders
   roles:
     - role: toil.cluster.metrics_server
 """
@@ -105,7 +126,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster, None
     control_dirs: list[Path] = []  # ansible's ssh masters, kept apart from the user's ~/.ansible/cp and ended at the end
     try:
         lab.start([LEADER, WORKER, SPOT], HOSTVARS)
-        inventory = lab.inventory({"leader": [LEADER], "workers": [WORKER, SPOT]})
+        inventory = lab.inventory(ec2_groups([WORKER, SPOT]))
         cluster = Cluster(lab, repo, inventory)
         overrides: dict[str, Any] = {
             "kubernetes_version": K8S_VERSION,
@@ -119,7 +140,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster, None
         for run in ("first", "second", "late-worker"):
             if run == "late-worker":  # a worker added to a running cluster: only it joins
                 lab.start([LATE], HOSTVARS)
-                inventory = lab.inventory({"leader": [LEADER], "workers": [WORKER, SPOT, LATE]})
+                inventory = lab.inventory(ec2_groups([WORKER, SPOT, LATE]))
             run_dir = workdir / f"converge-{run}"
             control_dirs.append(run_dir / "cp")
             env = {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dirs[-1])}
@@ -241,7 +262,7 @@ def test_workers_carry_their_pool_labels_and_spot_workers_the_spot_label(cluster
     assert labels(WORKER) == {"team": "genomics", "toil.cluster/pool": "t3.large"}
     assert labels(SPOT) == {"eks.amazonaws.com/capacityType": "SPOT", "toil.cluster/pool": "c5.large-spot"}
     assert labels(LEADER) == {}
-    assert labels(LATE) == {}
+    assert labels(LATE) == {"eks.amazonaws.com/capacityType": "SPOT"}  # from toil_preemptible alone
 
 
 def test_no_secret_appears_in_the_output(cluster: Cluster) -> None:

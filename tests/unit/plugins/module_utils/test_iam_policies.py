@@ -689,7 +689,7 @@ def test_controller_star_grants_are_read_only_conditioned_or_documented():
         ("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/x_toil"),
         ("iam:AttachRolePolicy", TOIL_ROLE),
         ("s3:DeleteBucket", "arn:aws:s3:::my-lab-data"),
-        ("s3:DeleteObject", "arn:aws:s3:::run--toil/x"),
+        ("s3:DeleteObject", "arn:aws:s3:::my-lab-data/x"),  # job stores (*--toil) it may clean; other buckets not
         ("s3:GetObject", INTERNAL + "/configs/leader/config-1.ign"),
         ("ec2:DeleteVolume", ec2_arn("volume/vol-0abc")),
         ("ec2:ModifyInstanceAttribute", ec2_arn("instance/i-0abc")),

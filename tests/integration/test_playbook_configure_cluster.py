@@ -1,0 +1,238 @@
+"""launch_cluster, configure_cluster, autoscale and destroy_cluster on stand-in hosts, as a user runs them.
+
+launch_cluster makes a leader, a static pool of one worker and a ranged pool of 0-1 on the embedded endpoint
+(provisioning only). Three podman test hosts (Debian 12, systemd, sshd; tests/hosts), started at once and while
+the launch runs, stand in for the instances: a real toil_ec2 inventory source maps each node to a container
+through its ``compose`` (connection and address: the leader's and the worker's instance IDs to two of them, any
+node launched later to the spare). configure_cluster then configures the two over real SSH and tags the joined
+worker on the endpoint; autoscale, given a demand the static worker cannot hold, launches one node in the ranged
+pool (toil_nodepool), and its configure step (configure_new_only) joins only that node, through the spare host;
+destroy_cluster removes it all (the aws fixture's leak check proves nothing is left).
+
+Replaced inside this test only: kubeadm and kubelet by the roles' test double (tests/hosts/kube_double_repo.py,
+installed through the role's real apt path); objects needing an API server are not applied
+(``kubernetes_apply_objects: false``, ``metrics_server_apply: false``). Skipped, because other tests prove them
+and they are the slowest steps here: Toil's installation (``--skip-tags toil_install``; test_role_toil_hosts.py)
+and the autoscaler role on the leader (``autoscaler_install`` builds a virtualenv with ansible-core from PyPI;
+``--skip-tags autoscaler_install,autoscaler_configure``; test_role_autoscaler_hosts.py). Node preparation,
+containerd and the pinned packages run for real (they install the double) and test_role_kubernetes.py checks
+their result in detail. The appliance image is given.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import pytest
+import yaml
+from helpers import REPO, run_ansible_playbook
+from role_hosts import ansible_env, failures
+
+sys.path.insert(0, str(REPO / "tests" / "hosts"))
+import kube_double_repo  # noqa: E402
+import podman_hosts  # noqa: E402
+
+ZONE, REGION, CLUSTER = "us-west-2a", "us-west-2", "pb-cfg"
+K8S_VERSION = "1.35.2"
+REPO_MOUNT = "/srv/kube-double-repo"
+APPLIANCE = "quay.io/ucsc_cgl/toil:9.6.0-stand-in"
+NODE_TYPES, WORKERS = "t3.large,t3.medium", "1,0-1"  # a static pool of one and a ranged pool of 0-1
+STATIC, RANGED = "t3-large", "t3-medium"
+STAND_INS = ("cfg-leader", "cfg-worker", "cfg-new")
+SKIP = ["--skip-tags", "toil_install,autoscaler_install,autoscaler_configure"]
+
+
+def instances(aws):
+    reservations = aws.client("ec2").describe_instances(
+        Filters=[{"Name": "tag:clusterName", "Values": [CLUSTER]}, {"Name": "instance-state-name", "Values": ["running", "pending"]}]
+    )["Reservations"]
+    return [i for r in reservations for i in r["Instances"]]
+
+
+def tags(instance):
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+
+def kubeadm_calls(host):
+    text = host.sh("cat /var/log/kube-double/kubeadm.log 2>/dev/null || true")
+    return [line.split("\t")[1:] for line in text.splitlines() if line]
+
+
+def slowest(run, count=8):
+    """The slowest tasks of a run (ansible.posix.json's durations), for the log: where the time goes."""
+    spans = []
+    for entry in run.tasks():
+        duration = entry["task"].get("duration", {})
+        if duration.get("start") and duration.get("end"):
+            start, end = (datetime.fromisoformat(duration[k].replace("Z", "+00:00")) for k in ("start", "end"))
+            spans.append((round((end - start).total_seconds(), 1), entry["task"]["name"]))
+    return sorted(spans, reverse=True)[:count]
+
+
+def stand_in_inventory(path, lab, addresses):
+    """A toil_ec2 source whose compose maps the known instance IDs to their containers and any other node of the
+    cluster (the one autoscale launches) to the spare container."""
+    known = {instance_id: lab.hosts[name].address for instance_id, name in addresses.items()}
+    spare = lab.hosts[STAND_INS[2]].address
+    config = {
+        "plugin": "toil.cluster.toil_ec2",
+        "regions": [REGION],
+        "clusters": [CLUSTER],
+        "compose": {
+            "ansible_connection": "'ssh'",  # run_ansible_playbook passes -c local (for localhost)
+            "ansible_host": f"{json.dumps(known)}.get(toil_instance_id, {spare!r})",
+            "ansible_user": "'admin'",
+            "ansible_ssh_private_key_file": repr(str(lab.key)),
+            "ansible_ssh_common_args": "'-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'",
+            "ansible_python_interpreter": "'/usr/bin/python3'",
+            "ansible_pipelining": "true",
+        },
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothing(aws, run_playbook, key_pair, tmp_path):
+    if not podman_hosts.have_podman():
+        pytest.fail("podman is missing: run `make setup`", pytrace=False)
+    cluster = {"cluster_name": CLUSTER, "zone": ZONE}
+    lab = None
+    control_dir = tmp_path / "cp"
+    destroyed = False
+
+    def prepare():  # the hosts boot while the launch runs
+        podman_hosts.build_image()
+        repo = kube_double_repo.build(tmp_path / "repo", K8S_VERSION)
+        nonlocal lab
+        lab = podman_hosts.PodmanLab(tmp_path / "lab", mounts=[(str(repo.path), REPO_MOUNT)])
+        lab.start(list(STAND_INS))
+        return repo
+
+    def destroy_if_left():
+        if not destroyed:
+            run_playbook("playbooks/destroy_cluster.yml", extra_vars=cluster)
+
+    with ThreadPoolExecutor(1) as pool:
+        preparing = pool.submit(prepare)
+        try:
+            aws.add_cleanup(destroy_if_left)
+            started = time.monotonic()
+            launch = dict(cluster, leader_node_type="t3.large", key_pair_name=key_pair, node_types=NODE_TYPES, workers=WORKERS, provision_only=True)
+            run_playbook("playbooks/launch_cluster.yml", extra_vars=launch)
+            nodes = {tags(i)["ToilNodeType"]: i for i in instances(aws)}
+            assert sorted(nodes) == ["leader", "worker"]
+            assert tags(nodes["worker"])["toil.cluster/pool"] == STATIC
+            print(f"\nlaunch_cluster: {time.monotonic() - started:.0f} s")
+            repo = preparing.result()
+            print(f"stand-ins ready: {time.monotonic() - started:.0f} s after the launch began")
+            hosts = dict(zip(["leader", "worker", "new"], (lab.hosts[name] for name in STAND_INS), strict=True))
+            inventory = stand_in_inventory(
+                tmp_path / "stand-ins.toil_ec2.yml",
+                lab,
+                {nodes["leader"]["InstanceId"]: STAND_INS[0], nodes["worker"]["InstanceId"]: STAND_INS[1]},
+            )
+            leader_id, worker_id = nodes["leader"]["InstanceId"], nodes["worker"]["InstanceId"]
+            overrides = {
+                **cluster,
+                "node_types": NODE_TYPES,
+                "workers": WORKERS,
+                "appliance": APPLIANCE,
+                "ssh_timeout": 120,
+                "kubernetes_version": K8S_VERSION,
+                "kubernetes_apt_repository_url": f"file://{REPO_MOUNT}/",
+                "kubernetes_apt_key_url": f"file://{REPO_MOUNT}/key.asc",
+                "kubernetes_apt_key_fingerprint": repo.key_fingerprint,
+                "kubernetes_apt_key_checksum": f"sha256:{repo.key_sha256}",
+                "kubernetes_apply_objects": False,
+                "metrics_server_apply": False,
+            }
+
+            def play(name, extra):
+                started = time.monotonic()
+                result = run_ansible_playbook(
+                    f"playbooks/{name}.yml",
+                    aws.env,
+                    tmp_path / name,
+                    inventory=str(inventory),
+                    extra_vars=extra,
+                    args=SKIP,
+                    env=ansible_env(control_dir),
+                    expect_rc=None,
+                    timeout=1200,
+                )
+                print(f"\n{name}: {time.monotonic() - started:.0f} s; slowest tasks {slowest(result)}")
+                assert result.rc == 0, failures(result)
+                return result
+
+            # configure_cluster (the host half of launch_cluster): init on the leader, join on the worker.
+            configured = play("configure_cluster", overrides)
+            assert {h: s["failures"] for h, s in configured.stats.items() if h != "localhost"} == {leader_id: 0, worker_id: 0}
+            leader_calls, worker_calls = kubeadm_calls(hosts["leader"]), kubeadm_calls(hosts["worker"])
+            assert [c[0] for c in leader_calls if c[0] in ("init", "join")] == ["init"]
+            assert [c[0] for c in worker_calls if c[0] in ("init", "join")] == ["join"]
+            assert kubeadm_calls(hosts["new"]) == []
+            environment = hosts["leader"].read("/etc/toil/environment")
+            assert f"TOIL_APPLIANCE_SELF={APPLIANCE}" in environment and f"TOIL_AWS_ZONE={ZONE}" in environment
+            # The worker joined, so it is tagged on AWS (scale-down removes nodes that never joined first); the leader is not.
+            after = {i["InstanceId"]: tags(i) for i in instances(aws)}
+            assert after[worker_id].get("toil.cluster/joined") == "true"
+            assert "toil.cluster/joined" not in after[leader_id]
+            tokens_before = hosts["leader"].read("/etc/kubernetes/.double-tokens").split("\n")
+
+            # autoscale: the static worker is full and one on-demand pod waits, so the ranged pool grows by one node,
+            # which configure_new_only joins; the leader only makes its token, the joined worker is not touched.
+            busy = {"cpu": "2", "memory": "7Gi"}
+            demand = {
+                "pods": [{"name": "merge", "cpu": "1", "memory": "1Gi", "preemptible": False}],
+                "nodes": [{"instance_id": worker_id, "pool": STATIC, "allocatable": busy, "requested": busy, "idle_seconds": 0, "safe_to_evict": False}],
+            }
+            scaled = play("autoscale", dict(overrides, demand=demand, plan_only=False, authorized_keys=[lab.key.with_suffix(".pub").read_text().strip()]))
+            plan = {p["name"]: p for p in scaled.task("Show the plan")["msg"]["pools"]}
+            assert (plan[RANGED]["current"], plan[RANGED]["desired"]) == (0, 1), plan
+            assert (plan[STATIC]["current"], plan[STATIC]["desired"]) == (1, 1), plan
+            now = {i["InstanceId"]: i for i in instances(aws)}
+            new = [i for i in now if i not in (leader_id, worker_id)]
+            assert len(new) == 1 and len(now) == 3, sorted(now)
+            new_id = new[0]
+            assert tags(now[new_id])["toil.cluster/pool"] == RANGED
+            # Only the new node was configured; the others only answered ssh (the leader for the join's token).
+            assert {h: (s["failures"], s["unreachable"]) for h, s in scaled.stats.items() if h != "localhost"} == {
+                leader_id: (0, 0),
+                new_id: (0, 0),
+            }
+            assert scaled.stats[leader_id]["changed"] == 0 and scaled.stats[new_id]["changed"] > 0
+            assert kubeadm_calls(hosts["worker"]) == worker_calls
+            leader_now = kubeadm_calls(hosts["leader"])
+            assert leader_now[: len(leader_calls)] == leader_calls
+            assert [c[:2] for c in leader_now[len(leader_calls) :]] == [["token", "create"]]
+            new_calls = kubeadm_calls(hosts["new"])
+            assert [c for c in new_calls if c[0] in ("init", "join")] == [["join", "--config", "/etc/kubernetes/kubeadm-join.yaml"]]
+            # The join used the token made for it now and the CA hash pinned from the leader.
+            tokens_now = hosts["leader"].read("/etc/kubernetes/.double-tokens").split("\n")
+            fresh = [line.split()[0] for line in tokens_now if line and line not in tokens_before]
+            copies = hosts["new"].sh("ls /var/log/kube-double/ | grep 'kubeadm-join.yaml'").split()
+            join = next(d for d in yaml.safe_load_all(hosts["new"].read(f"/var/log/kube-double/{copies[-1]}")) if d["kind"] == "JoinConfiguration")
+            assert fresh == [join["discovery"]["bootstrapToken"]["token"]]
+            ca_hash = (
+                hosts["leader"]
+                .sh("openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1")
+                .strip()
+            )
+            assert join["discovery"]["bootstrapToken"]["caCertHashes"] == [f"sha256:{ca_hash}"]
+            assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == f"{hosts['leader'].address}:6443"
+            assert tags(now[new_id]).get("toil.cluster/joined") == "true"
+            assert "toil.cluster/joined" not in tags(now[leader_id])
+
+            # destroy_cluster: the three nodes and the rest go (the aws fixture's leak check proves nothing is left).
+            gone = run_playbook("playbooks/destroy_cluster.yml", extra_vars=cluster)
+            destroyed = True
+            assert sorted(gone.task("Show what was removed")["msg"]["removed"]["instances"]) == sorted([leader_id, worker_id, new_id])
+        finally:
+            preparing.exception()  # the hosts are up (or failed) before they are removed
+            if lab is not None:
+                errors = lab.close([control_dir])
+                assert not errors, f"test hosts were not cleaned up: {errors}"

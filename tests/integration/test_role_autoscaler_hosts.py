@@ -1,0 +1,230 @@
+"""Role ``autoscaler`` converged on a podman test host (Debian 12, systemd) over real SSH; one run of its unit plans.
+
+The role installs ansible-core, boto3 and kubernetes into its virtual environment from a wheelhouse on this machine
+(``pip wheel`` into .venv/wheelhouse/autoscaler, made once and reused, mounted read-only; the role's default is
+PyPI) and this collection from a tarball made by ``ansible-galaxy collection build``, with its dependencies
+(amazon.aws, kubernetes.core, ansible.posix, community.crypto) as tarballs of the copies installed here, all
+``--offline``: Galaxy is never asked.
+
+The embedded AWS endpoint (moto on 127.0.0.1, behind the recording proxy tools/aws_proxy.py) is reached from the
+host through a TCP relay on the podman network's gateway address, a network this test creates; nothing else is
+reachable as AWS. The timer is enabled and active; one ``systemctl start`` of the service runs
+``ansible-playbook toil.cluster.autoscale`` with the role's toil_ec2 inventory and variables in plan-only mode,
+with a given demand (no Kubernetes here): the plan it logs to the journal must be a resize (3 new nodes for 3
+pending pods), and it must make no mutating AWS call. The container and network are removed at the end, also
+after a failure, and no AWS resource is left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import REPO, AwsContext, AWSProxy, EmbeddedAWS, PlaybookResult, run_ansible_playbook
+from role_hosts import ansible_env, base_env, changed_tasks, failures
+from toil_interop import _Forwarder
+
+sys.path.insert(0, str(REPO / "tests" / "hosts"))
+import podman_hosts  # noqa: E402
+
+LEADER = "tcl-scaler-leader"
+WHEELHOUSE = REPO / ".venv" / "wheelhouse" / "autoscaler"
+WHEELS = ["ansible-core==2.19.14", "boto3==1.44.8", "botocore==1.44.8", "kubernetes==35.0.0"]  # as constraints.txt
+DEPENDENCIES = ["amazon/aws", "kubernetes/core", "ansible/posix", "community/crypto"]
+HOSTVARS = {LEADER: {"toil_cluster": "lab", "toil_region": "us-west-2", "toil_zone": "us-west-2a", "toil_node_type": "leader"}}
+CONVERGE = """\
+- name: The scaler on the leader
+  hosts: toil_leaders
+  roles:
+    - role: toil.cluster.autoscaler
+"""
+DEMAND = {"pods": [{"name": "align", "cpu": "2", "memory": "4Gi", "ephemeral_storage": "10Gi", "preemptible": False, "count": 3}]}
+METRICS = "/var/lib/prometheus/node-exporter/toil-autoscaler.prom"  # the role's default
+
+
+def logged_plan(journal: str) -> dict[str, Any]:
+    """The playbook's "Show the plan" result, as ansible's default callback printed it to the journal."""
+    lines = journal.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("TASK [Show the plan]"))
+    body = []
+    for line in lines[start + 1 :]:
+        if line.startswith(("TASK [", "PLAY [", "PLAY RECAP")):
+            break
+        body.append(line)
+    text = "\n".join(body).strip()
+    return json.loads(text[text.index("{") :])["msg"]
+
+
+def wheelhouse() -> Path:
+    """ansible-core, boto3 and kubernetes wheels for this machine's Python (the hosts' too: CPython 3.11), made once."""
+    if not any(WHEELHOUSE.glob("ansible_core-2.19.14-*.whl")):
+        pip = [str(REPO / ".venv" / "bin" / "pip"), "wheel", "-q", *WHEELS, "-c", str(REPO / "constraints.txt"), "-w", str(WHEELHOUSE)]
+        subprocess.run(pip, check=True, capture_output=True, timeout=900)
+    return WHEELHOUSE
+
+
+def collections(dest: Path) -> tuple[str, list[str]]:
+    """This collection built with ansible-galaxy (from a copy without caches), and its dependencies as artifacts
+    of the copies installed here; returns the names (tarball, [dependency tarballs])."""
+    source = dest / "source"
+    ignore = shutil.ignore_patterns(".git", ".venv", ".venv-toil", ".cache", ".hypothesis", ".pytest_cache", ".ruff_cache", "__pycache__", "output", "*.tar.gz")
+    shutil.copytree(REPO, source, ignore=ignore, symlinks=True)
+    galaxy = [str(REPO / ".venv" / "bin" / "ansible-galaxy"), "collection", "build", str(source), "--output-path", str(dest)]
+    subprocess.run(galaxy, check=True, capture_output=True, timeout=300)
+    (tarball,) = (p.name for p in dest.glob("toil-cluster-*.tar.gz"))
+    return tarball, [dependency_artifact(name, dest) for name in DEPENDENCIES]
+
+
+def dependency_artifact(name: str, dest: Path) -> str:
+    """An artifact of the copy installed here (from the `ansible` bundle, which drops CI files and tests): its
+    files as FILES.json lists them with their sha256, FILES.json cut to what is there, MANIFEST.json re-summed."""
+    installed = (REPO / ".venv" / "collections" / "ansible_collections" / name).resolve()
+    manifest = json.loads((installed / "MANIFEST.json").read_text())
+    files = json.loads((installed / "FILES.json").read_text())
+    files["files"] = [f for f in files["files"] if f["name"] == "." or (installed / f["name"]).exists()]
+    files_json = json.dumps(files).encode()
+    manifest["file_manifest_file"]["chksum_sha256"] = hashlib.sha256(files_json).hexdigest()
+    artifact = dest / f"{name.replace('/', '-')}-{manifest['collection_info']['version']}.tar.gz"
+    with tarfile.open(artifact, "w:gz") as tar:
+        for member, data in (("MANIFEST.json", json.dumps(manifest).encode()), ("FILES.json", files_json)):
+            info = tarfile.TarInfo(member)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        for entry in files["files"]:
+            if entry["name"] != ".":
+                tar.add(installed / entry["name"], arcname=entry["name"], recursive=False)
+    return artifact.name
+
+
+@dataclass
+class Leader:
+    lab: podman_hosts.PodmanLab
+    proxy: AWSProxy
+    runs: list[PlaybookResult] = field(default_factory=list)
+    run_output: str = ""
+
+    @property
+    def host(self) -> podman_hosts.Host:
+        return self.lab.hosts[LEADER]
+
+
+@pytest.fixture(scope="module")
+def leader(aws_endpoint: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) -> Generator[Leader, None, None]:
+    if not podman_hosts.have_podman():
+        pytest.fail("podman is missing: run `make setup` (it installs the test hosts' Debian packages)", pytrace=False)
+    podman_hosts.build_image()
+    aws_endpoint.reset()
+    workdir = tmp_path_factory.mktemp("autoscaler-role")
+    artifacts = workdir / "collections"
+    artifacts.mkdir()
+    tarball, deps = collections(artifacts)
+    lab = podman_hosts.PodmanLab(workdir / "lab", mounts=[(str(wheelhouse()), "/srv/wheelhouse"), (str(artifacts), "/srv/collections")])
+    proxy = AWSProxy(aws_endpoint.url).start()
+    relay: _Forwarder | None = None
+    try:
+        lab.start([LEADER], HOSTVARS)
+        (network,) = json.loads(podman_hosts.podman("network", "inspect", lab.network).stdout)
+        gateway = network["subnets"][0]["gateway"]
+        # toil_interop's relay: each connection to the gateway address is relayed to the proxy on 127.0.0.1.
+        relay = _Forwarder(socket.create_server((gateway, 0)), ("127.0.0.1", int(proxy.url.rsplit(":", 1)[1])))
+        relay_port = relay._listener.getsockname()[1]
+        inventory = lab.inventory({"toil_leaders": [LEADER]})
+        overrides: dict[str, Any] = {
+            "autoscaler_pip_extra_args": "--no-index --find-links /srv/wheelhouse",
+            "autoscaler_collection_source": f"/srv/collections/{tarball}",
+            "autoscaler_collection_dependencies": [f"/srv/collections/{d}" for d in deps],
+            "autoscaler_node_types": "t3.large,c5.large:0.2",
+            "autoscaler_workers": "0-4,0-3",
+            "autoscaler_plan_only": True,
+            "autoscaler_interval": 3600,  # the timer must not start a run of its own during the test
+            "autoscaler_extra_vars": {"demand": DEMAND},
+            # The instance profile's part: where AWS is (the relay to the embedded endpoint) and its fake credentials.
+            "autoscaler_environment": {
+                "AWS_ENDPOINT_URL": f"http://{gateway}:{relay_port}",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+            },
+        }
+        result = Leader(lab, proxy)
+        env = ansible_env(workdir / "cp")
+        for run in ("first", "second"):
+            result.runs.append(
+                run_ansible_playbook(CONVERGE, base_env(), workdir / run, inventory=str(inventory), extra_vars=overrides, env=env, expect_rc=None, timeout=900)
+            )
+            if result.runs[-1].rc != 0:
+                break
+        if all(run.rc == 0 for run in result.runs):
+            proxy.clear()
+            host = result.host
+            result.run_output = host.sh("systemctl start toil-autoscaler.service 2>&1; echo rc=$?", check=False)
+        yield result
+    finally:
+        if relay is not None:
+            relay.close()
+        proxy.stop()
+        errors = lab.close([workdir / "cp"])
+        leftovers = AwsContext(aws_endpoint).leftovers()
+        assert not errors, f"test hosts were not cleaned up: {errors}"
+        assert not leftovers, leftovers
+
+
+def test_converges_then_changes_nothing(leader: Leader) -> None:
+    for run in leader.runs:
+        assert run.rc == 0, failures(run)
+    assert len(leader.runs) == 2
+    second = leader.runs[1]
+    assert second.stats[LEADER]["changed"] == 0, changed_tasks(second)
+
+
+def test_the_timer_is_active(leader: Leader) -> None:
+    host = leader.host
+    assert host.sh("systemctl is-active toil-autoscaler.timer").strip() == "active"
+    assert host.sh("systemctl is-enabled toil-autoscaler.timer").strip() == "enabled"
+    assert host.sh("systemctl show -p Triggers --value toil-autoscaler.timer").strip() == "toil-autoscaler.service"
+
+
+def test_the_venv_holds_ansible_and_the_collection_without_galaxy(leader: Leader) -> None:
+    host = leader.host
+    assert host.sh("/opt/toil-cluster/bin/ansible --version | head -1").split()[-1].rstrip("]") == "2.19.14"
+    listed = host.sh("ANSIBLE_COLLECTIONS_PATH=/opt/toil-cluster/collections /opt/toil-cluster/bin/ansible-galaxy collection list --format json")
+    found = {name for path in json.loads(listed).values() for name in path}
+    assert {"toil.cluster", "amazon.aws", "kubernetes.core", "ansible.posix", "community.crypto"} <= found
+    variables = yaml.safe_load(host.read("/etc/toil-cluster/autoscale.yml"))
+    public_key = host.read("/etc/toil-cluster/id_ed25519.pub").split()[:2]  # type and key; the file adds a comment
+    assert [k.split()[:2] for k in variables.pop("authorized_keys")] == [public_key]
+    assert variables == {
+        "cluster_name": "lab", "zone": "us-west-2a", "node_types": "t3.large,c5.large:0.2", "workers": "0-4,0-3",
+        "kubeconfig": "/etc/kubernetes/admin.conf", "scaler_state_path": "/var/lib/toil-cluster/scaler-state.json",
+        "scaler_metrics_path": METRICS, "plan_only": True, "demand": DEMAND,
+    }  # fmt: skip
+    inventory = yaml.safe_load(host.read("/etc/toil-cluster/toil_ec2.yml"))
+    assert inventory == {"plugin": "toil.cluster.toil_ec2", "clusters": ["lab"], "regions": ["us-west-2"]}
+
+
+def test_one_run_plans_a_resize_and_changes_nothing(leader: Leader) -> None:
+    host = leader.host
+    journal = host.sh("journalctl -u toil-autoscaler.service -o cat --no-pager", check=False)
+    assert leader.run_output.strip().endswith("rc=0"), leader.run_output + journal[-5000:]
+    assert host.sh("systemctl show -p Result --value toil-autoscaler.service").strip() == "success"
+    assert "toil.cluster.autoscale" in host.sh("systemctl show -p ExecStart --value toil-autoscaler.service")
+    assert "PLAY RECAP" in journal and "failed=0" in journal, journal[-5000:]
+    plan = logged_plan(journal)
+    assert plan["plan_only"] is True
+    assert int(plan["queue_size"]) == 3
+    sizes = {pool["name"]: (pool["current"], pool["desired"]) for pool in plan["pools"]}
+    assert sizes == {"t3-large": (0, 3), "c5-large-spot": (0, 0)}, plan  # 3 pending pods: 3 new on-demand nodes
+    # It asked the endpoint (through the relay) and, planning only, changed nothing there.
+    assert ("ec2", "DescribeInstances") in leader.proxy.calls, leader.proxy.calls
+    assert leader.proxy.mutating_calls() == []
