@@ -109,6 +109,7 @@ def validate_settings(params):
                 "min_size": pool["min_size"],
                 "max_size": pool["max_size"],
                 "node_storage": pool.get("node_storage", 50),
+                "authorized_keys": params.get("authorized_keys"),
             }
         )
         specs.append(spec)

@@ -66,6 +66,14 @@ options:
       - C(nodes), the worker nodes, each with C(instance_id), C(pool), C(allocatable) and C(requested) (mappings of
         quantities), C(idle_seconds) and C(safe_to_evict).
     type: dict
+  authorized_keys:
+    description:
+      - OpenSSH public keys put on the nodes this run launches, at boot through cloud-init (as
+        M(toil.cluster.toil_nodepool)'s O(toil.cluster.toil_nodepool#module:authorized_keys)), so the leader that
+        runs the scaler can configure and join them.
+    type: list
+    elements: str
+    default: []
   kubeconfig:
     description: Kubeconfig file for the Kubernetes API, when O(demand) is not given. Defaults to the in-cluster
       configuration, then C(~/.kube/config).
@@ -234,6 +242,7 @@ def main():
                 ),
             ),
             demand=dict(type="dict"),
+            authorized_keys=dict(type="list", elements="str", default=[], no_log=False),
             kubeconfig=dict(type="path"),
             context=dict(type="str"),
             apply=dict(type="bool", default=True),

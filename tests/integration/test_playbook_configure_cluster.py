@@ -6,7 +6,7 @@ the launch runs, stand in for the instances: a real toil_ec2 inventory source ma
 through its ``compose`` (connection and address: the leader's and the worker's instance IDs to two of them, any
 node launched later to the spare). configure_cluster then configures the two over real SSH and tags the joined
 worker on the endpoint; autoscale, given a demand the static worker cannot hold, launches one node in the ranged
-pool (toil_nodepool), and its configure step (configure_new_only) joins only that node, through the spare host;
+pool (toil_scaler, giving it the leader's key), and its configure step (configure_new_only) joins only that node, through the spare host;
 destroy_cluster removes it all (the aws fixture's leak check proves nothing is left).
 
 Replaced inside this test only: kubeadm and kubelet by the roles' test double (tests/hosts/kube_double_repo.py,

@@ -66,6 +66,15 @@ def test_settings_need_ranged_distinct_pools():
     assert (specs[0].name, beta) == ("m5-large-spot", 0.1)
 
 
+def test_the_scalers_new_nodes_get_the_authorized_keys():
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVtYm9pbGVyIGxlYWRlciBrZXkgZm9yIHRlc3Rpbmc leader"
+    base = {"cluster": "c1", "pools": [{"node_types": "m5.large", "min_size": 0, "max_size": 3}]}
+    (spec,), *_settings = validate_settings({**base, "authorized_keys": [key]})
+    assert spec.authorized_keys == (key,)
+    with pytest.raises(ToilInputError, match="not an OpenSSH public key"):
+        validate_settings({**base, "authorized_keys": ["not a key"]})
+
+
 def test_state_round_trip_and_a_foreign_file(tmp_path):
     path = tmp_path / "sub" / "state.json"
     assert load_state(str(path)) == {"version": 1}
