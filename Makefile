@@ -9,7 +9,7 @@ TOIL_VENV := .venv-toil
 BIN := $(VENV)/bin
 COLLECTION := $(VENV)/collections/ansible_collections/toil/cluster
 # Debian packages the tests need (installed only when missing).
-DEB_PACKAGES := git ca-certificates shellcheck util-linux prometheus mtail prometheus-node-exporter
+DEB_PACKAGES := git ca-certificates shellcheck util-linux prometheus mtail prometheus-node-exporter rsync
 # The role tests' podman hosts (tests/hosts): podman with runc, a debootstrap image, a signed test apt repo.
 DEB_PACKAGES += podman runc debootstrap gpg
 # The instance-store test boots a qemu VM (this kernel has no md driver for the RAID0 case).

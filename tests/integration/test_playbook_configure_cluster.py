@@ -5,8 +5,9 @@ launch_cluster makes a leader, a static pool of one worker and a ranged pool of 
 the launch runs, stand in for the instances: a real toil_ec2 inventory source maps each node to a container
 through its ``compose`` (connection and address: the leader's and the worker's instance IDs to two of them, any
 node launched later to the spare). configure_cluster then configures the two over real SSH and tags the joined
-worker on the endpoint; autoscale, given a demand the static worker cannot hold, launches one node in the ranged
-pool (toil_scaler, giving it the leader's key), and its configure step (configure_new_only) joins only that node, through the spare host;
+worker on the endpoint, and a second run changes nothing; autoscale (at -vvv, printing no join token), given a
+demand the static worker cannot hold, launches one node in the ranged pool (toil_scaler, giving it the leader's
+key), and its configure step (configure_new_only) joins only that node, through the spare host;
 destroy_cluster removes it all (the aws fixture's leak check proves nothing is left).
 
 Replaced inside this test only: kubeadm and kubelet by the roles' test double (tests/hosts/kube_double_repo.py,
@@ -151,7 +152,7 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
                 "metrics_server_apply": False,
             }
 
-            def play(name, extra):
+            def play(name, extra, verbose=()):
                 started = time.monotonic()
                 result = run_ansible_playbook(
                     f"playbooks/{name}.yml",
@@ -159,7 +160,7 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
                     tmp_path / name,
                     inventory=str(inventory),
                     extra_vars=extra,
-                    args=SKIP,
+                    args=[*SKIP, *verbose],
                     env=ansible_env(control_dir),
                     expect_rc=None,
                     timeout=1200,
@@ -181,6 +182,10 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
             after = {i["InstanceId"]: tags(i) for i in instances(aws)}
             assert after[worker_id].get("toil.cluster/joined") == "true"
             assert "toil.cluster/joined" not in after[leader_id]
+            # A second run on the finished cluster changes nothing and calls kubeadm no more (guarded by its files).
+            again = play("configure_cluster", overrides)
+            assert {h: s["changed"] for h, s in again.stats.items() if h != "localhost"} == {leader_id: 0, worker_id: 0}
+            assert (kubeadm_calls(hosts["leader"]), kubeadm_calls(hosts["worker"])) == (leader_calls, worker_calls)
             tokens_before = hosts["leader"].read("/etc/kubernetes/.double-tokens").split("\n")
 
             # autoscale: the static worker is full and one on-demand pod waits, so the ranged pool grows by one node,
@@ -190,7 +195,9 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
                 "pods": [{"name": "merge", "cpu": "1", "memory": "1Gi", "preemptible": False}],
                 "nodes": [{"instance_id": worker_id, "pool": STATIC, "allocatable": busy, "requested": busy, "idle_seconds": 0, "safe_to_evict": False}],
             }
-            scaled = play("autoscale", dict(overrides, demand=demand, plan_only=False, authorized_keys=[lab.key.with_suffix(".pub").read_text().strip()]))
+            # At -vvv, with every module's arguments shown: the join token made in this run must still not appear.
+            keys = [lab.key.with_suffix(".pub").read_text().strip()]
+            scaled = play("autoscale", dict(overrides, demand=demand, plan_only=False, authorized_keys=keys), verbose=["-vvv"])
             plan = {p["name"]: p for p in scaled.task("Show the plan")["msg"]["pools"]}
             assert (plan[RANGED]["current"], plan[RANGED]["desired"]) == (0, 1), plan
             assert (plan[STATIC]["current"], plan[STATIC]["desired"]) == (1, 1), plan
@@ -217,6 +224,7 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
             copies = hosts["new"].sh("ls /var/log/kube-double/ | grep 'kubeadm-join.yaml'").split()
             join = next(d for d in yaml.safe_load_all(hosts["new"].read(f"/var/log/kube-double/{copies[-1]}")) if d["kind"] == "JoinConfiguration")
             assert fresh == [join["discovery"]["bootstrapToken"]["token"]]
+            assert fresh[0] not in scaled.stdout + scaled.stderr and '"module_args"' in scaled.stdout
             ca_hash = (
                 hosts["leader"]
                 .sh("openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1")

@@ -13,16 +13,10 @@ run leaves it (``<name>--toil`` with ``config.pickle``), so the run is a ``resta
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
-from role_hosts import ansible_env
-
-sys.path.insert(0, str(REPO / "tests" / "hosts"))
-import podman_hosts  # noqa: E402
+import role_hosts
 
 ZONE, REGION, CLUSTER = "us-west-2a", "us-west-2", "pb-w"
 STAND_IN_WORKFLOW = """\
@@ -60,40 +54,8 @@ def buckets(aws):
 @pytest.fixture
 def stand_in_leader(aws, run_playbook, key_pair, tmp_path):
     """A leader launched on the endpoint (provisioning only) and a podman host standing in for it."""
-    cluster = {"cluster_name": CLUSTER, "zone": ZONE}
-    run_playbook("playbooks/launch_cluster.yml", extra_vars=dict(cluster, leader_node_type="t3.large", key_pair_name=key_pair, provision_only=True))
-    aws.add_cleanup(run_playbook, "playbooks/destroy_cluster.yml", extra_vars=cluster)
-    leader = aws.client("ec2").describe_instances(Filters=[{"Name": "tag:clusterName", "Values": [CLUSTER]}])["Reservations"][0]["Instances"][0]
-    if not podman_hosts.have_podman():
-        pytest.fail("podman is missing: run `make setup`", pytrace=False)
-    podman_hosts.build_image()
-    lab = podman_hosts.PodmanLab(tmp_path / "lab")
-    control_dir = tmp_path / "cp"
-    try:
-        host = lab.start(["standin-leader"])["standin-leader"]
-        # Host variables on the host itself: the implicit localhost (AWS modules) keeps the controller's Python.
-        inventory = {
-            "toil_nodes": {
-                "hosts": {
-                    host.name: {
-                        "ansible_connection": "ssh",  # run_playbook passes -c local for localhost
-                        "ansible_host": host.address,
-                        "ansible_user": "admin",
-                        "ansible_ssh_private_key_file": str(lab.key),
-                        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-                        "ansible_python_interpreter": "/usr/bin/python3",
-                        "toil_instance_id": leader["InstanceId"],
-                        "toil_cluster": CLUSTER,
-                    }
-                }
-            }
-        }
-        path = tmp_path / "inventory.json"
-        path.write_text(json.dumps(inventory))
-        yield host, str(path), ansible_env(control_dir)
-    finally:
-        errors = lab.close([control_dir])
-        assert not errors, f"test hosts were not cleaned up: {errors}"
+    with role_hosts.stand_in_leader(aws, run_playbook, key_pair, tmp_path, CLUSTER, ZONE) as leader:
+        yield leader
 
 
 def workflow_vars(tmp_path: Path, name: str, rc: int):
