@@ -33,6 +33,19 @@ class KubeDoubleRepo:
     key_sha256: str  # sha256 of key.asc, for the role's key checksum
     key_fingerprint: str  # the signing key's fingerprint, for the role's key pin
 
+    def role_vars(self, mount: str) -> dict[str, object]:
+        """The kubernetes and metrics_server role variables that install from this repository, mounted at
+        ``mount`` on the hosts, with nothing applied that needs an API server (the double has none)."""
+        return {
+            "kubernetes_version": self.version,
+            "kubernetes_apt_repository_url": f"file://{mount}/",
+            "kubernetes_apt_key_url": f"file://{mount}/key.asc",
+            "kubernetes_apt_key_fingerprint": self.key_fingerprint,
+            "kubernetes_apt_key_checksum": f"sha256:{self.key_sha256}",
+            "kubernetes_apply_objects": False,
+            "metrics_server_apply": False,
+        }
+
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

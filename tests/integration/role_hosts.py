@@ -79,6 +79,14 @@ def stand_in_leader(aws: Any, run_playbook: Any, key_pair: str, tmp_path: Path, 
         assert not errors, f"test hosts were not cleaned up: {errors}"
 
 
+def assert_converged_then_unchanged(runs: list[PlaybookResult], host: str) -> None:
+    """Both converges succeeded and the second changed nothing on ``host``."""
+    for run in runs:
+        assert run.rc == 0, failures(run)
+    assert len(runs) == 2
+    assert runs[1].stats[host]["changed"] == 0, changed_tasks(runs[1])
+
+
 def changed_tasks(run: PlaybookResult) -> list[tuple[str, str]]:
     """(task, host) of every changed result: what a second converge must not have."""
     return [(entry["task"]["name"], host) for entry in run.tasks() for host, res in entry["hosts"].items() if res.get("changed")]

@@ -143,13 +143,7 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
                 "workers": WORKERS,
                 "appliance": APPLIANCE,
                 "ssh_timeout": 120,
-                "kubernetes_version": K8S_VERSION,
-                "kubernetes_apt_repository_url": f"file://{REPO_MOUNT}/",
-                "kubernetes_apt_key_url": f"file://{REPO_MOUNT}/key.asc",
-                "kubernetes_apt_key_fingerprint": repo.key_fingerprint,
-                "kubernetes_apt_key_checksum": f"sha256:{repo.key_sha256}",
-                "kubernetes_apply_objects": False,
-                "metrics_server_apply": False,
+                **repo.role_vars(REPO_MOUNT),
             }
 
             def play(name, extra, verbose=()):

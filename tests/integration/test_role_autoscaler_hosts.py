@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 import yaml
 from helpers import REPO, AwsContext, AWSProxy, EmbeddedAWS, PlaybookResult, run_ansible_playbook
-from role_hosts import ansible_env, base_env, changed_tasks, failures
+from role_hosts import ansible_env, assert_converged_then_unchanged, base_env
 from toil_interop import _Forwarder
 
 sys.path.insert(0, str(REPO / "tests" / "hosts"))
@@ -181,11 +181,7 @@ def leader(aws_endpoint: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_converges_then_changes_nothing(leader: Leader) -> None:
-    for run in leader.runs:
-        assert run.rc == 0, failures(run)
-    assert len(leader.runs) == 2
-    second = leader.runs[1]
-    assert second.stats[LEADER]["changed"] == 0, changed_tasks(second)
+    assert_converged_then_unchanged(leader.runs, LEADER)
 
 
 def test_the_timer_is_active(leader: Leader) -> None:

@@ -128,15 +128,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster, None
         lab.start([LEADER, WORKER, SPOT], HOSTVARS)
         inventory = lab.inventory(ec2_groups([WORKER, SPOT]))
         cluster = Cluster(lab, repo, inventory)
-        overrides: dict[str, Any] = {
-            "kubernetes_version": K8S_VERSION,
-            "kubernetes_apt_repository_url": f"file://{REPO_MOUNT}/",
-            "kubernetes_apt_key_url": f"file://{REPO_MOUNT}/key.asc",
-            "kubernetes_apt_key_fingerprint": repo.key_fingerprint,
-            "kubernetes_apt_key_checksum": f"sha256:{repo.key_sha256}",
-            "kubernetes_apply_objects": False,
-            "metrics_server_apply": False,
-        }
+        overrides: dict[str, Any] = repo.role_vars(REPO_MOUNT)
         for run in ("first", "second", "late-worker"):
             if run == "late-worker":  # a worker added to a running cluster: only it joins
                 lab.start([LATE], HOSTVARS)

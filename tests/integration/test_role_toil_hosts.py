@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, PlaybookResult, run_ansible_playbook
-from role_hosts import ansible_env, base_env, changed_tasks, failures
+from role_hosts import ansible_env, assert_converged_then_unchanged, base_env
 
 sys.path.insert(0, str(REPO / "tests" / "hosts"))
 import podman_hosts  # noqa: E402
@@ -117,11 +117,7 @@ def leader(tmp_path_factory: pytest.TempPathFactory) -> Generator[Leader, None, 
 
 
 def test_converges_then_changes_nothing(leader: Leader) -> None:
-    for run in leader.runs:
-        assert run.rc == 0, failures(run)
-    assert len(leader.runs) == 2
-    second = leader.runs[1]
-    assert second.stats[LEADER]["changed"] == 0, changed_tasks(second)
+    assert_converged_then_unchanged(leader.runs, LEADER)
 
 
 def test_the_pinned_toil_with_its_extras_is_installed(leader: Leader) -> None:
