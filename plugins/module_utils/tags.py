@@ -34,6 +34,22 @@ TAG_SSH_KEY_NAME = "sshKeyName"
 NODE_TYPE_LEADER = "leader"
 NODE_TYPE_WORKER = "worker"
 
+# This collection's own tags (Toil ignores them): every key starts with the prefix.
+COLLECTION_TAG_PREFIX = "toil.cluster/"
+POOL_TAG = COLLECTION_TAG_PREFIX + "pool"  # the worker pool a node belongs to
+PREEMPTIBLE_TAG = COLLECTION_TAG_PREFIX + "preemptible"  # "true" on a spot pool's nodes, before EC2 reports spot
+LABELS_TAG = COLLECTION_TAG_PREFIX + "labels"  # the pool's Kubernetes node labels, "k=v,k2=v2"
+JOINED_TAG = COLLECTION_TAG_PREFIX + "joined"  # "true" once the kubernetes role has joined the node
+TRUE_TAG_VALUE = "true"
+
+# Kubernetes node labels. The pool label carries the pool tag's value (the kubernetes role sets it, the
+# scaler's demand reads it back); the spot labels are what Toil's Kubernetes batch system looks for.
+POOL_LABEL = POOL_TAG
+CAPACITY_TYPE_LABEL = "eks.amazonaws.com/capacityType"
+GKE_PREEMPTIBLE_LABEL = "cloud.google.com/gke-preemptible"
+SPOT_LABEL = {CAPACITY_TYPE_LABEL: "SPOT"}  # what this collection puts on spot nodes
+SPOT_LABELS = {**SPOT_LABEL, GKE_PREEMPTIBLE_LABEL: "true"}  # what counts as a spot node when read
+
 OWNER_ENV_VAR = "TOIL_OWNER_TAG"
 TAGS_ENV_VAR = "TOIL_AWS_TAGS"
 DEFAULT_OWNER = "toil"
