@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: toil.cluster contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""The ``s3_endpoint`` option of the job store modules (its argument spec: module_utils.jobstore.S3_ENDPOINT_SPEC)."""
+"""The ``s3_endpoint`` option of the job store modules (its argument spec: module_utils.jobstore_locator.S3_ENDPOINT_SPEC)."""
 
 
 class ModuleDocFragment:

@@ -12,6 +12,8 @@ description:
   - Fails when only one of the two is given or when the lists differ in length.
   - Without O(workers), the input is a list of pool mappings, each with C(node_types) and either C(count)
     or C(min_size) and C(max_size), and an optional C(name).
+  - With O(scaler=true), the pools come as the O(toil.cluster.toil_scaler#module:pools) option of
+    M(toil.cluster.toil_scaler) takes them, a static pool of N as C(min_size = max_size = N).
 author:
   - toil.cluster contributors (@toil-cluster)
 options:
@@ -22,6 +24,13 @@ options:
   workers:
     description: Worker counts, a Toil string like C(0-4,2) or a list.
     type: raw
+  scaler:
+    description: Give each pool as M(toil.cluster.toil_scaler) takes it (C(name), C(node_types), C(min_size), C(max_size)).
+    type: bool
+    default: false
+  node_storage:
+    description: With O(scaler=true), each pool's C(node_storage) (GiB); omitted when not given.
+    type: int
 """
 
 EXAMPLES = r"""
@@ -34,11 +43,17 @@ EXAMPLES = r"""
 - name: Structured pools
   ansible.builtin.debug:
     msg: "{{ [{'name': 'align', 'node_types': 'r5.2xlarge:0.2', 'min_size': 0, 'max_size': 10}] | toil.cluster.worker_pools }}"
+
+- name: The scaler's pools
+  ansible.builtin.debug:
+    msg: "{{ 'c5.4xlarge:0.42,t3.large' | toil.cluster.worker_pools('0-4,2', scaler=true, node_storage=50) }}"
+  # [{name: c5-4xlarge-spot, node_types: "c5.4xlarge:0.42", min_size: 0, max_size: 4, node_storage: 50},
+  #  {name: t3-large, node_types: t3.large, min_size: 2, max_size: 2, node_storage: 50}]
 """
 
 RETURN = r"""
 _value:
-  description: One mapping per pool of non-zero size.
+  description: One mapping per pool of non-zero size; with O(scaler=true), the keys of M(toil.cluster.toil_scaler)'s pools instead.
   type: list
   elements: dict
   contains:
@@ -58,13 +73,21 @@ from ansible_collections.toil.cluster.plugins.module_utils.node_specs import nor
 from ansible_collections.toil.cluster.plugins.module_utils.node_specs import worker_pools as pair_worker_pools
 
 
-def worker_pools(value, workers=None):
+def scaler_pool(pool, node_storage=None):
+    """A pool as toil_scaler's ``pools`` option takes it; a static pool keeps its size (min = max)."""
+    spec = {"name": pool.name, "node_types": pool.node_type.spec, "min_size": pool.min_size, "max_size": pool.max_size}
+    if node_storage is not None:
+        spec["node_storage"] = int(node_storage)
+    return spec
+
+
+def worker_pools(value, workers=None, scaler=False, node_storage=None):
     try:
         if workers is None and isinstance(value, list) and all(isinstance(item, dict) and "node_types" in item for item in value):
             pools = [normalize_worker_pool(item) for item in value]
         else:
             pools = pair_worker_pools(value, workers)
-        return [pool.as_dict() for pool in pools]
+        return [scaler_pool(pool, node_storage) if scaler else pool.as_dict() for pool in pools]
     except ToilInputError as error:
         raise AnsibleFilterError(str(error)) from None
 

@@ -48,7 +48,9 @@ requirements:
   - boto3 >= 1.35.0
   - botocore >= 1.35.0
 extends_documentation_fragment:
-  - toil.cluster.aws.plugins
+  - amazon.aws.common.plugins
+  - amazon.aws.region.plugins
+  - amazon.aws.boto3
   - constructed
   - inventory_cache
 options:
@@ -203,13 +205,12 @@ from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInp
 from ansible_collections.toil.cluster.plugins.module_utils.inventory import (
     InventoryConfigError,
     InventoryOptions,
-    InventoryQueryError,
     build_inventory,
     check_hostnames,
     check_regions,
-    query_regions,
 )
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
+from ansible_collections.toil.cluster.plugins.plugin_utils.instance_listing import InventoryQueryError, query_regions
 
 CACHE_FORMAT = 1
 MAX_WORKERS = 16

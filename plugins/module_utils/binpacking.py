@@ -116,6 +116,20 @@ class NodeState:
     name: str = None
 
 
+def node_state(instance_id, pool, allocatable, requested, idle_seconds=0, safe_to_evict=True, unschedulable=False, name=None):
+    """A node as the packer sees it: what its pods leave of its allocatable resources (nothing when it is
+    cordoned; never below zero)."""
+    free = Resources() if unschedulable else allocatable.minus(requested)
+    return NodeState(
+        instance_id=instance_id,
+        pool=pool,
+        free=Resources(max(free.cpu, 0), max(free.memory, 0), max(free.disk, 0)),
+        idle_seconds=float(idle_seconds or 0),
+        safe_to_evict=bool(safe_to_evict),
+        name=name,
+    )
+
+
 @dataclass
 class Bin:
     """One node's share of the packing (``instance_id`` None: a node to launch; ``nodes`` alike ones)."""

@@ -22,14 +22,13 @@ from ansible_collections.toil.cluster.plugins.module_utils.leader import (
     check_zone,
     instance_type_info,
     leader_request,
-    leader_summary,
     resolve_image,
     resolve_subnet,
     run_leader,
     wait_running,
 )
 from ansible_collections.toil.cluster.plugins.module_utils.names import iam_name, validate_cluster_name
-from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_instances, find_leader
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import STOPPED_STATES, cluster_leader, instance_summary
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import ensure_security_group
 from ansible_collections.toil.cluster.plugins.module_utils.tags import NODE_TYPE_LEADER, cluster_tags, node_tags, tag_dict
 from ansible_collections.toil.cluster.plugins.module_utils.zones import resolve_zone
@@ -170,12 +169,12 @@ def present(ec2, iam, sts, spec, check_mode, wait, wait_timeout, warn):
     if policies is not None:
         iam_changed, profile_arn, iam_before, iam_after = ensure_role_and_profile(iam, spec.name, policies, spec.base_tags, check_mode)
 
-    existing = find_leader(cluster_instances(ec2, spec.name, include_stopped=True))
+    existing = cluster_leader(ec2, spec.name)
     leader_changed = False
     wanted_tags = spec.leader_tags
     if existing:
-        leader_before = leader_summary(existing)
-        if existing["State"]["Name"] in ("stopping", "stopped"):
+        leader_before = instance_summary(existing)
+        if existing["State"]["Name"] in STOPPED_STATES:
             warn(f"The leader {existing['InstanceId']} is {existing['State']['Name']}; start it to use the cluster.")
         if existing["InstanceType"] != spec.leader_node_type:
             warn(f"The leader {existing['InstanceId']} is a {existing['InstanceType']}, not a {spec.leader_node_type}; a leader is never replaced.")
@@ -200,7 +199,7 @@ def present(ec2, iam, sts, spec, check_mode, wait, wait_timeout, warn):
             instance = run_leader(ec2, spec.name, request, group_id)
     if instance is not None and wait and instance["State"]["Name"] == "pending":
         instance = wait_running(ec2, instance["InstanceId"], wait_timeout)
-    leader = leader_summary(instance) if instance else None
+    leader = instance_summary(instance) if instance else None
     if leader and not leader["public_ip"]:
         warn(f"The leader {leader['instance_id']} has no public IP address; reach it through its private address {leader['private_ip']}.")
     result = {

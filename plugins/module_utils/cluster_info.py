@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.toil.cluster.plugins.module_utils.iam import get_instance_profile, get_role, iam_summary
+from ansible_collections.toil.cluster.plugins.module_utils.inventory import cluster_hosts
 from ansible_collections.toil.cluster.plugins.module_utils.names import derived_names
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_instances, cluster_name_of, describe_nodes, toil_instances
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import (
@@ -15,7 +16,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.security_group import
 )
 
 
-def describe_cluster(ec2, iam, cluster_name, include_stopped=False):
+def describe_cluster(ec2, iam, cluster_name, include_stopped=False, region=None, ssh_user=None):
     groups = find_cluster_security_groups(ec2, cluster_name)
     instances = cluster_instances(ec2, cluster_name, include_stopped)
     role = iam_summary(get_role(iam, cluster_name), "RoleName")
@@ -31,6 +32,7 @@ def describe_cluster(ec2, iam, cluster_name, include_stopped=False):
         "leader": leader,
         "workers": workers,
         "node_count": len(instances),
+        "hosts": cluster_hosts(region, cluster_name, instances, ssh_user),
     }
 
 
@@ -41,6 +43,6 @@ def cluster_names_in_region(ec2, include_stopped=False):
     return sorted(n for n in names if n)
 
 
-def describe_clusters(ec2, iam, cluster_name=None, include_stopped=False):
+def describe_clusters(ec2, iam, cluster_name=None, include_stopped=False, region=None, ssh_user=None):
     names = [cluster_name] if cluster_name else cluster_names_in_region(ec2, include_stopped)
-    return [describe_cluster(ec2, iam, name, include_stopped) for name in names]
+    return [describe_cluster(ec2, iam, name, include_stopped, region, ssh_user) for name in names]

@@ -17,10 +17,11 @@ import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
+from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilOperationError
 from ansible_collections.toil.cluster.plugins.module_utils.iam import delete_role_and_profile
-from ansible_collections.toil.cluster.plugins.module_utils.jobstore import empty_and_delete_bucket  # toil clean's way, shared with job stores
 from ansible_collections.toil.cluster.plugins.module_utils.names import internal_bucket_name
-from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_instances, find_leader
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_instances, find_leader, terminate
+from ansible_collections.toil.cluster.plugins.module_utils.s3_buckets import bucket_state, empty_and_delete_bucket  # toil clean's way, shared with job stores
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import find_cluster_security_groups
 from ansible_collections.toil.cluster.plugins.module_utils.tags import TAG_CLUSTER_NAME
 
@@ -49,13 +50,12 @@ def _auto_scaling_groups(autoscaling, cluster_name):
     return groups
 
 
-def _bucket_exists(s3, bucket):
-    # GetBucketLocation rather than HeadBucket: same answer, and an IAM action of the same name.
-    try:
-        s3.get_bucket_location(Bucket=bucket, aws_retry=True)
-        return True
-    except is_boto3_error_code(["404", "NoSuchBucket", "NotFound"]):
-        return False
+def _internal_buckets(s3, bucket):
+    """The cluster's internal bucket, when it exists (GetBucketLocation: an IAM action of the same name)."""
+    state, _region = bucket_state(s3, bucket)
+    if state == "forbidden":
+        raise ToilOperationError(f"S3 refused to tell whether the internal bucket {bucket} exists (403): nothing was removed.")
+    return [bucket] if state == "owned" else []
 
 
 def plan_destroy(ec2, iam, s3, autoscaling, cluster_name, keep_group_ids=()):
@@ -71,17 +71,9 @@ def plan_destroy(ec2, iam, s3, autoscaling, cluster_name, keep_group_ids=()):
         "launch_templates": [t["LaunchTemplateName"] for t in _launch_templates(ec2, cluster_name)],
         "auto_scaling_groups": [g["AutoScalingGroupName"] for g in _auto_scaling_groups(autoscaling, cluster_name)],
         "security_groups": [g["GroupId"] for g in groups],
-        "buckets": [bucket] if _bucket_exists(s3, bucket) else [],
+        "buckets": _internal_buckets(s3, bucket),
         **delete_role_and_profile(iam, cluster_name, check_mode=True),
     }
-
-
-def _terminate(ec2, instance_ids, timeout):
-    if not instance_ids:
-        return
-    ec2.terminate_instances(InstanceIds=instance_ids, aws_retry=True)
-    delay = 5
-    ec2.get_waiter("instance_terminated").wait(InstanceIds=instance_ids, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, timeout // delay)})
 
 
 def _delete_group(ec2, group_id, sleep):
@@ -100,14 +92,14 @@ def _delete_group(ec2, group_id, sleep):
 def destroy(ec2, iam, s3, autoscaling, plan, cluster_name, timeout, sleep=time.sleep):
     """Carry out ``plan`` (from :func:`plan_destroy`) in Toil's order."""
     if plan["leader"]:
-        _terminate(ec2, [plan["leader"]], timeout)
+        terminate(ec2, [plan["leader"]], timeout=timeout)
     for name in plan["auto_scaling_groups"]:
         autoscaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True, aws_retry=True)
     if plan["spot_requests"]:
         ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=plan["spot_requests"], aws_retry=True)
     # Nodes started meanwhile (by a scaler, or an auto scaling group winding down) go too.
     rest = [i["InstanceId"] for i in cluster_instances(ec2, cluster_name, include_stopped=True) if i["InstanceId"] != plan["leader"]]
-    _terminate(ec2, rest, timeout)
+    terminate(ec2, rest, timeout=timeout)
     for name in plan["launch_templates"]:
         ec2.delete_launch_template(LaunchTemplateName=name, aws_retry=True)
     delete_role_and_profile(iam, cluster_name, check_mode=False)

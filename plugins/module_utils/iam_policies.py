@@ -211,7 +211,7 @@ CONTROLLER_INTERNAL_BUCKET_ACTIONS = (
     "s3:DeleteObject",
     "s3:DeleteObjectVersion",
     "s3:GetBucketLocation",
-    "s3:GetBucketVersioning",  # jobstore.empty_and_delete_bucket: list by key when never versioned
+    "s3:GetBucketVersioning",  # s3_buckets.empty_and_delete_bucket: list by key when never versioned
     "s3:ListBucket",
     "s3:ListBucketMultipartUploads",
     "s3:ListBucketVersions",

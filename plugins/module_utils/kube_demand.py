@@ -1,12 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: toil.cluster contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""The scaler's Kubernetes adapter: what the cluster waits for, what its nodes hold, and draining a node.
+"""What a Kubernetes cluster waits for and what its nodes hold, as the scaler's integers.
 
-``demand_from_kubernetes`` turns the pods and nodes the API lists into the ``demand`` option of
-``toil_scaler`` (the same format a user can give by hand); it is pure and reads only attributes
+``read_demand`` turns the pods and nodes the API lists into the packer's pod groups (millicores
+and bytes) and worker nodes; ``demand_from_kubernetes`` writes the same as ``toil_scaler``'s
+``demand`` option, in Kubernetes quantities, for people. Both are pure and read only attributes
 of the kubernetes client's model objects (``V1Pod``, ``V1Node``...), so any object with the same
-attribute names works. ``load_clients``, ``read_cluster`` and ``drain_node`` are the thin API side.
+attribute names works; listing them is kube_client.py's part.
 
 How Toil 9.6's Kubernetes batch system writes its pods (``_create_pod_spec``, ``_launch_job``):
 one Job per Toil job, whose pod has a single container ``runner-container`` (no init containers)
@@ -27,104 +28,25 @@ only exists on GKE nodes, never on this collection's spot nodes.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import time
+from dataclasses import dataclass
 from datetime import datetime
 
+from ansible_collections.toil.cluster.plugins.module_utils.binpacking import PodGroup, Resources, node_state
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, millicores
+from ansible_collections.toil.cluster.plugins.module_utils.kube_pods import blocks_eviction, is_daemonset_pod, is_mirror_pod, is_terminal, pod_name
+from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, format_bytes, format_cpu, millicores
+from ansible_collections.toil.cluster.plugins.module_utils.tags import POOL_LABEL, SPOT_LABELS
 
-try:
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.config.config_exception import ConfigException
-    from urllib3.exceptions import HTTPError as Urllib3HTTPError
-except ImportError as error:  # ansible-test's import sanity test runs without extra packages
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = error
-    k8s_client = k8s_config = None
-
-    class ApiException(Exception):
-        """Stands in for kubernetes.client.exceptions.ApiException: never raised without the client."""
-
-        status = None
-        body = None
-
-    class ConfigException(Exception):
-        pass
-
-    class Urllib3HTTPError(Exception):
-        pass
-
-else:
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-
-# Toil's PREEMPTIBLE_SCHEMES labels: a node carrying one of these values is preemptible (spot).
-CAPACITY_TYPE_LABEL = "eks.amazonaws.com/capacityType"
-GKE_PREEMPTIBLE_LABEL = "cloud.google.com/gke-preemptible"
-SPOT_LABELS = {CAPACITY_TYPE_LABEL: "SPOT", GKE_PREEMPTIBLE_LABEL: "true"}
-SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
-MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-POOL_LABEL = "toil.cluster/pool"  # the node label the kubernetes role sets: nodes.POOL_TAG's value
 # kubeadm >= 1.24 labels and taints control-plane; Toil's kubeadm 1.19 leader says master.
 CONTROL_PLANE_KEYS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
-TERMINAL_PHASES = ("Succeeded", "Failed")
-# (Kubernetes resource name, demand key, parser to an integer of base units)
-RESOURCES = (("cpu", "cpu", millicores), ("memory", "memory", byte_count), ("ephemeral-storage", "ephemeral_storage", byte_count))
+# The resources packed, in the order of the integer triples: (Kubernetes name, demand option key).
+RESOURCES = (("cpu", "cpu"), ("memory", "memory"), ("ephemeral-storage", "ephemeral_storage"))
 _PROVIDER_ID = re.compile(r"^aws://.*?/(i-[0-9a-f]+)$")
-_PDB_IN_MESSAGE = re.compile(r"[Tt]he disruption budget (\S+?)(?:\s|$)")
-_BINARY_SUFFIXES = (("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10))
-LIST_PAGE_SIZE = 500
-
-
-class KubeError(ToilInputError):
-    """A Kubernetes failure told as a plain message.
-
-    A ToilInputError so that ``ToilAWSModule.input_errors()`` turns it into ``fail_json``
-    without a traceback, like every other refusal of the collection.
-    """
-
-
-class DrainError(KubeError):
-    """A node could not be drained: ``node`` and the ``pods`` (``ns/name``) that stayed."""
-
-    def __init__(self, message, node=None, pods=()):
-        super().__init__(message)
-        self.node = node
-        self.pods = list(pods)
-
-
-class DrainRefusedError(DrainError):
-    """The node runs a pod annotated ``safe-to-evict: "false"`` (every Toil job's pod) or one without a controller: never drained."""
-
-
-# ----------------------------------------------------------------------------- quantities
-
-
-def format_cpu(millis):
-    """Millicores as a Kubernetes quantity: ``2``, ``500m``."""
-    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
-
-
-def format_bytes(count):
-    """Bytes as a Kubernetes quantity, with the largest binary suffix that is exact: ``4Gi``, ``4608Mi``, ``1000``."""
-    if count:
-        for suffix, size in _BINARY_SUFFIXES:
-            if count % size == 0:
-                return f"{count // size}{suffix}"
-    return str(count)
-
-
-def _format(amounts):
-    """(cpu millicores, memory bytes, ephemeral bytes) as the demand's resource mapping."""
-    return {"cpu": format_cpu(amounts[0]), "memory": format_bytes(amounts[1]), "ephemeral_storage": format_bytes(amounts[2])}
-
-
 ZERO = (0, 0, 0)
+
+
+# ----------------------------------------------------------------------------- requests
 
 
 class _Parser:
@@ -168,7 +90,7 @@ def _container_amounts(container, parser, pod):
         cpu = limits.get("cpu") if cpu is None else cpu
         memory = limits.get("memory") if memory is None else memory
         ephemeral = limits.get("ephemeral-storage") if ephemeral is None else ephemeral
-    return parser.triple(cpu, memory, ephemeral, lambda: f"pod {_pod_name(pod)} container {getattr(container, 'name', '?')}")
+    return parser.triple(cpu, memory, ephemeral, lambda: f"pod {pod_name(pod)} container {getattr(container, 'name', '?')}")
 
 
 def _add(a, b):
@@ -205,40 +127,15 @@ def pod_request(pod, parser=None):
         total = _max(_add(total, sidecars), init)
     pod_level = getattr(getattr(spec, "resources", None), "requests", None)
     if pod_level:
-        overrides = parser.amounts(pod_level, lambda: f"pod {_pod_name(pod)} spec.resources")
-        total = tuple(overrides[i] if pod_level.get(name) is not None else total[i] for i, (name, _key, _parse) in enumerate(RESOURCES))
+        overrides = parser.amounts(pod_level, lambda: f"pod {pod_name(pod)} spec.resources")
+        total = tuple(overrides[i] if pod_level.get(name) is not None else total[i] for i, (name, _key) in enumerate(RESOURCES))
     overhead = getattr(spec, "overhead", None)
     if overhead:
-        total = _add(total, parser.amounts(overhead, lambda: f"pod {_pod_name(pod)} overhead"))
+        total = _add(total, parser.amounts(overhead, lambda: f"pod {pod_name(pod)} overhead"))
     return total
 
 
-# ----------------------------------------------------------------------------- pods
-
-
-def _pod_name(pod):
-    return f"{pod.metadata.namespace}/{pod.metadata.name}"
-
-
-def _annotations(obj):
-    return obj.metadata.annotations or {}
-
-
-def is_daemonset_pod(pod):
-    return any(ref.kind == "DaemonSet" for ref in pod.metadata.owner_references or ())
-
-
-def is_mirror_pod(pod):
-    return MIRROR_ANNOTATION in _annotations(pod)
-
-
-def is_terminal(pod):
-    return getattr(pod.status, "phase", None) in TERMINAL_PHASES
-
-
-def blocks_eviction(pod):
-    """Annotated ``cluster-autoscaler.kubernetes.io/safe-to-evict: "false"`` (as cluster-autoscaler reads it)."""
-    return str(_annotations(pod).get(SAFE_TO_EVICT, "")).lower() == "false"
+# ----------------------------------------------------------------------------- pending pods
 
 
 def is_unschedulable_pending(pod):
@@ -284,25 +181,25 @@ def may_use_spot(pod):
     return not (terms and all(any(_expression_excludes_spot(e) for e in term.match_expressions or ()) for term in terms))
 
 
-def _pending_pods(pods, parser, group):
-    entries = []
-    groups = {}
+def _pending_groups(pods, parser, group):
+    """The Unschedulable pending pods as pod groups, identical shapes (request and spot) as one unless ``group`` is false."""
+    groups = []
+    by_shape = {}
     for pod in pods:
         if not is_unschedulable_pending(pod):
             continue
         amounts = pod_request(pod, parser)
         preemptible = may_use_spot(pod)
         key = (amounts, preemptible)
-        if group and key in groups:
-            groups[key]["count"] += 1
+        if group and key in by_shape:
+            by_shape[key].count += 1
             continue
-        entry = {"name": _pod_name(pod), **_format(amounts), "preemptible": preemptible, "count": 1}
-        groups[key] = entry
-        entries.append(entry)
-    for entry in entries:
-        if entry["count"] > 1:
-            entry["name"] = f"{entry['name']} (+{entry['count'] - 1})"
-    return entries
+        by_shape[key] = PodGroup(name=pod_name(pod), request=Resources(*amounts), may_use_spot=preemptible)
+        groups.append(by_shape[key])
+    for pod_group in groups:
+        if pod_group.count > 1:
+            pod_group.name = f"{pod_group.name} (+{pod_group.count - 1})"
+    return groups
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -320,6 +217,25 @@ def instance_id(node):
     return match.group(1) if match else None
 
 
+@dataclass(frozen=True)
+class WorkerNode:
+    """A worker node as Kubernetes reports it: CPU in millicores, memory and ephemeral storage in bytes."""
+
+    instance_id: str  # None when the node is not an EC2 instance
+    name: str
+    pool: str  # its POOL_LABEL, or None
+    allocatable: Resources  # what the node offers pods (a resource it does not list is 0)
+    requested: Resources  # the effective requests of its unfinished pods, DaemonSet ones included
+    idle_seconds: int
+    safe_to_evict: bool
+    unschedulable: bool
+    listed: tuple = ()  # the Kubernetes names of the resources its allocatable lists
+
+    def node_state(self):
+        """The node as the packer sees it."""
+        return node_state(self.instance_id, self.pool, self.allocatable, self.requested, self.idle_seconds, self.safe_to_evict, self.unschedulable, self.name)
+
+
 def _items(listing):
     """A V1PodList/V1NodeList, or a plain list of objects."""
     items = getattr(listing, "items", listing)
@@ -334,23 +250,20 @@ def _parse_time(value):
     return parsed if parsed.tzinfo else None
 
 
-def demand_from_kubernetes(pods, nodes, now, idle_since=None, group=True):
-    """The ``demand`` option from a pod and a node listing, and the idle timers to persist.
+def read_demand(pods, nodes, now, idle_since=None, group=True):
+    """The pending pods and the worker nodes from a pod and a node listing, and the idle timers to persist.
 
     ``pods``/``nodes``: what ``list_pod_for_all_namespaces``/``list_node`` return (or lists of
     their items). ``now``: a timezone-aware datetime. ``idle_since``: ``{node name: ISO time
-    first seen idle}`` from the previous run. Returns ``(demand, idle_since)``:
+    first seen idle}`` from the previous run. Returns ``(pod groups, worker nodes, idle_since)``:
 
-    - ``demand["pods"]``: the Unschedulable pending pods, ``{name: "ns/pod", cpu, memory,
-      ephemeral_storage, preemptible, count}``, identical shapes grouped (``count``, the
-      group named after its first pod plus `` (+N)``) unless ``group`` is false;
-    - ``demand["nodes"]``: every node but the control plane, ``{instance_id, name, pool,
-      allocatable, requested, idle_seconds, safe_to_evict, unschedulable}``;
+    - the Unschedulable pending pods as ``PodGroup``s named ``ns/pod``, identical shapes grouped
+      (``count``, the group named after its first pod plus `` (+N)``) unless ``group`` is false;
+    - every node but the control plane, as a ``WorkerNode``;
     - the new ``idle_since``: the idle nodes only, each keeping its first idle time.
 
     A node is idle when it runs nothing but DaemonSet and mirror (static) pods; finished
-    pods (Succeeded, Failed) count for nothing. ``requested`` sums the effective requests of
-    its unfinished pods, DaemonSet ones included.
+    pods (Succeeded, Failed) count for nothing.
     """
     if not isinstance(now, datetime) or now.tzinfo is None:
         raise ToilInputError(f"now must be a timezone-aware datetime, got {now!r}.")
@@ -362,13 +275,13 @@ def demand_from_kubernetes(pods, nodes, now, idle_since=None, group=True):
         if pod.spec.node_name and not is_terminal(pod):
             on_node.setdefault(pod.spec.node_name, []).append(pod)
     new_idle_since = {}
-    node_entries = []
+    workers = []
     for node in _items(nodes):
         if is_control_plane(node):
             continue
         name = node.metadata.name
         running = on_node.get(name, [])
-        requested = (0, 0, 0)
+        requested = ZERO
         for pod in running:
             requested = _add(requested, pod_request(pod, parser))
         workload = [pod for pod in running if not is_daemonset_pod(pod) and not is_mirror_pod(pod)]
@@ -380,291 +293,53 @@ def demand_from_kubernetes(pods, nodes, now, idle_since=None, group=True):
             new_idle_since[name] = since.isoformat()
             idle_seconds = int((now - since).total_seconds())
         allocatable = getattr(node.status, "allocatable", None) or {}
-        amounts = parser.amounts(allocatable, f"node {name} allocatable")
-        node_entries.append(
+        workers.append(
+            WorkerNode(
+                instance_id=instance_id(node),
+                name=name,
+                pool=(node.metadata.labels or {}).get(POOL_LABEL),
+                allocatable=Resources(*parser.amounts(allocatable, f"node {name} allocatable")),
+                requested=Resources(*requested),
+                idle_seconds=idle_seconds,
+                safe_to_evict=not any(blocks_eviction(pod) for pod in workload),
+                unschedulable=bool(getattr(node.spec, "unschedulable", None)),
+                listed=tuple(kube_name for kube_name, _key in RESOURCES if kube_name in allocatable),
+            )
+        )
+    return _pending_groups(pod_items, parser, group), workers, new_idle_since
+
+
+# ----------------------------------------------------------------------------- for people
+
+
+def _quantities(resources, listed=None):
+    """Resources as the ``demand`` option's mapping of Kubernetes quantities (only the ``listed`` ones when given)."""
+    text = {"cpu": format_cpu(resources.cpu), "memory": format_bytes(resources.memory), "ephemeral_storage": format_bytes(resources.disk)}
+    return {key: text[key] for kube_name, key in RESOURCES if listed is None or kube_name in listed}
+
+
+def demand_from_kubernetes(pods, nodes, now, idle_since=None, group=True):
+    """What :func:`read_demand` finds, written as ``toil_scaler``'s ``demand`` option, and the idle timers.
+
+    ``demand["pods"]``: ``{name, cpu, memory, ephemeral_storage, preemptible, count}``;
+    ``demand["nodes"]``: ``{instance_id, name, pool, allocatable (the resources the node lists),
+    requested, idle_seconds, safe_to_evict, unschedulable}``; quantities as Kubernetes writes them.
+    """
+    groups, workers, new_idle_since = read_demand(pods, nodes, now, idle_since, group)
+    demand = {
+        "pods": [{"name": g.name, **_quantities(g.request), "preemptible": g.may_use_spot, "count": g.count} for g in groups],
+        "nodes": [
             {
-                "instance_id": instance_id(node),
-                "name": name,
-                "pool": (node.metadata.labels or {}).get(POOL_LABEL),
-                "allocatable": {key: value for key, value in _format(amounts).items() if _kube_name(key) in allocatable},
-                "requested": _format(requested),
-                "idle_seconds": idle_seconds,
-                "safe_to_evict": not any(blocks_eviction(pod) for pod in workload),
-                "unschedulable": bool(getattr(node.spec, "unschedulable", None)),
+                "instance_id": w.instance_id,
+                "name": w.name,
+                "pool": w.pool,
+                "allocatable": _quantities(w.allocatable, w.listed),
+                "requested": _quantities(w.requested),
+                "idle_seconds": w.idle_seconds,
+                "safe_to_evict": w.safe_to_evict,
+                "unschedulable": w.unschedulable,
             }
-        )
-    return {"pods": _pending_pods(pod_items, parser, group), "nodes": node_entries}, new_idle_since
-
-
-def _kube_name(key):
-    return key.replace("_", "-")
-
-
-# ----------------------------------------------------------------------------- API side
-
-
-def _require_kubernetes():
-    if not HAS_KUBERNETES:
-        raise ToilInputError(f"The kubernetes Python package is required to talk to the cluster (pip install kubernetes): {KUBERNETES_IMPORT_ERROR}")
-
-
-def _kubeconfig_files():
-    """The kubeconfig files the client would read without one given: ``$KUBECONFIG`` (a path list) or ``~/.kube/config``."""
-    paths = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p] or ["~/.kube/config"]
-    return [p for p in paths if os.path.isfile(os.path.expanduser(p))]
-
-
-def load_clients(kubeconfig=None, context=None):
-    """``(CoreV1Api, PolicyV1Api)`` sharing one configuration (the process-wide default is left alone).
-
-    ``kubeconfig`` (a file) and ``context`` as kubectl reads them; without ``kubeconfig``,
-    ``$KUBECONFIG`` then ``~/.kube/config``, then the pod's service account (in-cluster).
-    """
-    _require_kubernetes()
-    configuration = k8s_client.Configuration()
-    try:
-        if kubeconfig is not None:
-            if not os.path.isfile(os.path.expanduser(kubeconfig)):
-                raise ToilInputError(f"kubeconfig {kubeconfig} does not exist.")
-            k8s_config.load_kube_config(config_file=os.path.expanduser(kubeconfig), context=context, client_configuration=configuration)
-        elif _kubeconfig_files():
-            files = _kubeconfig_files()
-            k8s_config.load_kube_config(config_file=os.pathsep.join(files), context=context, client_configuration=configuration)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST") and context is None:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        else:
-            where = f"context {context!r} needs a kubeconfig: " if context else ""
-            raise ToilInputError(
-                f"No Kubernetes configuration found: {where}give kubeconfig (or set KUBECONFIG), create ~/.kube/config, "
-                "or run inside a pod with a service account."
-            )
-    except ConfigException as error:
-        raise ToilInputError(f"Invalid Kubernetes configuration ({kubeconfig or 'default'}): {error}") from None
-    api = k8s_client.ApiClient(configuration)
-    return k8s_client.CoreV1Api(api), k8s_client.PolicyV1Api(api)
-
-
-def _api_message(error):
-    """An ApiException as one line: ``403 Forbidden: pods is forbidden: ...``."""
-    status = getattr(error, "status", None)
-    message = ""
-    try:
-        message = json.loads(error.body).get("message", "") if error.body else ""
-    except (TypeError, ValueError, AttributeError):
-        message = str(error.body)
-    return f"{status} {getattr(error, 'reason', '') or ''}: {message}".strip().rstrip(":")
-
-
-def _list_all(method, **kwargs):
-    items = []
-    token = None
-    while True:
-        page = method(limit=LIST_PAGE_SIZE, _continue=token, **kwargs) if token else method(limit=LIST_PAGE_SIZE, **kwargs)
-        items.extend(page.items or ())
-        token = getattr(page.metadata, "_continue", None) if page.metadata else None
-        if not token:
-            return items
-
-
-def read_cluster(core_v1):
-    """``(pods, nodes)``: every pod of every namespace and every node, as lists of V1Pod / V1Node (listed by pages)."""
-    try:
-        return _list_all(core_v1.list_pod_for_all_namespaces), _list_all(core_v1.list_node)
-    except ApiException as error:
-        raise KubeError(f"The Kubernetes API refused to list pods and nodes: {_api_message(error)}") from None
-    except Urllib3HTTPError as error:
-        raise KubeError(f"Cannot reach the Kubernetes API: {error}") from None
-
-
-def _pods_on(core_v1, node_name):
-    return _list_all(core_v1.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node_name}")
-
-
-def _selector_matches(selector, labels):
-    """A policy/v1 LabelSelector against pod labels (an empty selector matches every pod, a null one none)."""
-    if selector is None:
-        return False
-    for key, value in (selector.match_labels or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.match_expressions or ():
-        present = expression.key in labels
-        value = labels.get(expression.key)
-        operator = expression.operator
-        if (
-            (operator == "In" and value not in (expression.values or ()))
-            or (operator == "NotIn" and present and value in (expression.values or ()))
-            or (operator == "Exists" and not present)
-            or (operator == "DoesNotExist" and present)
-        ):
-            return False
-    return True
-
-
-def _pdb_of(error, pod, policy_v1):
-    """The PodDisruptionBudget (``ns/name``) behind a 429, and the API's reason: from the answer, else by selector."""
-    namespace = pod.metadata.namespace
-    try:
-        status = json.loads(error.body) if error.body else {}
-    except (TypeError, ValueError):
-        status = {}
-    causes = ((status.get("details") or {}).get("causes")) or []
-    reason = "; ".join(c.get("message", "") for c in causes if c.get("reason") == "DisruptionBudget") or status.get("message") or ""
-    match = _PDB_IN_MESSAGE.search(reason)
-    if match:
-        return f"{namespace}/{match.group(1)}", reason
-    if policy_v1 is not None:
-        try:
-            budgets = policy_v1.list_namespaced_pod_disruption_budget(namespace).items or ()
-        except ApiException:
-            budgets = ()
-        labels = pod.metadata.labels or {}
-        names = [b.metadata.name for b in budgets if _selector_matches(b.spec.selector, labels)]
-        if names:
-            return ", ".join(f"{namespace}/{n}" for n in names), reason
-    return None, reason
-
-
-def _eviction(pod):
-    metadata = {"name": pod.metadata.name, "namespace": pod.metadata.namespace}
-    if HAS_KUBERNETES:
-        return k8s_client.V1Eviction(metadata=k8s_client.V1ObjectMeta(**metadata))
-    return {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": metadata}
-
-
-def _cordon(core_v1, node_name, unschedulable):
-    core_v1.patch_node(node_name, {"spec": {"unschedulable": unschedulable}})
-
-
-def drain_node(core_v1, node_name, timeout, sleep=time.sleep, *, policy_v1=None, clock=time.monotonic, poll_interval=5.0):
-    """Cordon a node, evict its pods through the Eviction API (PodDisruptionBudgets hold), wait for them to go, delete the Node.
-
-    DaemonSet and mirror (static) pods are left (they die with the node), as are finished
-    pods (the pod garbage collector removes them). An eviction answered 429 (a PDB allows no
-    disruption now) is retried every ``poll_interval`` seconds; ``timeout`` bounds the whole
-    drain. Refuses (``DrainRefusedError``, before any change) a node running a pod annotated
-    ``safe-to-evict: "false"`` or a pod no controller would recreate. On failure
-    (``DrainError``, naming the pods and PDBs) a node this call cordoned is uncordoned, so the
-    next run decides afresh. ``policy_v1``, when given, names the PDB of a 429 that did not.
-
-    Returns ``{"node", "cordoned" (this call cordoned it), "evicted": ["ns/pod"], "skipped":
-    ["ns/pod"] (DaemonSet, mirror, finished), "eviction_retries", "deleted", "absent"}``.
-    """
-    deadline = clock() + timeout
-    result = {"node": node_name, "cordoned": False, "evicted": [], "skipped": [], "eviction_retries": 0, "deleted": False, "absent": False}
-    try:
-        node = core_v1.read_node(node_name)
-        _refuse_if_unsafe(node_name, _pods_on(core_v1, node_name))
-        if not node.spec.unschedulable:
-            _cordon(core_v1, node_name, True)
-            result["cordoned"] = True
-    except ApiException as error:
-        if error.status == 404:
-            result["absent"] = True
-            return result
-        raise _api_drain_error(node_name, error) from None
-    failure = None
-    try:
-        pods = _pods_on(core_v1, node_name)  # again: a pod may have landed before the cordon
-        _refuse_if_unsafe(node_name, pods)
-        victims = []
-        for pod in pods:
-            if is_daemonset_pod(pod) or is_mirror_pod(pod) or is_terminal(pod):
-                result["skipped"].append(_pod_name(pod))
-            else:
-                victims.append(pod)
-        _evict_all(core_v1, policy_v1, node_name, victims, deadline, timeout, sleep, clock, poll_interval, result)
-        _wait_gone(core_v1, node_name, victims, deadline, timeout, sleep, clock, poll_interval)
-        core_v1.delete_node(node_name)
-    except DrainError as error:
-        failure = error
-    except ApiException as error:
-        if error.status != 404:  # only delete_node can answer 404 here: the Node is gone already
-            failure = _api_drain_error(node_name, error)
-    if failure is not None:
-        if result["cordoned"]:
-            try:
-                _cordon(core_v1, node_name, False)
-                failure.args = (f"{failure.args[0]} Node {node_name} was uncordoned.",)
-            except ApiException as error:
-                failure.args = (f"{failure.args[0]} Uncordoning node {node_name} failed too: {_api_message(error)}",)
-        raise failure
-    result["deleted"] = True
-    return result
-
-
-def _api_drain_error(node_name, error):
-    return DrainError(f"Draining node {node_name}: the Kubernetes API answered {_api_message(error)}.", node=node_name)
-
-
-def _refuse_if_unsafe(node_name, pods):
-    """Refuse, as cluster-autoscaler does, a node running a pod marked not safe to evict or one no controller would recreate."""
-    reasons = {}
-    for pod in pods:
-        if is_terminal(pod) or is_daemonset_pod(pod) or is_mirror_pod(pod):
-            continue
-        if blocks_eviction(pod):
-            reasons[_pod_name(pod)] = f'is annotated {SAFE_TO_EVICT}: "false" (Toil jobs are)'
-        elif not any(ref.controller for ref in pod.metadata.owner_references or ()):
-            reasons[_pod_name(pod)] = "has no controller to recreate it"
-    if reasons:
-        raise DrainRefusedError(
-            f"Refusing to drain node {node_name}: " + "; ".join(f"pod {name} {reason}" for name, reason in reasons.items()) + ".",
-            node=node_name,
-            pods=list(reasons),
-        )
-
-
-def _evict_all(core_v1, policy_v1, node_name, victims, deadline, timeout, sleep, clock, poll_interval, result):
-    waiting = list(victims)
-    blocked = {}
-    while waiting:
-        still = []
-        for pod in waiting:
-            try:
-                core_v1.create_namespaced_pod_eviction(pod.metadata.name, pod.metadata.namespace, _eviction(pod))
-            except ApiException as error:
-                if error.status == 404:  # already gone
-                    continue
-                if error.status != 429:
-                    raise
-                blocked[_pod_name(pod)] = _pdb_of(error, pod, policy_v1)
-                still.append(pod)
-                continue
-            blocked.pop(_pod_name(pod), None)
-            result["evicted"].append(_pod_name(pod))
-        waiting = still
-        if not waiting:
-            return
-        remaining = deadline - clock()
-        if remaining <= 0:
-            details = []
-            for pod in waiting:
-                pdb, reason = blocked.get(_pod_name(pod), (None, ""))
-                budget = f"PodDisruptionBudget {pdb}" if pdb else "an unnamed PodDisruptionBudget or API rate limit"
-                details.append(f"{_pod_name(pod)} (blocked by {budget}: {reason or 'HTTP 429'})")
-            raise DrainError(
-                f"Could not drain node {node_name} within {timeout} s: the Eviction API kept refusing {'; '.join(details)}.",
-                node=node_name,
-                pods=[_pod_name(p) for p in waiting],
-            )
-        result["eviction_retries"] += len(waiting)
-        sleep(min(poll_interval, remaining))
-
-
-def _wait_gone(core_v1, node_name, victims, deadline, timeout, sleep, clock, poll_interval):
-    uids = {pod.metadata.uid: _pod_name(pod) for pod in victims}
-    while uids:
-        present = {pod.metadata.uid for pod in _pods_on(core_v1, node_name)}
-        uids = {uid: name for uid, name in uids.items() if uid in present}
-        if not uids:
-            return
-        remaining = deadline - clock()
-        if remaining <= 0:
-            names = sorted(uids.values())
-            raise DrainError(
-                f"Could not drain node {node_name} within {timeout} s: evicted pod(s) {', '.join(names)} are still terminating.",
-                node=node_name,
-                pods=names,
-            )
-        sleep(min(poll_interval, remaining))
+            for w in workers
+        ],
+    }
+    return demand, new_idle_since

@@ -19,12 +19,11 @@ import time
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.tags import boto3_tag_list
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import GONE_STATES, launch_settings, refresh, wait_for
 
 AMI_ENV_VAR = "TOIL_AWS_AMI"
 DEBIAN_OWNER_ID = "136693071363"  # the Debian cloud team's account
 _DEBIAN_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
-IMDS_HOP_LIMIT = 2
 # How long to retry RunInstances while a new instance profile is not yet visible to EC2.
 PROFILE_PROPAGATION_ATTEMPTS = 20
 PROFILE_PROPAGATION_DELAY = 3
@@ -116,9 +115,8 @@ def client_token(cluster_name, group_id, attempt=0):
 
 def leader_request(cluster_name, *, image, instance_type, key_pair_name, subnet_id, group_ids, profile_arn, storage_gib, tags):
     """The RunInstances parameters for the leader (everything but the ClientToken)."""
-    tag_list = boto3_tag_list(tags)
     return {
-        "ImageId": image["ImageId"],
+        **launch_settings(image, storage_gib, tags),
         "InstanceType": instance_type,
         "KeyName": key_pair_name,
         "MinCount": 1,
@@ -126,14 +124,6 @@ def leader_request(cluster_name, *, image, instance_type, key_pair_name, subnet_
         "SubnetId": subnet_id,
         "SecurityGroupIds": list(group_ids),
         "IamInstanceProfile": {"Arn": profile_arn},
-        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": IMDS_HOP_LIMIT, "HttpEndpoint": "enabled"},
-        "BlockDeviceMappings": [
-            {
-                "DeviceName": image.get("RootDeviceName", "/dev/xvda"),
-                "Ebs": {"VolumeSize": storage_gib, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
-            }
-        ],
-        "TagSpecifications": [{"ResourceType": kind, "Tags": tag_list} for kind in ("instance", "volume", "network-interface")],
     }
 
 
@@ -162,25 +152,12 @@ def run_leader(ec2, cluster_name, request, group_id, sleep=time.sleep):
                 if not _is_profile_not_ready(error) or wait == PROFILE_PROPAGATION_ATTEMPTS - 1:
                     raise
                 sleep(PROFILE_PROPAGATION_DELAY)
-        if instance and instance["State"]["Name"] not in ("shutting-down", "terminated"):
+        if instance and instance["State"]["Name"] not in GONE_STATES:
             return instance
     raise RuntimeError(f"Could not launch a leader for {cluster_name}: every launch token answered with a terminated instance.")
 
 
 def wait_running(ec2, instance_id, timeout):
     """Wait until the leader runs; fail (not warn) after ``timeout`` seconds."""
-    delay = 5
-    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": delay, "MaxAttempts": max(1, timeout // delay)})
-    return ec2.describe_instances(InstanceIds=[instance_id], aws_retry=True)["Reservations"][0]["Instances"][0]
-
-
-def leader_summary(instance):
-    return {
-        "instance_id": instance["InstanceId"],
-        "private_ip": instance.get("PrivateIpAddress"),
-        "public_ip": instance.get("PublicIpAddress"),
-        "zone": instance.get("Placement", {}).get("AvailabilityZone"),
-        "instance_type": instance["InstanceType"],
-        "state": instance["State"]["Name"],
-        "image_id": instance.get("ImageId"),
-    }
+    wait_for(ec2, "instance_running", [instance_id], timeout)
+    return refresh(ec2, [instance_id])[0]

@@ -23,12 +23,25 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError, ToilOperationError
 from ansible_collections.toil.cluster.plugins.module_utils.retries import AWS_RETRY
+from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
 
 COLLECTION_NAME = "toil.cluster"
 COLLECTION_VERSION = "0.1.0"
 # botocore's own retries for every client (its default is 3 attempts): throttling and 5xx are retried
 # on each call, also those made without aws_retry=True and inside waiters. A user's aws_config wins.
 RETRIES = {"mode": "standard", "max_attempts": 10}
+# The options of every module that waits for instances (documented in each module).
+WAIT_SPEC = dict(wait=dict(type="bool", default=True), wait_timeout=dict(type="int", default=600))
+
+
+def waiter_failure(error, waiting_for, timeout):
+    """What a botocore WaiterError means: a timeout only when the waiter ran out of attempts; else the
+    state it met that can never become the one waited for (an instance terminated while starting), or
+    the error AWS answered."""
+    reason = str(error.kwargs.get("reason", ""))
+    if reason.startswith("Max attempts exceeded"):
+        return f"Timed out after {timeout} s waiting for {waiting_for}: {error}"
+    return f"Gave up waiting for {waiting_for}: {error}"
 
 
 class ToilAWSModule(AnsibleAWSModule):
@@ -52,6 +65,14 @@ class ToilAWSModule(AnsibleAWSModule):
         extra = {"region": region} if region else {}
         return self.client(service, retry_decorator=AWS_RETRY, **extra)
 
+    def zone_region(self):
+        """The region from the ``zone`` option, else ``region``, else ``$TOIL_AWS_ZONE``; fails when there is none."""
+        with self.input_errors():
+            region = resolve_region(self.params.get("zone"), self.params.get("region"))
+        if not region:
+            self.fail_json(msg=f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
+        return region
+
     @contextmanager
     def input_errors(self):
         """Turn a ToilInputError into fail_json with its message: no traceback."""
@@ -71,6 +92,6 @@ class ToilAWSModule(AnsibleAWSModule):
         except (ToilOperationError, OSError) as error:
             self.fail_json(msg=f"{subject}: {error}")
         except WaiterError as error:
-            self.fail_json(msg=f"Timed out after {self.params.get('wait_timeout')} s waiting for {waiting_for or subject}: {error}")
+            self.fail_json(msg=waiter_failure(error, waiting_for or subject, self.params.get("wait_timeout")))
         except (BotoCoreError, ClientError) as error:
             self.fail_json_aws(error, msg=f"AWS refused a request for {subject}")

@@ -22,25 +22,36 @@ from datetime import UTC, datetime, timedelta
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.leader import IMDS_HOP_LIMIT, instance_type_info, resolve_image
+from ansible_collections.toil.cluster.plugins.module_utils.leader import instance_type_info, resolve_image
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
 from ansible_collections.toil.cluster.plugins.module_utils.node_specs import normalize_worker_pool
-from ansible_collections.toil.cluster.plugins.module_utils.nodes import POOL_TAG, cluster_instances, describe_instances, find_leader, is_preemptible
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import (
+    LIVE_STATES,
+    cluster_leader,
+    describe_instances,
+    instance_summary,
+    is_preemptible,
+    launch_order,
+    launch_settings,
+    refresh,
+    terminate,
+    wait_for,
+)
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import find_cluster_security_groups
 from ansible_collections.toil.cluster.plugins.module_utils.tags import (
+    JOINED_TAG,
+    LABELS_TAG,
     NODE_TYPE_WORKER,
+    POOL_TAG,
+    PREEMPTIBLE_TAG,
+    SPOT_LABEL,
     TAG_CLUSTER_NAME,
     TAG_NODE_TYPE,
     TAG_SSH_KEY_NAME,
-    boto3_tag_list,
+    TRUE_TAG_VALUE,
     tag_dict,
 )
 
-PREEMPTIBLE_TAG = "toil.cluster/preemptible"
-LABELS_TAG = "toil.cluster/labels"
-# Set on a node by the kubernetes role once it has joined; nodes without it go first on scale-down.
-JOINED_TAG = "toil.cluster/joined"
-SPOT_LABEL = "eks.amazonaws.com/capacityType=SPOT"  # what Toil's Kubernetes batch system looks for
 # EC2's answers when a type cannot be had now: try the next type, then report a deficit.
 CAPACITY_ERRORS = (
     "InsufficientInstanceCapacity",
@@ -89,8 +100,7 @@ def _labels(labels, preemptible):
             raise ToilInputError(f"labels: '{value}' (for '{key}') is not a Kubernetes label value.")
         checked[key] = value
     if preemptible:
-        key, value = SPOT_LABEL.split("=")
-        checked[key] = value
+        checked.update(SPOT_LABEL)
     text = ",".join(f"{k}={v}" for k, v in sorted(checked.items()))
     if len(text) > 256:
         raise ToilInputError("labels: together they must fit 256 characters (they travel as one instance tag).")
@@ -153,21 +163,8 @@ class ClusterContext:
     base_tags: dict
 
 
-def _cluster_leader(ec2, cluster):
-    """The leader: by its tag (one small query), else the oldest node of the cluster (Toil's rule)."""
-    tagged = describe_instances(
-        ec2,
-        [
-            {"Name": "tag:" + TAG_CLUSTER_NAME, "Values": [cluster]},
-            {"Name": "tag:" + TAG_NODE_TYPE, "Values": ["leader"]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-        ],
-    )
-    return find_leader(tagged) or find_leader(cluster_instances(ec2, cluster, include_stopped=True))
-
-
 def cluster_context(ec2, cluster):
-    leader = _cluster_leader(ec2, cluster)
+    leader = cluster_leader(ec2, cluster)
     if leader is None:
         raise ToilInputError(f"Unknown cluster '{cluster}': no leader found in this region. Launch it with toil.cluster.toil_cluster first.")
     groups = find_cluster_security_groups(ec2, cluster, leader.get("VpcId"))
@@ -190,10 +187,10 @@ def pool_members(ec2, cluster, pool_name, leader_id):
     filters = [
         {"Name": "tag:" + TAG_CLUSTER_NAME, "Values": [cluster]},
         {"Name": "tag:" + POOL_TAG, "Values": [pool_name]},
-        {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
     ]
     members = [i for i in describe_instances(ec2, filters) if i["InstanceId"] != leader_id]
-    return sorted(members, key=lambda i: (i["LaunchTime"], i["InstanceId"]))
+    return sorted(members, key=launch_order)
 
 
 def worker_tags(spec, context):
@@ -262,20 +259,12 @@ def launch_token(spec, members, instance_type, target, attempt=0):
 
 def launch_request(spec, context, instance_type, image, subnet_id, count, tags):
     request = {
-        "ImageId": image["ImageId"],
+        **launch_settings(image, spec.node_storage, tags),
         "InstanceType": instance_type,
         "MinCount": 1,
         "MaxCount": count,
         "SubnetId": subnet_id,
         "SecurityGroupIds": [context.group_id],
-        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": IMDS_HOP_LIMIT, "HttpEndpoint": "enabled"},
-        "BlockDeviceMappings": [
-            {
-                "DeviceName": image.get("RootDeviceName", "/dev/xvda"),
-                "Ebs": {"VolumeSize": spec.node_storage, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
-            }
-        ],
-        "TagSpecifications": [{"ResourceType": kind, "Tags": boto3_tag_list(tags)} for kind in ("instance", "volume", "network-interface")],
     }
     if context.key_name:
         request["KeyName"] = context.key_name
@@ -333,23 +322,10 @@ def removal_order(members, victims):
     victim_set = set(victims)
 
     def key(instance):
-        joined = tag_dict(instance.get("Tags")).get(JOINED_TAG) == "true"
+        joined = tag_dict(instance.get("Tags")).get(JOINED_TAG) == TRUE_TAG_VALUE
         return (instance["InstanceId"] not in victim_set, joined, -instance["LaunchTime"].timestamp(), instance["InstanceId"])
 
     return sorted(members, key=key)
-
-
-def instance_summary(instance):
-    return {
-        "instance_id": instance["InstanceId"],
-        "private_ip": instance.get("PrivateIpAddress"),
-        "public_ip": instance.get("PublicIpAddress"),
-        "instance_type": instance["InstanceType"],
-        "preemptible": is_preemptible(instance),
-        "launch_time": instance["LaunchTime"].isoformat(),
-        "state": instance["State"]["Name"],
-        "zone": instance.get("Placement", {}).get("AvailabilityZone"),
-    }
 
 
 def pool_summary(spec, instances, desired, deficit):
@@ -369,27 +345,6 @@ def pool_summary(spec, instances, desired, deficit):
         "deficit": deficit,
         "instances": [instance_summary(i) for i in instances],
     }
-
-
-def _terminate(ec2, instance_ids, wait, timeout):
-    if not instance_ids:
-        return
-    ec2.terminate_instances(InstanceIds=list(instance_ids), aws_retry=True)
-    if wait:
-        delay = 5
-        ec2.get_waiter("instance_terminated").wait(InstanceIds=list(instance_ids), WaiterConfig={"Delay": delay, "MaxAttempts": max(1, timeout // delay)})
-
-
-def _wait_running(ec2, instance_ids, timeout):
-    delay = 5
-    ec2.get_waiter("instance_running").wait(InstanceIds=list(instance_ids), WaiterConfig={"Delay": delay, "MaxAttempts": max(1, timeout // delay)})
-
-
-def _refresh(ec2, instance_ids):
-    if not instance_ids:
-        return []
-    found = describe_instances(ec2, [{"Name": "instance-id", "Values": list(instance_ids)}])
-    return sorted(found, key=lambda i: (i["LaunchTime"], i["InstanceId"]))
 
 
 def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
@@ -417,12 +372,12 @@ def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
         else:
             launched, deficit, errors = scale_up(ec2, spec, context, members, shortfall, images, subnets)
             if launched and wait:
-                _wait_running(ec2, [i["InstanceId"] for i in launched], wait_timeout)
+                wait_for(ec2, "instance_running", [i["InstanceId"] for i in launched], wait_timeout)
             remaining, changed = members + launched, bool(launched)
     elif desired < len(members):
         victims = removal_order(members, spec.victims)[: len(members) - desired]
         if not check_mode:
-            _terminate(ec2, [v["InstanceId"] for v in victims], wait, wait_timeout)
+            terminate(ec2, [v["InstanceId"] for v in victims], wait, wait_timeout)
         gone = {v["InstanceId"] for v in victims}
         remaining = [i for i in members if i["InstanceId"] not in gone]
         changed = True
@@ -430,8 +385,7 @@ def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
         remaining = members
         changed = False
     if not check_mode and (launched or desired < len(members)):
-        remaining = _refresh(ec2, [i["InstanceId"] for i in remaining])
-        remaining = [i for i in remaining if i["State"]["Name"] in ("pending", "running")]
+        remaining = [i for i in refresh(ec2, [i["InstanceId"] for i in remaining]) if i["State"]["Name"] in LIVE_STATES]
     summary = pool_summary(spec, remaining, desired, deficit)
     if errors:
         summary["capacity_errors"] = errors

@@ -1,15 +1,19 @@
 # -*- coding: utf-8 -*-
 # Copyright: toil.cluster contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""Finding a cluster's nodes, its leader and its preemptible workers.
+"""A cluster's nodes: finding them, which is the leader, which are preemptible, what every node is
+launched with, what a user sees of one, and terminating or waiting for them.
+
+Each rule lives here once; the modules, the inventory and the scaler call it.
 
 Toil finds nodes with one *unpaginated* DescribeInstances filtered on
 ``instance.group-name=C`` (so it misses nodes past the first page), takes the oldest as
 the leader and calls a node preemptible when it has a ``SpotInstanceRequestId``. Here:
 every page is read; a node belongs to C when it sits in the security group named C (Toil's
 rule) *or* carries ``clusterName=C``; the leader is the node tagged ``ToilNodeType=leader``,
-else the oldest; a node is preemptible when its lifecycle is ``spot`` or it has a spot
-request id.
+else the oldest node (see :func:`find_leader` for the inventory's stricter variant); a node
+is preemptible when its lifecycle is ``spot``, it has a spot request id, or its pool tagged
+it so.
 """
 
 from __future__ import annotations
@@ -18,16 +22,39 @@ from ansible_collections.toil.cluster.plugins.module_utils.retries import AWS_RE
 from ansible_collections.toil.cluster.plugins.module_utils.tags import (
     NODE_TYPE_LEADER,
     NODE_TYPE_WORKER,
+    POOL_TAG,
+    PREEMPTIBLE_TAG,
     TAG_CLUSTER_NAME,
     TAG_NAME,
     TAG_NODE_TYPE,
+    TRUE_TAG_VALUE,
+    boto3_tag_list,
     tag_dict,
 )
 
 LIVE_STATES = ("pending", "running")
 STOPPED_STATES = ("stopping", "stopped")
-POOL_TAG = "toil.cluster/pool"
+GONE_STATES = ("shutting-down", "terminated")
 PAGE_SIZE = 1000
+# Every node: IMDSv2 only, with a hop limit of 2 so pods reach the metadata service (Toil sets 3 and
+# leaves IMDSv1 on; the inventory tells the two apart by it).
+IMDS_HOP_LIMIT = 2
+METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": IMDS_HOP_LIMIT, "HttpEndpoint": "enabled"}
+# What a node's tags go on at launch, so that its disk and interface are found and billed with it.
+TAGGED_AT_LAUNCH = ("instance", "volume", "network-interface")
+# How often EC2's waiters ask; the number of attempts follows from the caller's timeout.
+WAITER_DELAY = 5
+
+
+# ---------------------------------------------------------------------- finding nodes
+def launch_order(instance):
+    """Oldest first; the instance ID breaks ties (LaunchTime has one-second resolution)."""
+    return (instance.get("LaunchTime") or "", instance["InstanceId"])
+
+
+def states(include_stopped=False):
+    """The instance states that count as a node: live ones, and stopped ones on request."""
+    return list(LIVE_STATES + (STOPPED_STATES if include_stopped else ()))
 
 
 @AWS_RETRY
@@ -41,9 +68,8 @@ def describe_instances(ec2, filters):
 
 
 def cluster_instances(ec2, cluster_name, include_stopped=False):
-    """Every node of the cluster, by security group name or by tag, each once."""
-    states = list(LIVE_STATES + (STOPPED_STATES if include_stopped else ()))
-    state_filter = {"Name": "instance-state-name", "Values": states}
+    """Every node of the cluster, by security group name or by tag, each once, oldest first."""
+    state_filter = {"Name": "instance-state-name", "Values": states(include_stopped)}
     found = {}
     for membership in (
         {"Name": "instance.group-name", "Values": [cluster_name]},
@@ -51,13 +77,19 @@ def cluster_instances(ec2, cluster_name, include_stopped=False):
     ):
         for instance in describe_instances(ec2, [membership, state_filter]):
             found.setdefault(instance["InstanceId"], instance)
-    return sorted(found.values(), key=lambda i: (i["LaunchTime"], i["InstanceId"]))
+    return sorted(found.values(), key=launch_order)
 
 
 def toil_instances(ec2, include_stopped=False):
     """Every instance that carries Toil's node-type tag, in any cluster."""
-    states = list(LIVE_STATES + (STOPPED_STATES if include_stopped else ()))
-    return describe_instances(ec2, [{"Name": "tag-key", "Values": [TAG_NODE_TYPE]}, {"Name": "instance-state-name", "Values": states}])
+    return describe_instances(ec2, [{"Name": "tag-key", "Values": [TAG_NODE_TYPE]}, {"Name": "instance-state-name", "Values": states(include_stopped)}])
+
+
+def refresh(ec2, instance_ids):
+    """The instances as EC2 sees them now, oldest first."""
+    if not instance_ids:
+        return []
+    return sorted(describe_instances(ec2, [{"Name": "instance-id", "Values": list(instance_ids)}]), key=launch_order)
 
 
 def cluster_name_of(instance):
@@ -66,37 +98,81 @@ def cluster_name_of(instance):
     return tags.get(TAG_CLUSTER_NAME) or tags.get(TAG_NAME)
 
 
-def is_preemptible(instance):
-    return instance.get("InstanceLifecycle") == "spot" or bool(instance.get("SpotInstanceRequestId"))
+# ---------------------------------------------------------------------- the leader, preemptible nodes
+def node_type_of(instance):
+    return tag_dict(instance.get("Tags")).get(TAG_NODE_TYPE)
 
 
-def find_leader(instances):
-    """The node tagged as leader (the oldest if several), else the oldest node, else None."""
-    ordered = sorted(instances, key=lambda i: (i["LaunchTime"], i["InstanceId"]))
-    tagged = [i for i in ordered if tag_dict(i.get("Tags")).get(TAG_NODE_TYPE) == NODE_TYPE_LEADER]
+def find_leader(instances, promote_workers=True):
+    """The node tagged as leader (the oldest if several), else the oldest node, else None.
+
+    ``promote_workers=False`` (the inventory's rule) never takes a node tagged as a worker for the
+    leader: without a tagged leader, only an untagged node (Toil's, for a moment after launch) can be.
+    Works on botocore's instances and on the inventory's records alike.
+    """
+    ordered = sorted(instances, key=launch_order)
+    tagged = [i for i in ordered if node_type_of(i) == NODE_TYPE_LEADER]
     if tagged:
         return tagged[0]
-    return ordered[0] if ordered else None
+    candidates = ordered if promote_workers else [i for i in ordered if node_type_of(i) != NODE_TYPE_WORKER]
+    return candidates[0] if candidates else None
 
 
-def node_summary(instance, leader_id=None):
-    """What a user wants to see of one node, with snake_case keys."""
-    tags = tag_dict(instance.get("Tags"))
-    role = NODE_TYPE_LEADER if instance["InstanceId"] == leader_id else NODE_TYPE_WORKER
+def cluster_leader(ec2, cluster_name):
+    """The leader of a cluster, stopped or not, or None."""
+    return find_leader(cluster_instances(ec2, cluster_name, include_stopped=True))
+
+
+def is_preemptible(instance):
+    """A spot node: EC2 says so (lifecycle or spot request), or its pool tagged it so at launch."""
+    if instance.get("InstanceLifecycle") == "spot" or instance.get("SpotInstanceRequestId"):
+        return True
+    return tag_dict(instance.get("Tags")).get(PREEMPTIBLE_TAG) == TRUE_TAG_VALUE
+
+
+# ---------------------------------------------------------------------- launching
+def launch_settings(image, storage_gib, tags):
+    """What every node (leader or worker) is launched with: IMDSv2, an encrypted gp3 root, tags everywhere."""
+    tag_list = boto3_tag_list(tags)
+    return {
+        "ImageId": image["ImageId"],
+        "MetadataOptions": dict(METADATA_OPTIONS),
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": image.get("RootDeviceName", "/dev/xvda"),
+                "Ebs": {"VolumeSize": storage_gib, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+            }
+        ],
+        "TagSpecifications": [{"ResourceType": kind, "Tags": tag_list} for kind in TAGGED_AT_LAUNCH],
+    }
+
+
+# ---------------------------------------------------------------------- what users see
+def instance_summary(instance):
+    """What a user wants to see of one instance, with snake_case keys."""
     return {
         "instance_id": instance["InstanceId"],
-        "role": role,
         "state": instance["State"]["Name"],
         "instance_type": instance["InstanceType"],
+        "image_id": instance.get("ImageId"),
         "zone": instance.get("Placement", {}).get("AvailabilityZone"),
         "private_ip": instance.get("PrivateIpAddress"),
         "public_ip": instance.get("PublicIpAddress"),
         "launch_time": instance["LaunchTime"].isoformat(),
         "preemptible": is_preemptible(instance),
-        "pool": tags.get(POOL_TAG),
-        "security_groups": [g["GroupName"] for g in instance.get("SecurityGroups", [])],
-        "tags": tags,
     }
+
+
+def node_summary(instance, leader_id=None):
+    """An instance's summary with its place in the cluster: role, pool, groups and tags."""
+    tags = tag_dict(instance.get("Tags"))
+    return dict(
+        instance_summary(instance),
+        role=NODE_TYPE_LEADER if instance["InstanceId"] == leader_id else NODE_TYPE_WORKER,
+        pool=tags.get(POOL_TAG),
+        security_groups=[g["GroupName"] for g in instance.get("SecurityGroups", [])],
+        tags=tags,
+    )
 
 
 def describe_nodes(instances):
@@ -106,3 +182,23 @@ def describe_nodes(instances):
     summaries = [node_summary(i, leader_id) for i in instances]
     workers = [s for s in summaries if s["role"] == NODE_TYPE_WORKER]
     return (node_summary(leader, leader_id) if leader else None), workers
+
+
+# ---------------------------------------------------------------------- waiting and terminating
+def waiter_config(timeout, delay=WAITER_DELAY):
+    """A waiter that gives up after about ``timeout`` seconds (at least one attempt)."""
+    return {"Delay": delay, "MaxAttempts": max(1, int(timeout) // delay)}
+
+
+def wait_for(ec2, waiter_name, instance_ids, timeout):
+    """Wait until every instance reaches the waiter's state; botocore's WaiterError otherwise."""
+    ec2.get_waiter(waiter_name).wait(InstanceIds=list(instance_ids), WaiterConfig=waiter_config(timeout))
+
+
+def terminate(ec2, instance_ids, wait=True, timeout=600):
+    """Terminate the instances and, with ``wait``, wait until they are gone."""
+    if not instance_ids:
+        return
+    ec2.terminate_instances(InstanceIds=list(instance_ids), aws_retry=True)
+    if wait:
+        wait_for(ec2, "instance_terminated", instance_ids, timeout)

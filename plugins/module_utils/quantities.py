@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: toil.cluster contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""Kubernetes resource quantities (``500m``, ``2``, ``4Gi``, ``10G``, ``1e3``) as integers.
+"""Kubernetes resource quantities (``500m``, ``2``, ``4Gi``, ``10G``, ``1e3``) as integers, and back.
 
 CPU becomes millicores, memory and storage bytes; both round up, as the scheduler does, so a
-request never looks smaller than it is.
+request never looks smaller than it is. Code passes the integers around; the quantities are for
+people (the ``demand`` option, what Kubernetes lists).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _SUFFIXES = {
     "Pi": 2**50,
     "Ei": 2**60,
 }
+_BINARY_SUFFIXES = sorted(((suffix, size) for suffix, size in _SUFFIXES.items() if suffix.endswith("i")), key=lambda item: -item[1])
 _QUANTITY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
 
 
@@ -61,3 +63,17 @@ def millicores(value, what="cpu"):
 
 def byte_count(value, what="memory"):
     return int(math.ceil(parse_quantity(value, what)))
+
+
+def format_cpu(millis):
+    """Millicores as a Kubernetes quantity: ``2``, ``500m``."""
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def format_bytes(count):
+    """Bytes as a Kubernetes quantity, with the largest binary suffix that is exact: ``4Gi``, ``4608Mi``, ``1000``."""
+    if count:
+        for suffix, size in _BINARY_SUFFIXES:
+            if count % size == 0:
+                return f"{count // size}{suffix}"
+    return str(count)

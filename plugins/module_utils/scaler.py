@@ -3,24 +3,31 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """One run of the periodic scaler: read demand, pack it, decide each pool's size, resize the pools.
 
-Demand comes from Kubernetes (kube_demand.py) or is given explicitly in the same form (the
-``demand`` option). Pools are resized through nodepool.reconcile, the code of toil_nodepool.
-What must survive between runs (inertia, idle timers, spot deficits, instance type shapes)
-lives in a small JSON state file.
+Demand comes from Kubernetes (kube_demand.py, as integers) or is given explicitly (the ``demand``
+option, in Kubernetes quantities). Pools are resized through nodepool.reconcile, the code of
+toil_nodepool; idle nodes are drained first (kube_drain.py). What must survive between runs
+(inertia, idle timers, spot deficits, instance type shapes) lives in a small JSON state file.
+``toil_scaler`` builds a :class:`ScalerSettings` from its options and calls :func:`scale`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ansible_collections.toil.cluster.plugins.module_utils.binpacking import NodeState, PodGroup, PoolShape, Resources, decide, node_capacity, pack
+from ansible_collections.toil.cluster.plugins.module_utils.binpacking import PodGroup, PoolShape, Resources, decide, node_capacity, node_state, pack
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.kube_client import load_clients, read_cluster
+from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import read_demand
+from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import drain_nodes
+from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec
 from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, millicores
+from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
 
 STATE_VERSION = 1
 _POD_KEYS = {"name", "cpu", "memory", "ephemeral_storage", "preemptible", "count"}
@@ -40,7 +47,7 @@ def _resources(spec, what):
 
 
 def normalize_demand(demand):
-    """The ``demand`` option (the Kubernetes adapter gives the same) -> (pod groups, nodes)."""
+    """The ``demand`` option -> (pod groups, nodes), as the packer takes them."""
     if not isinstance(demand, dict):
         raise ToilInputError("demand must be a mapping with 'pods' and optionally 'nodes'.")
     unknown = sorted(set(demand) - {"pods", "nodes"})
@@ -63,16 +70,15 @@ def normalize_demand(demand):
         what = f"demand.nodes[{index}] ({node['instance_id']})"
         allocatable = _resources(node.get("allocatable"), what + " allocatable")
         requested = _resources(node.get("requested"), what + " requested")
-        free = allocatable.minus(requested)
-        if node.get("unschedulable"):
-            free = Resources()
         nodes.append(
-            NodeState(
-                instance_id=node["instance_id"],
-                pool=node.get("pool"),
-                free=Resources(max(free.cpu, 0), max(free.memory, 0), max(free.disk, 0)),
-                idle_seconds=float(node.get("idle_seconds") or 0),
-                safe_to_evict=bool(node.get("safe_to_evict", True)),
+            node_state(
+                node["instance_id"],
+                node.get("pool"),
+                allocatable,
+                requested,
+                idle_seconds=node.get("idle_seconds"),
+                safe_to_evict=node.get("safe_to_evict", True),
+                unschedulable=node.get("unschedulable"),
                 name=node.get("name"),
             )
         )
@@ -117,6 +123,52 @@ def validate_settings(params):
     if len(set(names)) != len(names):
         raise ToilInputError(f"pools: names must be distinct, got {', '.join(names)}.")
     return specs, beta, compensation, idle
+
+
+@dataclass(frozen=True)
+class ScalerSettings:
+    """One scaler run's settings: ``toil_scaler``'s options, checked."""
+
+    cluster: str
+    pools: tuple  # nodepool.PoolSpec, one per scaled pool
+    region: str  # None when neither the zone nor the region option says
+    beta_inertia: float = 0.1
+    preemptible_compensation: float = 0.0
+    scale_down_idle_seconds: int = 600
+    demand: dict = None  # given explicitly; None: read from Kubernetes
+    kubeconfig: str = None
+    context: str = None
+    apply: bool = True  # resize the pools (false: plan only)
+    check_mode: bool = False  # plan only, and write neither the state nor the metrics
+    wait: bool = True
+    wait_timeout: int = 600
+    drain_timeout: int = 300
+    state_path: str = None
+    metrics_path: str = None
+
+    @classmethod
+    def from_params(cls, params, check_mode=False):
+        """From the module's parameters; raises ToilInputError on a bad name, pool or range."""
+        validate_cluster_name(params["cluster"])
+        specs, beta, compensation, idle = validate_settings(params)
+        return cls(
+            cluster=params["cluster"],
+            pools=tuple(specs),
+            region=resolve_region(params["zone"], params["region"]),
+            beta_inertia=beta,
+            preemptible_compensation=compensation,
+            scale_down_idle_seconds=idle,
+            demand=params["demand"],
+            kubeconfig=params["kubeconfig"],
+            context=params["context"],
+            apply=params["apply"] and not check_mode,
+            check_mode=check_mode,
+            wait=params["wait"],
+            wait_timeout=params["wait_timeout"],
+            drain_timeout=params["drain_timeout"],
+            state_path=params["state_path"],
+            metrics_path=params["metrics_path"],
+        )
 
 
 def load_state(path):
@@ -198,25 +250,40 @@ def write_metrics(path, text):
     os.replace(temporary, path)
 
 
-def plan(specs, shapes, pods, nodes, state, beta, compensation, idle):
+def plan(shapes, pods, nodes, state, settings):
     """Pack and decide, for every pool at once (pure: no AWS call)."""
     packing = pack(pods, shapes, nodes)
-    decisions = decide(shapes, nodes, packing, state.get("estimates", {}), beta, compensation, idle, state.get("deficits", {}))
+    decisions = _decide(shapes, nodes, packing, state, settings, state.get("deficits", {}))
     return packing, decisions
 
 
-def run(ec2, specs, shapes, pods, nodes, state, settings, apply, wait, wait_timeout, drain=None):
-    """Plan, then (if ``apply``) resize the pools: spot pools first, so their deficits can be compensated."""
-    beta, compensation, idle = settings
-    packing, decisions = plan(specs, shapes, pods, nodes, state, beta, compensation, idle)
+def _decide(shapes, nodes, packing, state, settings, deficits):
+    return decide(
+        shapes,
+        nodes,
+        packing,
+        state.get("estimates", {}),
+        settings.beta_inertia,
+        settings.preemptible_compensation,
+        settings.scale_down_idle_seconds,
+        deficits,
+    )
+
+
+def run(ec2, settings, shapes, pods, nodes, state, drain=None):
+    """Plan, then (if ``settings.apply``) resize the pools: spot pools first, so their deficits can be compensated.
+
+    ``drain``, given the victims (NodeStates), returns the instance ids whose node is drained: only
+    those are terminated. Returns ``(packing, decisions, results, changed)``.
+    """
+    packing, decisions = plan(shapes, pods, nodes, state, settings)
     results, changed, deficits = {}, False, dict(state.get("deficits", {}))
-    if apply:
-        by_name = {s.name: s for s in specs}
+    if settings.apply:
+        by_name = {s.name: s for s in settings.pools}
         for shape in sorted(shapes, key=lambda s: not s.preemptible):
-            if not shape.preemptible and compensation:  # the deficits of this run, not the last
-                decisions[shape.name] = decide(
-                    [s for s in shapes if s.preemptible or s.name == shape.name], nodes, packing, state.get("estimates", {}), beta, compensation, idle, deficits
-                )[shape.name]
+            if not shape.preemptible and settings.preemptible_compensation:  # the deficits of this run, not the last
+                compared = [s for s in shapes if s.preemptible or s.name == shape.name]
+                decisions[shape.name] = _decide(compared, nodes, packing, state, settings, deficits)[shape.name]
             decision = decisions[shape.name]
             spec = by_name[shape.name]
             if drain and decision.victims:
@@ -227,7 +294,7 @@ def run(ec2, specs, shapes, pods, nodes, state, settings, apply, wait, wait_time
                 decision.desired += len(kept)
             spec.desired = decision.desired
             spec.victims = tuple(decision.victims)
-            pool_changed, summary, _diff = reconcile(ec2, spec, "present", False, wait, wait_timeout)
+            pool_changed, summary, _diff = reconcile(ec2, spec, "present", False, settings.wait, settings.wait_timeout)
             changed = changed or pool_changed
             deficits[shape.name] = summary["deficit"]
             results[shape.name] = summary
@@ -244,7 +311,50 @@ def queue_size(pods):
     return sum(p.count for p in pods)
 
 
-def lower_bound(pods, capacity):
-    """The fractional lower bound of nodes of one shape for ``pods`` (for tests and reports)."""
-    need = [sum(p.request.cpu * p.count for p in pods) / capacity.cpu if capacity.cpu else 0, sum(p.request.memory * p.count for p in pods) / capacity.memory]
-    return math.ceil(max(need)) if pods else 0
+def read_pods_and_nodes(settings, state, warn):
+    """The pending pod groups, the nodes and a drain function (None without Kubernetes).
+
+    From the ``demand`` option when given; else from the Kubernetes API, whose idle timers go
+    into ``state["idle_since"]`` and whose nodes the drain function cordons, evicts and deletes.
+    """
+    if settings.demand is not None:
+        pods, nodes = normalize_demand(settings.demand)
+        return pods, nodes, None
+    core_v1, policy_v1 = load_clients(settings.kubeconfig, settings.context)
+    listed_pods, listed_nodes = read_cluster(core_v1)
+    pods, workers, state["idle_since"] = read_demand(listed_pods, listed_nodes, now_utc(), state.get("idle_since", {}))
+    drain = functools.partial(drain_nodes, core_v1, policy_v1, timeout=settings.drain_timeout, warn=warn)
+    return pods, [worker.node_state() for worker in workers], drain
+
+
+def scale(settings, client, warn):
+    """One scaler run; returns ``toil_scaler``'s result.
+
+    ``client(service, region=...)`` makes a retrying boto3 client; ``warn`` reports a node that
+    could not be drained and pods that fit no pool. Raises ToilInputError for bad input (before
+    any change) and lets AWS's errors through.
+    """
+    state = load_state(settings.state_path)
+    pods, nodes, drain = read_pods_and_nodes(settings, state, warn)
+    if not settings.region:
+        raise ToilInputError(f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
+    ec2 = client("ec2", region=settings.region)
+    state["instance_types"] = instance_type_shapes(ec2, {t for s in settings.pools for t in s.node_type.instance_types}, state.get("instance_types", {}))
+    shapes = pool_shapes(settings.pools, state["instance_types"])
+    packing, decisions, results, changed = run(ec2, settings, shapes, pods, nodes, state, drain)
+    pools = []
+    for name, decision in decisions.items():
+        entry = decision.as_dict()
+        if name in results:
+            entry.update(deficit=results[name]["deficit"], instances=results[name]["instances"])
+        pools.append(entry)
+    if not settings.check_mode:
+        save_state(settings.state_path, state)
+        if settings.metrics_path and os.path.isdir(os.path.dirname(os.path.abspath(settings.metrics_path))):
+            write_metrics(settings.metrics_path, metrics_text(decisions, shapes, queue_size(pods)))
+    for pod in packing.unplaceable:
+        warn(
+            f"{pod['count']} pod(s) {pod['name']} requesting {pod['request']} fit no pool (the largest node offers {pod['largest_shape']}): "
+            "they will wait forever unless a larger node type is added."
+        )
+    return {"changed": changed, "pools": pools, "unplaceable": packing.unplaceable, "queue_size": queue_size(pods), "applied": settings.apply}

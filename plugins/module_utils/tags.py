@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.names import kubernetes_cluster_tag_key
@@ -188,3 +191,57 @@ def boto3_tag_list(tags):
 def tag_dict(tag_list):
     """``[{"Key": "k", "Value": "v"}]`` (as AWS returns it) -> ``{"k": "v"}``."""
     return {tag["Key"]: tag.get("Value", "") for tag in tag_list or ()}
+
+
+# What node_facts tells about a node, and the tag each fact is read from. Roles and playbooks name these tags by
+# the fact (the filters toil.cluster.node_facts and toil.cluster.tag_key), never by their keys.
+NODE_FACT_TAGS = {
+    "cluster": TAG_CLUSTER_NAME,
+    "node_type": TAG_NODE_TYPE,
+    "pool": POOL_TAG,
+    "preemptible": PREEMPTIBLE_TAG,
+    "labels": LABELS_TAG,
+    "joined": JOINED_TAG,
+}
+
+
+def node_facts(tags, cluster=None, pool=None, preemptible=None, labels=None):
+    """What a node's tags say about it (the filter ``toil.cluster.node_facts``).
+
+    ``tags`` are the node's EC2 tags, a mapping (the inventory's ``ec2_tags``). ``cluster``, ``pool`` and
+    ``preemptible`` are what the inventory already knows (``toil_cluster``, ``toil_pool``, ``toil_preemptible``)
+    and win over the tags: ``cluster`` and ``pool`` when not empty, ``preemptible`` when not None. ``labels``, when
+    not None, stands for the pool's labels (the pool label and the labels tag).
+
+    Returns ``cluster``, ``node_type`` and ``pool`` (strings, empty when unknown), ``preemptible`` and ``joined``
+    (booleans), and ``labels``: the node's Kubernetes labels, that is the pool label (the pool's name), then the
+    labels tag's ``k=v,k2=v2``, then on a preemptible node the spot label.
+    """
+    if tags is None:
+        tags = {}
+    if not isinstance(tags, Mapping):
+        raise ToilInputError(f"A node's tags must be a mapping of keys to values, not {type(tags).__name__}.")
+    pool = pool or tags.get(POOL_TAG, "")
+    preemptible = boolean(tags.get(PREEMPTIBLE_TAG, "false") if preemptible is None else preemptible, strict=False)
+    if labels is None:
+        labels = {POOL_LABEL: pool} if pool else {}
+        for item in tags.get(LABELS_TAG, "").split(","):
+            key, sep, value = item.partition("=")
+            if item and not sep:
+                raise ToilInputError(f"The tag {LABELS_TAG} must read k=v,k2=v2; '{item}' has no '='.")
+            if item:
+                labels[key] = value
+    elif isinstance(labels, Mapping):
+        labels = dict(labels)
+    else:
+        raise ToilInputError(f"A node's labels must be a mapping of label keys to values, not {type(labels).__name__}.")
+    if preemptible:
+        labels.update(SPOT_LABEL)
+    return {
+        "cluster": cluster or tags.get(TAG_CLUSTER_NAME, ""),
+        "node_type": tags.get(TAG_NODE_TYPE, ""),
+        "pool": pool,
+        "preemptible": preemptible,
+        "joined": tags.get(JOINED_TAG) == TRUE_TAG_VALUE,
+        "labels": labels,
+    }

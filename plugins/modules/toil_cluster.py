@@ -119,6 +119,9 @@ options:
     type: int
     default: 600
 extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
   - toil.cluster.aws.modules
 notes:
   - Supports check mode (nothing is changed; the result says what would be) and diff mode.
@@ -161,6 +164,8 @@ leader:
     instance_type: {description: "The instance type.", type: str}
     state: {description: "The instance state.", type: str}
     image_id: {description: "The AMI.", type: str}
+    launch_time: {description: "The launch time (ISO 8601).", type: str}
+    preemptible: {description: "Whether the node is a spot instance (never, for a leader).", type: bool}
 security_group_id:
   description: The cluster's security group; null in check mode when it would be created.
   returned: state=present
@@ -206,7 +211,7 @@ removed:
 
 from ansible_collections.toil.cluster.plugins.module_utils.cluster import present, validate_spec
 from ansible_collections.toil.cluster.plugins.module_utils.destroy import destroy, plan_destroy
-from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
+from ansible_collections.toil.cluster.plugins.module_utils.modules import WAIT_SPEC, ToilAWSModule
 
 
 def main():
@@ -228,8 +233,7 @@ def main():
             s3_buckets=dict(type="list", elements="str", default=[]),
             node_policy=dict(type="str", choices=["least_privilege", "toil"], default="least_privilege"),
             ssh_cidrs=dict(type="list", elements="str", default=["0.0.0.0/0", "::/0"]),
-            wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="int", default=600),
+            **WAIT_SPEC,
         ),
         supports_check_mode=True,
     )

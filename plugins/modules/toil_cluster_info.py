@@ -31,7 +31,16 @@ options:
       - Also report stopped and stopping nodes.
     type: bool
     default: false
+  ssh_user:
+    description:
+      - The login user given to each node, C(ansible_user) in RV(clusters[].hosts[].vars).
+      - When omitted, as the C(toil.cluster.toil_ec2) inventory does, C(admin) on this collection's Debian
+        nodes and C(core) on Toil's Flatcar nodes.
+    type: str
 extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
   - toil.cluster.aws.modules
 """
 
@@ -100,23 +109,37 @@ clusters:
         role: {description: C(leader) or C(worker)., type: str}
         state: {description: The instance state., type: str}
         instance_type: {description: The instance type., type: str}
+        image_id: {description: The AMI., type: str}
         zone: {description: The availability zone., type: str}
         private_ip: {description: The private IPv4 address., type: str}
         public_ip: {description: "The public IPv4 address, if any.", type: str}
         launch_time: {description: The launch time (ISO 8601)., type: str}
-        preemptible: {description: Whether the node is a spot instance., type: bool}
+        preemptible: {description: "Whether the node is a spot instance (or its pool tagged it preemptible).", type: bool}
         pool: {description: "The worker pool (tag C(toil.cluster/pool)), if any.", type: str}
         security_groups: {description: The names of the node's security groups., type: list, elements: str}
         tags: {description: The node's tags., type: dict}
     node_count:
       description: The number of nodes, leader included.
       type: int
+    hosts:
+      description:
+        - The nodes as the C(toil.cluster.toil_ec2) inventory gives them (names, groups and host variables), for
+          M(ansible.builtin.add_host) to add the nodes an inventory does not know yet.
+      type: list
+      elements: dict
+      contains:
+        name: {description: The host name (the instance ID)., type: str}
+        groups: {description: "The inventory groups, like C(toil_nodes), C(toil_leaders), C(toil_cluster_<name>).", type: list, elements: str}
+        vars:
+          description: >-
+            The host variables (C(ansible_host), C(ansible_user), C(toil_cluster), C(toil_node_type), C(toil_leader),
+            C(toil_pool), C(toil_preemptible), C(toil_instance_id), C(ec2_tags), ...), see the C(toil.cluster.toil_ec2) inventory.
+          type: dict
 """
 
 from ansible_collections.toil.cluster.plugins.module_utils.cluster_info import describe_clusters
 from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
-from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
 
 
 def main():
@@ -125,22 +148,25 @@ def main():
             name=dict(type="str"),
             zone=dict(type="str"),
             include_stopped=dict(type="bool", default=False),
+            ssh_user=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    with module.input_errors():
-        if params["name"] is not None:
+    if params["name"] is not None:
+        with module.input_errors():
             validate_cluster_name(params["name"])
-        region = resolve_region(params["zone"], params["region"])
-    if not region:
-        module.fail_json(msg=f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
-    clusters = describe_clusters(
-        module.retrying_client("ec2", region=region),
-        module.retrying_client("iam", region=region),
-        params["name"],
-        params["include_stopped"],
-    )
+    region = module.zone_region()
+    subject = f"cluster {params['name']}" if params["name"] else f"the clusters of {region}"
+    with module.aws_errors(subject):
+        clusters = describe_clusters(
+            module.retrying_client("ec2", region=region),
+            module.retrying_client("iam", region=region),
+            params["name"],
+            params["include_stopped"],
+            region,
+            params["ssh_user"],
+        )
     module.exit_json(changed=False, region=region, clusters=clusters)
 
 

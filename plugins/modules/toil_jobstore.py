@@ -48,6 +48,9 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
   - toil.cluster.aws.modules
   - toil.cluster.s3_endpoint
 notes:
@@ -125,44 +128,19 @@ removed:
     multipart_uploads: {description: Unfinished multipart uploads aborted (AWS)., type: int}
 """
 
-from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
-    S3_ENDPOINT_SPEC,
-    describe_aws,
-    describe_file,
-    ensure_absent,
-    ensure_present,
-    parse_locator_for,
-    s3_client_options,
-    s3_endpoint_url,
-    wants_legacy_layout,
-)
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore import describe_jobstore, ensure_absent, ensure_present
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore_locator import jobstore_argument_spec, locate_jobstore
 from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
-from ansible_collections.toil.cluster.plugins.module_utils.retries import AWS_RETRY
 
 
 def main():
-    module = ToilAWSModule(
-        argument_spec=dict(
-            locator=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            s3_endpoint=S3_ENDPOINT_SPEC,
-            include_legacy=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
-    )
+    state_option = dict(type="str", choices=["present", "absent"], default="present")
+    module = ToilAWSModule(argument_spec=jobstore_argument_spec(state=state_option), supports_check_mode=True)
     params = module.params
     with module.input_errors():
-        endpoint = s3_endpoint_url(params["s3_endpoint"])
-        locator = parse_locator_for(params["locator"], endpoint)
-    s3 = sdb = None
+        locator, endpoint = locate_jobstore(params["locator"], params["s3_endpoint"])
     with module.aws_errors(f"job store {locator.locator}"), module.input_errors():
-        if locator.kind == "file":
-            description = describe_file(locator)
-        else:
-            s3 = module.client("s3", retry_decorator=AWS_RETRY, region=locator.region, **s3_client_options(endpoint))
-            if wants_legacy_layout(locator, endpoint, params["include_legacy"]):
-                sdb = module.client("sdb", retry_decorator=AWS_RETRY, region=locator.region)
-            description = describe_aws(s3, sdb, locator, endpoint_url=endpoint)
+        description, s3, sdb = describe_jobstore(module, locator, endpoint, params["include_legacy"])
         if params["state"] == "absent":
             changed, removed, diff = ensure_absent(description, module.check_mode, s3, sdb, locator, module.warn)
             module.exit_json(changed=changed, jobstore=description, removed=removed, diff=diff)

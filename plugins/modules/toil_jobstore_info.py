@@ -37,6 +37,9 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
   - toil.cluster.aws.modules
   - toil.cluster.s3_endpoint
 seealso:
@@ -116,42 +119,18 @@ jobstore:
     multipart_uploads: {description: Unfinished multipart uploads., type: int, returned: when O(count_objects=true)}
 """
 
-from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
-    S3_ENDPOINT_SPEC,
-    describe_aws,
-    describe_file,
-    parse_locator_for,
-    s3_client_options,
-    s3_endpoint_url,
-    wants_legacy_layout,
-)
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore import describe_jobstore
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore_locator import jobstore_argument_spec, locate_jobstore
 from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
-from ansible_collections.toil.cluster.plugins.module_utils.retries import AWS_RETRY
 
 
 def main():
-    module = ToilAWSModule(
-        argument_spec=dict(
-            locator=dict(type="str", required=True),
-            count_objects=dict(type="bool", default=False),
-            s3_endpoint=S3_ENDPOINT_SPEC,
-            include_legacy=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
-    )
+    module = ToilAWSModule(argument_spec=jobstore_argument_spec(count_objects=dict(type="bool", default=False)), supports_check_mode=True)
     params = module.params
     with module.input_errors():
-        endpoint = s3_endpoint_url(params["s3_endpoint"])
-        locator = parse_locator_for(params["locator"], endpoint)
+        locator, endpoint = locate_jobstore(params["locator"], params["s3_endpoint"])
         with module.aws_errors(f"job store {locator.locator}"):
-            if locator.kind == "file":
-                description = describe_file(locator, params["count_objects"])
-            else:
-                s3 = module.client("s3", retry_decorator=AWS_RETRY, region=locator.region, **s3_client_options(endpoint))
-                sdb = None
-                if wants_legacy_layout(locator, endpoint, params["include_legacy"]):
-                    sdb = module.client("sdb", retry_decorator=AWS_RETRY, region=locator.region)
-                description = describe_aws(s3, sdb, locator, params["count_objects"], endpoint)
+            description, _s3, _sdb = describe_jobstore(module, locator, endpoint, params["include_legacy"], params["count_objects"])
     module.exit_json(changed=False, jobstore=description)
 
 

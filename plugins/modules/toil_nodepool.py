@@ -102,6 +102,9 @@ options:
     type: int
     default: 600
 extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
   - toil.cluster.aws.modules
 notes:
   - Supports check mode and diff mode (pool sizes before and after).
@@ -163,15 +166,15 @@ pool:
         private_ip: {description: The private IPv4 address., type: str}
         public_ip: {description: "The public IPv4 address, or null.", type: str}
         instance_type: {description: The instance type., type: str}
+        image_id: {description: The AMI., type: str}
         preemptible: {description: Whether the node is a spot instance., type: bool}
         launch_time: {description: The launch time (ISO 8601)., type: str}
         state: {description: The instance state., type: str}
         zone: {description: The availability zone., type: str}
 """
 
-from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
+from ansible_collections.toil.cluster.plugins.module_utils.modules import WAIT_SPEC, ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec
-from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
 
 
 def main():
@@ -192,17 +195,14 @@ def main():
             image_id=dict(type="str"),
             terminate_instance_ids=dict(type="list", elements="str", default=[]),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="int", default=600),
+            **WAIT_SPEC,
         ),
         supports_check_mode=True,
     )
     params = module.params
     with module.input_errors():
         spec = validate_pool_spec(params)
-        region = resolve_region(params["zone"], params["region"])
-    if not region:
-        module.fail_json(msg=f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
+    region = module.zone_region()
     with module.aws_errors(f"pool {spec.name} of cluster {spec.cluster}", waiting_for=f"the nodes of pool {spec.name}"), module.input_errors():
         changed, pool, diff = reconcile(
             module.retrying_client("ec2", region=region), spec, params["state"], module.check_mode, params["wait"], params["wait_timeout"]

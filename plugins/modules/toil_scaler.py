@@ -119,6 +119,9 @@ options:
     type: int
     default: 600
 extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
   - toil.cluster.aws.modules
 notes:
   - Supports check mode (plans only).
@@ -183,45 +186,8 @@ applied:
   type: bool
 """
 
-import os
-
-from ansible_collections.toil.cluster.plugins.module_utils import kube_demand
 from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
-from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
-from ansible_collections.toil.cluster.plugins.module_utils.scaler import (
-    instance_type_shapes,
-    load_state,
-    metrics_text,
-    normalize_demand,
-    now_utc,
-    pool_shapes,
-    queue_size,
-    run,
-    save_state,
-    validate_settings,
-    write_metrics,
-)
-from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
-
-
-def kubernetes_demand(module, state):
-    """Demand and a drain function from the Kubernetes API (kube_demand.py)."""
-    core_v1, policy_v1 = kube_demand.load_clients(module.params["kubeconfig"], module.params["context"])
-    pods, nodes = kube_demand.read_cluster(core_v1)
-    demand, state["idle_since"] = kube_demand.demand_from_kubernetes(pods, nodes, now_utc(), state.get("idle_since", {}))
-
-    def drain(victims):
-        """Cordon, evict and delete each victim's Node; returns the instance ids that may be terminated."""
-        drained = set()
-        for node in victims:
-            try:
-                kube_demand.drain_node(core_v1, node.name, module.params["drain_timeout"], policy_v1=policy_v1)
-                drained.add(node.instance_id)
-            except kube_demand.DrainError as error:
-                module.warn(f"Node {node.name} ({node.instance_id}) was not removed: {error}")
-        return drained
-
-    return demand, drain
+from ansible_collections.toil.cluster.plugins.module_utils.scaler import ScalerSettings, scale
 
 
 def main():
@@ -257,44 +223,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    apply = params["apply"] and not module.check_mode
     with module.input_errors():
-        validate_cluster_name(params["cluster"])
-        specs, beta, compensation, idle = validate_settings(params)
-        region = resolve_region(params["zone"], params["region"])
-        state = load_state(params["state_path"])
-        drain = None
-        if params["demand"] is not None:
-            pods, nodes = normalize_demand(params["demand"])
-        else:
-            demand, drain = kubernetes_demand(module, state)
-            pods, nodes = normalize_demand(demand)
-    if not region:
-        module.fail_json(msg=f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
-    ec2 = module.retrying_client("ec2", region=region)
-    with module.aws_errors(f"cluster {params['cluster']} (scaling)", waiting_for=f"the nodes of cluster {params['cluster']}"), module.input_errors():
-        state["instance_types"] = instance_type_shapes(ec2, {t for s in specs for t in s.node_type.instance_types}, state.get("instance_types", {}))
-        shapes = pool_shapes(specs, state["instance_types"])
-        packing, decisions, results, changed = run(
-            ec2, specs, shapes, pods, nodes, state, (beta, compensation, idle), apply, params["wait"], params["wait_timeout"], drain
-        )
-    pools = []
-    for name, decision in decisions.items():
-        entry = decision.as_dict()
-        if name in results:
-            entry.update(deficit=results[name]["deficit"], instances=results[name]["instances"])
-        pools.append(entry)
-    if not module.check_mode:
-        save_state(params["state_path"], state)
-        if params["metrics_path"] and os.path.isdir(os.path.dirname(os.path.abspath(params["metrics_path"]))):
-            write_metrics(params["metrics_path"], metrics_text(decisions, shapes, queue_size(pods)))
-    for pod in packing.unplaceable:
-        module.warn(
-            f"{pod['count']} pod(s) {pod['name']} requesting {pod['request']} fit no pool (the largest node offers {pod['largest_shape']}): "
-            "they will wait forever unless a larger node type is added."
-        )
-    module.exit_json(changed=changed, pools=pools, unplaceable=packing.unplaceable, queue_size=queue_size(pods), applied=apply)
+        settings = ScalerSettings.from_params(module.params, module.check_mode)
+    cluster = settings.cluster
+    with module.aws_errors(f"cluster {cluster} (scaling)", waiting_for=f"the nodes of cluster {cluster}"), module.input_errors():
+        result = scale(settings, module.retrying_client, module.warn)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -199,7 +199,7 @@ LAUNCH_BAD_CASES = [
     # (override, task that must refuse it, words of the message)
     ({"key_pair_name": ""}, "Check that the required variables are given", "launch_cluster needs cluster_name, leader_node_type, key_pair_name"),
     ({"cluster_type": "mesos"}, "Check that the required variables are given", "cluster_type must be kubernetes"),
-    ({"cluster_name": "Bad_Name"}, "Check the cluster name, node types, workers and tags as Toil would", "must be lowercase"),
+    ({"cluster_name": "Bad_Name"}, "Check the cluster name as Toil would, and find its region", "must be lowercase"),
     ({"workers": "2"}, "Check the cluster name, node types, workers and tags as Toil would", "same length as the list of node types"),
     ({"tags": {"clusterName": "other"}}, "Check the cluster name, node types, workers and tags as Toil would", "cannot be overridden"),
     ({"leader_node_type": "t3.large:0.5"}, "Check that the leader is one on-demand instance type", "one on-demand instance type"),

@@ -63,8 +63,7 @@ TEMPLATES = {
     "grafana.ini.j2": "grafana.ini",
     "grafana-datasource.yml.j2": "datasource.yml",
     "grafana-dashboards.yml.j2": "dashboards.yml",
-    "grafana.sources.j2": "grafana.sources",
-}
+}  # Grafana's apt source is the apt_repository role's (test_role_dashboard_hosts.py reads it on a host)
 
 
 def _need(*tools: str) -> None:
@@ -174,9 +173,6 @@ def test_service_settings(rendered: Path) -> None:
     mtail = (rendered / "mtail.default").read_text()
     assert "\nLOGS=/var/log/toil/*.log\n" in mtail
     assert "\nPORT=3903\n" in mtail
-    sources = (rendered / "grafana.sources").read_text()
-    assert "Signed-By: /etc/apt/keyrings/grafana.asc" in sources
-    assert "URIs: https://apt.grafana.com" in sources
 
 
 def test_grafana_is_view_only_for_anonymous_users_and_never_admin_admin(rendered: Path) -> None:
@@ -337,3 +333,11 @@ def test_dashboard_plots_what_the_exporters_export(mtail: SimpleNamespace, tmp_p
     assert used - labels - exported == set(), sorted(used - labels)
     for name in ("total_issued_jobs", "total_failed_jobs", "autoscaler_cur_size", "autoscaler_desired_size", "node_cpu_seconds_total"):
         assert name in used
+
+
+def test_tags_reach_the_tasks_inside_the_task_files(tmp_path: Path) -> None:
+    """``--tags dashboard_configure`` selects the tasks of the role's task files (imported, not included)."""
+    play = "- hosts: all\n  gather_facts: false\n  roles:\n    - role: toil.cluster.dashboard\n"
+    listing = run_ansible_playbook(play, dict(os.environ), tmp_path, args=["--list-tasks", "--tags", "dashboard_configure"]).stdout
+    for name in ("Configure node_exporter", "Configure Prometheus's scrapes (checked by promtool first)", "Install the pinned Grafana package"):
+        assert f" : {name}\tTAGS:" in listing, listing

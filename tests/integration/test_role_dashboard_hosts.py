@@ -252,7 +252,7 @@ def test_grafana_is_provisioned_with_prometheus_and_the_toil_dashboard(leader: L
 def test_a_bad_prometheus_config_never_reaches_prometheus(leader: Leader) -> None:
     """promtool refuses the file before it replaces the running one, and Prometheus keeps running."""
     before = leader.host.read("/etc/prometheus/prometheus.yml")
-    start = ("--start-at-task", "Install Prometheus and mtail on the leader")  # node_exporter's part is proven above
+    start = ("--start-at-task", "Install the pinned Prometheus and mtail packages")  # node_exporter's part is proven above
     bad = leader.converge("bad-config", start, dashboard_prometheus_scrape_interval="2x")
     assert bad.rc != 0
     failed = bad.failed_tasks()

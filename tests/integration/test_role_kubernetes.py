@@ -291,3 +291,19 @@ def test_metrics_server_is_secure_by_default(cluster: Cluster) -> None:
     assert any(a.startswith("--kubelet-preferred-address-types=") for a in args)
     service = next(d for d in docs if d["kind"] == "APIService")
     assert service["metadata"]["name"] == "v1beta1.metrics.k8s.io"
+
+
+@pytest.mark.parametrize(
+    ("tag", "inside", "outside"),
+    [
+        ("kubernetes_configure", ["Initialise the control plane", "Join with the token and the pinned CA hash", "Apply the manifests"], "Turn swap off"),
+        ("kubernetes_install", ["Turn swap off", "Download the apt key", "Hold the Kubernetes packages"], "Initialise the control plane"),
+    ],
+)
+def test_tags_reach_the_tasks_inside_the_task_files(tmp_path: Path, tag: str, inside: list[str], outside: str) -> None:
+    """``--tags`` selects the tasks of the role's task files (imported, so that their tags apply to what is inside)."""
+    play = "- hosts: all\n  gather_facts: false\n  roles:\n    - role: toil.cluster.kubernetes\n"
+    listing = run_ansible_playbook(play, base_env(), tmp_path, args=["--list-tasks", "--tags", tag]).stdout
+    listed = [line.split(" : ", 1)[1].split("\tTAGS:")[0] for line in listing.splitlines() if " : " in line and "\tTAGS:" in line]
+    assert set(inside) <= set(listed), listing
+    assert outside not in listed, listing

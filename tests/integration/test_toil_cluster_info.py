@@ -133,3 +133,14 @@ def test_no_region_is_a_clear_error(aws, run_playbook):
     env = {"AWS_REGION": "", "AWS_DEFAULT_REGION": "", "TOIL_AWS_ZONE": ""}
     result = run_playbook(info_play(name="tc"), expect_rc=2, env=env).task("info")
     assert "No region" in result["msg"]
+
+
+def test_an_aws_refusal_is_a_clear_failure(aws, aws_calls, run_playbook):
+    # AWS refuses the listing (a missing permission): a message naming what was asked, no traceback.
+    make_group(aws, "tc-denied")
+    aws_calls.fail_next("DescribeInstances", times=1, status=403, code="UnauthorizedOperation")
+    result = run_playbook(info_play(name="tc-denied"), expect_rc=2, env=aws_calls.env).task("info")
+    assert result["failed"] is True
+    assert result["msg"].startswith("AWS refused a request for cluster tc-denied")
+    assert "UnauthorizedOperation" in result["msg"]
+    assert "Traceback" not in result.get("module_stderr", "") + result.get("exception", "")

@@ -277,3 +277,16 @@ def test_profile_gives_credentials_and_region(aws, inventory, tmp_path):
     assert listing.hostvars[east.leader_id]["toil_region"] == EAST
     missing = inventory({"profile": "nobody"}, env=files, expect_rc=1)
     assert "nobody" in missing.stderr
+
+
+def test_cluster_info_hosts_are_the_inventorys(aws, run_playbook, inventory):
+    # toil_cluster_info's hosts (what configure_cluster adds with add_host) are what this inventory gives
+    # for the same nodes: names, groups and variables, from the one builder both use.
+    shaped = make_toil_cluster(aws, SHAPED, workers=2)
+    task = {"name": "info", "toil.cluster.toil_cluster_info": {"name": SHAPED, "region": "us-west-2"}, "register": "info"}
+    hosts = run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": [task]}).task("info")["clusters"][0]["hosts"]
+    listing = inventory({"regions": ["us-west-2"], "clusters": [SHAPED]})
+    assert sorted(host["name"] for host in hosts) == sorted(listing.hostvars) == sorted([shaped.leader_id, *shaped.worker_ids])
+    for host in hosts:
+        assert host["vars"] == listing.hostvars[host["name"]]
+        assert sorted(host["groups"]) == sorted(group for group, members in listing.groups.items() if host["name"] in members and group != "all")

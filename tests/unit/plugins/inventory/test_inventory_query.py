@@ -12,19 +12,16 @@ import pytest
 from botocore.parsers import create_parser
 from fake_ec2 import FakeEC2, error_xml, filters_of, instance_xml, page_xml, security_groups_xml
 
-from ansible_collections.toil.cluster.plugins.module_utils.inventory import (
+from ansible_collections.toil.cluster.plugins.module_utils.inventory import InventoryConfigError, check_hostnames, check_regions, record_from_boto3
+from ansible_collections.toil.cluster.plugins.plugin_utils.instance_listing import (
     FILTER_VALUES_MAX,
     MAX_RESULTS,
-    InventoryConfigError,
     InventoryQueryError,
     RawPages,
-    check_hostnames,
-    check_regions,
     describe_instances,
     parse_describe_instances,
     plan_queries,
     query_regions,
-    record_from_boto3,
 )
 
 TOIL = "Toil appliance security group"

@@ -54,7 +54,8 @@ def test_documented_choices_are_the_codes():
     assert tuple(OPTIONS["hostnames"]["choices"]) == HOSTNAME_CHOICES
     assert tuple(OPTIONS["hostnames"]["default"]) == DEFAULT_HOSTNAMES
     assert tuple(OPTIONS["node_types"]["choices"]) == NODE_TYPES
-    assert DOC["extends_documentation_fragment"] == ["toil.cluster.aws.plugins", "constructed", "inventory_cache"]
+    fragments = ["amazon.aws.common.plugins", "amazon.aws.region.plugins", "amazon.aws.boto3", "constructed", "inventory_cache"]
+    assert DOC["extends_documentation_fragment"] == fragments
 
 
 def test_every_variable_and_group_made_is_documented():

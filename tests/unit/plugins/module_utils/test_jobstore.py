@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from ansible_collections.toil.cluster.plugins.module_utils import jobstore
+from ansible_collections.toil.cluster.plugins.module_utils import jobstore_locator as jobstore
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore_locator import (
     JOBSTORE_NAME_MAX,
     JOBSTORE_NAME_MIN,
     known_regions,

@@ -15,20 +15,20 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.session import get_session
 
-from ansible_collections.toil.cluster.plugins.module_utils import jobstore
+from ansible_collections.toil.cluster.plugins.module_utils import s3_buckets as jobstore
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.jobstore import (
-    JobStoreError,
     describe_aws,
-    empty_and_delete_bucket,
     ensure_absent,
     ensure_present,
     legacy_shared_file_item,
-    parse_jobstore_locator,
     removal_plan,
     remove_aws,
     workflow_state,
 )
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore_locator import parse_jobstore_locator
+from ansible_collections.toil.cluster.plugins.module_utils.s3_buckets import BucketRemovalError as JobStoreError
+from ansible_collections.toil.cluster.plugins.module_utils.s3_buckets import empty_and_delete_bucket
 
 S3_MODEL = get_session().get_service_model("s3")
 

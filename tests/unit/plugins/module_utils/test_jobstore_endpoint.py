@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.jobstore import parse_locator_for, s3_endpoint_url
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore_locator import parse_locator_for, s3_endpoint_url
 
 REPO = Path(__file__).resolve().parents[4]
 TOIL_PYTHON = REPO / ".venv-toil" / "bin" / "python"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.jobstore import describe_file, ensure_absent, ensure_present, parse_jobstore_locator
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore import describe_file, ensure_absent, ensure_present
+from ansible_collections.toil.cluster.plugins.module_utils.jobstore_locator import parse_jobstore_locator
 
 
 def locator(path):

@@ -29,22 +29,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config import incluster_config
 
-from ansible_collections.toil.cluster.plugins.module_utils import kube_demand
+from ansible_collections.toil.cluster.plugins.module_utils import kube_client, kube_demand
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import (
-    DrainError,
-    DrainRefusedError,
-    KubeError,
-    demand_from_kubernetes,
-    drain_node,
-    format_bytes,
-    format_cpu,
-    instance_id,
-    load_clients,
-    may_use_spot,
-    pod_request,
-    read_cluster,
-)
+from ansible_collections.toil.cluster.plugins.module_utils.kube_client import KubeError, load_clients, read_cluster
+from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import demand_from_kubernetes, instance_id, may_use_spot, pod_request
+from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import DrainError, DrainRefusedError, drain_node
+from ansible_collections.toil.cluster.plugins.module_utils.quantities import format_bytes, format_cpu
 
 REPO = Path(__file__).resolve().parents[4]
 TOIL_PYTHON = REPO / ".venv-toil" / "bin" / "python"
@@ -886,9 +876,13 @@ def test_pure_functions_work_without_the_kubernetes_package(monkeypatch):
     for name in [n for n in sys.modules if n == "kubernetes" or n.startswith("kubernetes.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "kubernetes", None)  # import kubernetes -> ImportError
-    spec = importlib.util.spec_from_file_location("kube_demand_without_client", kube_demand.__file__)
-    bare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bare)
+    bare = SimpleNamespace()
+    for split in (kube_client, kube_demand):  # loading clients, and the demand: each imports without the package
+        spec = importlib.util.spec_from_file_location(f"{split.__name__.rsplit('.', 1)[1]}_without_client", split.__file__)
+        loaded = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, loaded)  # as the import system does (dataclasses look it up)
+        spec.loader.exec_module(loaded)
+        vars(bare).update(vars(loaded))
     assert bare.HAS_KUBERNETES is False
     ns = SimpleNamespace
     pod = ns(
