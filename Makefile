@@ -10,20 +10,23 @@ BIN := $(VENV)/bin
 COLLECTION := $(VENV)/collections/ansible_collections/toil/cluster
 # Debian packages the tests need (installed only when missing).
 DEB_PACKAGES := git ca-certificates shellcheck util-linux prometheus mtail prometheus-node-exporter rsync
-# The role tests' podman hosts (tests/hosts): podman with runc, a debootstrap image, a signed test apt repo.
+# The podman test hosts (tests/harness/hosts): podman with runc, a debootstrap image, a signed test apt repo.
 DEB_PACKAGES += podman runc debootstrap gpg
 # The instance-store test boots a qemu VM (this kernel has no md driver for the RAID0 case).
 DEB_PACKAGES += qemu-system-x86
 TEST_HOSTS := $(VENV)/.test-hosts.stamp
+HOSTS_DIR := tests/harness/hosts
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(VENV)/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# Podman settings for the test hosts, kept in the repository (see tests/hosts/containers.conf).
-export CONTAINERS_CONF := $(CURDIR)/tests/hosts/containers.conf
+# Podman settings for the test hosts, kept in the repository (see tests/harness/hosts/containers.conf).
+export CONTAINERS_CONF := $(CURDIR)/$(HOSTS_DIR)/containers.conf
+# pytest finds the harness and the collection through pyproject.toml's `pythonpath`; scripts get the same path here.
+HARNESS_PATH := PYTHONPATH=$(CURDIR)/tests:$(CURDIR)/$(VENV)/collections
 
-.PHONY: help setup test test-vm lint ruff ansible-lint docs-lint sanity units integration demo docs bench clean
+.PHONY: help setup test test-vm lint ruff ansible-lint docs-lint sanity units integration demo docs iam-docs bench clean
 
 help:
 	@echo "make test   - set up .venv and run ruff, ansible-lint, ansible-test sanity, unit and integration tests"
@@ -50,8 +53,8 @@ $(COLLECTION): $(VENV)/.installed tools/link-collections.sh
 	@tools/link-collections.sh $(VENV)
 
 # The test-host image (Debian 12 + systemd + sshd), built once; the script itself rebuilds only on change.
-$(TEST_HOSTS): .debs.stamp $(VENV)/.installed tests/hosts/build-image.sh tests/hosts/containers.conf $(wildcard tests/hosts/image/*)
-	tests/hosts/build-image.sh
+$(TEST_HOSTS): .debs.stamp $(VENV)/.installed $(HOSTS_DIR)/build-image.sh $(HOSTS_DIR)/containers.conf $(wildcard $(HOSTS_DIR)/image/*)
+	$(HOSTS_DIR)/build-image.sh
 	@touch $@
 
 setup: $(VENV)/.installed $(TOIL_VENV)/.installed $(COLLECTION) $(TEST_HOSTS)
@@ -88,11 +91,16 @@ docs-lint: setup
 docs: setup
 	tools/render_docs.sh
 
+# docs/iam.md's generated policy blocks, after a policy changed (a unit test fails until they match).
+iam-docs: setup
+	$(HARNESS_PATH) $(BIN)/python tools/render_iam_docs.py
+
+# The endpoint's command line (tests/harness/endpoint.py) runs the demo; the demo itself gets no PYTHONPATH.
 demo: setup
-	$(BIN)/python tools/embedded_aws.py run -- tools/demo.sh
+	$(HARNESS_PATH) $(BIN)/python -m harness.endpoint run -- env -u PYTHONPATH tools/demo.sh
 
 bench: setup
-	$(BIN)/python tools/bench.py
+	$(HARNESS_PATH) $(BIN)/python tools/bench.py
 
 clean:
 	rm -rf $(VENV) $(TOIL_VENV) .debs.stamp .pytest_cache .ruff_cache tests/output

@@ -1,6 +1,6 @@
 """The kubernetes role's instance-store disks (tasks/ephemeral.yml), made for real: ext4, RAID0, mounts, binds.
 
-One disk: a loop device of this machine handed to a privileged podman test host (tests/hosts), reached over
+One disk: a loop device of this machine handed to a privileged podman test host (tests/harness/hosts), reached over
 real SSH; mkfs.ext4, mount and the bind mounts run in the host for real.
 
 Two disks: this machine's kernel has no md driver (no /proc/mdstat, no modules), and its KVM only runs
@@ -27,17 +27,15 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers import REPO, PlaybookResult, run_ansible_playbook
 
-sys.path.insert(0, str(REPO / "tests" / "hosts"))
-import podman_hosts  # noqa: E402
+from harness.hosts import podman_hosts
+from harness.playbooks import PlaybookResult, run_ansible_playbook
 
 MOUNT = "/mnt/ephemeral"
 BIND_DIRS = ["/var/lib/kubelet", "/var/lib/containerd", "/var/lib/toil"]
