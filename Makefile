@@ -25,8 +25,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export CONTAINERS_CONF := $(CURDIR)/$(HOSTS_DIR)/containers.conf
 # pytest finds the harness and the collection through pyproject.toml's `pythonpath`; scripts get the same path here.
 HARNESS_PATH := PYTHONPATH=$(CURDIR)/tests:$(CURDIR)/$(VENV)/collections
+PYTEST := $(BIN)/python -m pytest
+# The integration tests that need no podman host run on two pytest-xdist workers, each with its own endpoint.
+XDIST := -n 2
 
-.PHONY: help setup test test-vm lint ruff ansible-lint docs-lint sanity units integration demo docs iam-docs bench clean
+.PHONY: help setup test test-vm lint ruff ansible-lint docs-lint sanity units integration integration-aws integration-hosts demo docs iam-docs bench clean
 
 help:
 	@echo "make test   - set up .venv and run ruff, ansible-lint, ansible-test sanity, unit and integration tests"
@@ -74,15 +77,23 @@ sanity: setup
 	tools/sanity.sh
 
 units: setup
-	$(BIN)/python -m pytest tests/unit
+	$(PYTEST) tests/unit
 
+# All of them (but the VM's) in one pytest run: the podman-host tests (marker `hosts`) one after the other on one
+# xdist worker, the AWS-only ones on both (tests/integration/conftest.py groups them).
 integration: setup
-	$(BIN)/python -m pytest tests/integration -m "not vm"
+	$(PYTEST) tests/integration -m "not vm" $(XDIST) --dist loadgroup
+
+integration-aws: setup
+	$(PYTEST) tests/integration -m "not hosts and not vm" $(XDIST) --dist loadgroup
+
+integration-hosts: setup
+	$(PYTEST) tests/integration -m "hosts and not vm"
 
 # The tests that boot a qemu VM in software emulation (the RAID0 of instance-store disks: this kernel has
 # no md driver for a container to use); 12-16 minutes on two cores, so not part of `make test`.
 test-vm: setup
-	$(BIN)/python -m pytest tests/integration -m vm
+	$(PYTEST) tests/integration -m vm
 
 # antsibull-docs lint of every plugin's and role's documentation, and docs/reference/ up to date with it.
 docs-lint: setup

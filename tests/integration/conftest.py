@@ -26,9 +26,25 @@ import pytest
 from harness import iam_enforcement
 from harness.aws import AwsContext
 from harness.endpoint import EmbeddedAWS, EmbeddedAWSError
+from harness.hosts import podman_hosts
 from harness.leaks import format_leftovers
 from harness.playbooks import PlaybookResult, run_ansible_playbook
 from harness.proxy import AWSProxy
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup`` (make test, make check): every test on podman hosts (marker
+    ``hosts``) in one group, run one after the other on one worker; every other module a group of its own, so its
+    module-scoped fixtures are set up once. Each worker has its own endpoint (``aws_endpoint``, a free port)."""
+    for item in items:
+        group = "hosts" if item.get_closest_marker("hosts") else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Only tests marked ``hosts`` may start podman hosts (harness.hosts.podman_hosts refuses the others)."""
+    podman_hosts.hosts_allowed = None if item.get_closest_marker("hosts") else f"{item.nodeid} starts podman hosts: mark it @pytest.mark.hosts"
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -34,6 +34,8 @@ from harness.hosts import kube_double_repo, podman_hosts
 from harness.hosts.role_hosts import ansible_env, failures
 from harness.playbooks import run_ansible_playbook
 
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
+
 ZONE, REGION, CLUSTER = "us-west-2a", "us-west-2", "pb-cfg"
 K8S_VERSION = "1.35.2"
 REPO_MOUNT = "/srv/kube-double-repo"

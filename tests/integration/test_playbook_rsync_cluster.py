@@ -18,6 +18,8 @@ import pytest
 
 from harness.hosts import role_hosts
 
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
+
 ZONE, CLUSTER = "us-west-2a", "pb-r"
 REMOTE = "/home/admin/tree"
 # relative path -> (mode, content) for files, (mode, None) for directories, ("link", target) for symlinks

@@ -63,6 +63,7 @@ def workflow_vars(tmp_path: Path, name: str, rc: int):
     }
 
 
+@pytest.mark.hosts
 def test_run_workflow_runs_detached_reports_and_cleans_the_store_or_keeps_it_after_a_failure(aws, run_playbook, stand_in_leader, tmp_path):
     host, inventory, env = stand_in_leader
     # Success: the stand-in ran with Toil's command line, the store is reported, then cleaned.

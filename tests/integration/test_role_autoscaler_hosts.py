@@ -41,6 +41,8 @@ from harness.paths import REPO
 from harness.playbooks import PlaybookResult, run_ansible_playbook
 from harness.proxy import AWSProxy
 
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
+
 LEADER = "tcl-scaler-leader"
 WHEELHOUSE = REPO / ".venv" / "wheelhouse" / "autoscaler"
 WHEELS = ["ansible-core==2.19.14", "boto3==1.44.8", "botocore==1.44.8", "kubernetes==35.0.0"]  # as constraints.txt

@@ -38,6 +38,8 @@ from harness.paths import REPO
 from harness.playbooks import PlaybookResult, run_ansible_playbook
 from harness.toil_logs import EXPECTED, FIXTURES
 
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
+
 LEADER = "tcl-dash-leader"
 REPO_MOUNT = "/srv/grafana-double-repo"
 GRAFANA_VERSION = "11.5.2"

@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives import serialization
 from harness.hosts import kube_double_repo, podman_hosts
 from harness.playbooks import PlaybookResult, run_ansible_playbook
 
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
+
 REPO_MOUNT = "/srv/kube-double-repo"
 K8S_VERSION = "1.35.2"
 TOKEN = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")

@@ -37,6 +37,8 @@ import pytest
 from harness.hosts import podman_hosts
 from harness.playbooks import PlaybookResult, run_ansible_playbook
 
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
+
 MOUNT = "/mnt/ephemeral"
 BIND_DIRS = ["/var/lib/kubelet", "/var/lib/containerd", "/var/lib/toil"]
 KERNEL_PACKAGE = "linux-image-cloud-amd64"  # Debian 12's kernel for virtual machines (virtio, md as modules)

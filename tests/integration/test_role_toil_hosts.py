@@ -24,6 +24,8 @@ from harness.hosts.role_hosts import ansible_env, assert_converged_then_unchange
 from harness.paths import REPO
 from harness.playbooks import PlaybookResult, run_ansible_playbook
 
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
+
 LEADER = "tcl-toil-leader"
 TOIL_VERSION = "9.6.0"
 WHEELHOUSE = REPO / ".venv" / "wheelhouse" / f"toil-{TOIL_VERSION}"
