@@ -324,7 +324,7 @@ def free_port() -> int:
 def raid_vm(tmp_path_factory: pytest.TempPathFactory) -> Generator[RaidVM, None, None]:
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
-        pytest.fail("qemu-system-x86_64 is missing: `apt-get install qemu-system-x86` (make setup installs it)", pytrace=False)
+        pytest.fail("qemu-system-x86_64 is missing: `apt-get install qemu-system-x86` (make test-vm installs it)", pytrace=False)
     if not podman_hosts.have_podman():
         pytest.fail("podman is missing: run `make setup`", pytrace=False)
     podman_hosts.build_image()
