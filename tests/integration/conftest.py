@@ -32,13 +32,30 @@ from harness.playbooks import PlaybookResult, run_ansible_playbook
 from harness.proxy import AWSProxy
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist's ``--dist loadgroup`` (make test, make check): every test on podman hosts (marker
-    ``hosts``) in one group, run one after the other on one worker; every other module a group of its own, so its
-    module-scoped fixtures are set up once. Each worker has its own endpoint (``aws_endpoint``, a free port)."""
+    """Under pytest-xdist's ``--dist loadgroup`` (make test, make check), every test on podman hosts (marker ``hosts``)
+    is in the group ``hosts``: one worker runs them one after the other, while the other tests go one by one to
+    whichever worker is free. Each worker has its own endpoint (``aws_endpoint``, a free port)."""
+    if not getattr(config.option, "loadgroup", False):
+        return
     for item in items:
-        group = "hosts" if item.get_closest_marker("hosts") else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        if item.get_closest_marker("hosts"):
+            item.add_marker(pytest.mark.xdist_group("hosts"))
+            _join_xdist_group(item, "hosts")
+
+
+def _join_xdist_group(item: pytest.Item, group: str) -> None:
+    """What pytest-xdist does for an ``xdist_group`` mark under loadgroup: append ``@group`` to the node id, which its
+    scheduler reads. xdist 3.8.0 writes ``item._nodeid``, which pytest 9.2 no longer reads (the id is ``item._id``),
+    so every test would be scheduled alone; this sets the id itself (a no-op once xdist does it again)."""
+    if item.nodeid.endswith(f"@{group}"):
+        return
+    from _pytest.nodeid import NodeId  # noqa: PLC0415 - pytest's own type for node ids (pytest >= 9.2)
+
+    item._id = NodeId.parse(f"{item.nodeid}@{group}")  # noqa: SLF001
+    if not item.nodeid.endswith(f"@{group}"):
+        raise RuntimeError(f"cannot put {item.nodeid} in the pytest-xdist group {group!r}: pytest's node ids changed again")
 
 
 @pytest.hookimpl(tryfirst=True)
