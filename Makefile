@@ -10,27 +10,39 @@ BIN := $(VENV)/bin
 COLLECTION := $(VENV)/collections/ansible_collections/toil/cluster
 # Debian packages the tests need (installed only when missing).
 DEB_PACKAGES := git ca-certificates shellcheck util-linux prometheus mtail prometheus-node-exporter rsync
-# The role tests' podman hosts (tests/hosts): podman with runc, a debootstrap image, a signed test apt repo.
+# The podman test hosts (tests/harness/hosts): podman with runc, a debootstrap image, a signed test apt repo.
 DEB_PACKAGES += podman runc debootstrap gpg
-# The instance-store test boots a qemu VM (this kernel has no md driver for the RAID0 case).
-DEB_PACKAGES += qemu-system-x86
+# Only `make test-vm` boots a qemu VM (this kernel has no md driver for the RAID0 case): installed there.
+VM_DEB_PACKAGES := qemu-system-x86
 TEST_HOSTS := $(VENV)/.test-hosts.stamp
+HOSTS_DIR := tests/harness/hosts
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(VENV)/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# Podman settings for the test hosts, kept in the repository (see tests/hosts/containers.conf).
-export CONTAINERS_CONF := $(CURDIR)/tests/hosts/containers.conf
+# Podman settings for the test hosts, kept in the repository (see tests/harness/hosts/containers.conf).
+export CONTAINERS_CONF := $(CURDIR)/$(HOSTS_DIR)/containers.conf
 
-.PHONY: help setup test test-vm lint ruff ansible-lint docs-lint sanity units integration demo docs bench clean
+PYTEST := $(BIN)/python -m pytest
+# pytest finds the harness and the collection through pyproject.toml's `pythonpath`; scripts get the same path here.
+HARNESS_PATH := PYTHONPATH=$(CURDIR)/tests:$(CURDIR)/$(VENV)/collections
+# The integration tests that need no podman host run on two pytest-xdist workers, each with its own endpoint.
+XDIST := -n 2
+# `make test`'s stages, each timed by tools/stages.py (a table of the times at the end).
+TEST_STAGES := setup lint sanity units integration
+CHECK_STAGES := setup lint units integration-aws
+
+.PHONY: help setup test check test-vm lint ruff ansible-lint docs-lint sanity units integration integration-aws integration-hosts \
+	demo docs iam-docs bench clean
 
 help:
-	@echo "make test   - set up .venv and run ruff, ansible-lint, ansible-test sanity, unit and integration tests"
+	@echo "make test    - set up .venv and run ruff, ansible-lint, ansible-test sanity, unit and integration tests; prints each stage's time"
+	@echo "make check   - the fast loop: lint, unit tests and the integration tests that need no podman host (a few minutes)"
 	@echo "make test-vm - the tests that boot a qemu VM (RAID0 of instance-store disks; 12-16 min, not in make test)"
-	@echo "make demo   - run the main job against the embedded AWS endpoint (moto on 127.0.0.1)"
-	@echo "make bench  - run the benchmarks against their anchors and print ratios"
-	@echo "make docs   - render the module, plugin and role reference (docs/reference/) with antsibull-docs"
+	@echo "make demo    - run the main job against the embedded AWS endpoint (moto on 127.0.0.1)"
+	@echo "make bench   - run the benchmarks against their anchors and print ratios"
+	@echo "make docs    - render the module, plugin and role reference (docs/reference/) with antsibull-docs"
 
 .debs.stamp: Makefile
 	@tools/ensure-debs.sh $(DEB_PACKAGES)
@@ -50,13 +62,18 @@ $(COLLECTION): $(VENV)/.installed tools/link-collections.sh
 	@tools/link-collections.sh $(VENV)
 
 # The test-host image (Debian 12 + systemd + sshd), built once; the script itself rebuilds only on change.
-$(TEST_HOSTS): .debs.stamp $(VENV)/.installed tests/hosts/build-image.sh tests/hosts/containers.conf $(wildcard tests/hosts/image/*)
-	tests/hosts/build-image.sh
+$(TEST_HOSTS): .debs.stamp $(VENV)/.installed $(HOSTS_DIR)/build-image.sh $(HOSTS_DIR)/containers.conf $(wildcard $(HOSTS_DIR)/image/*)
+	$(HOSTS_DIR)/build-image.sh
 	@touch $@
 
 setup: $(VENV)/.installed $(TOIL_VENV)/.installed $(COLLECTION) $(TEST_HOSTS)
 
-test: setup lint sanity units integration
+# Every stage runs (one failure never hides another) unless the set-up fails; the exit code is the first failure's.
+test:
+	@$(PYTHON) tools/stages.py $(TEST_STAGES)
+
+check:
+	@$(PYTHON) tools/stages.py $(CHECK_STAGES)
 
 lint: ruff ansible-lint docs-lint
 
@@ -71,15 +88,24 @@ sanity: setup
 	tools/sanity.sh
 
 units: setup
-	$(BIN)/python -m pytest tests/unit
+	$(PYTEST) tests/unit
 
+# All of them (but the VM's) in one pytest run: the podman-host tests (marker `hosts`) one after the other on one
+# xdist worker, the AWS-only ones on both (tests/integration/conftest.py groups them).
 integration: setup
-	$(BIN)/python -m pytest tests/integration -m "not vm"
+	$(PYTEST) tests/integration -m "not vm" $(XDIST) --dist loadgroup
+
+integration-aws: setup
+	$(PYTEST) tests/integration -m "not hosts and not vm" $(XDIST) --dist loadgroup
+
+integration-hosts: setup
+	$(PYTEST) tests/integration -m "hosts and not vm"
 
 # The tests that boot a qemu VM in software emulation (the RAID0 of instance-store disks: this kernel has
 # no md driver for a container to use); 12-16 minutes on two cores, so not part of `make test`.
 test-vm: setup
-	$(BIN)/python -m pytest tests/integration -m vm
+	@tools/ensure-debs.sh $(VM_DEB_PACKAGES)
+	$(PYTEST) tests/integration -m vm
 
 # antsibull-docs lint of every plugin's and role's documentation, and docs/reference/ up to date with it.
 docs-lint: setup
@@ -88,11 +114,16 @@ docs-lint: setup
 docs: setup
 	tools/render_docs.sh
 
+# docs/iam.md's generated policy blocks, after a policy changed (a unit test fails until they match).
+iam-docs: setup
+	$(HARNESS_PATH) $(BIN)/python tools/render_iam_docs.py
+
+# The endpoint's command line (tests/harness/endpoint.py) runs the demo; the demo itself gets no PYTHONPATH.
 demo: setup
-	$(BIN)/python tools/embedded_aws.py run -- tools/demo.sh
+	$(HARNESS_PATH) $(BIN)/python -m harness.endpoint run -- env -u PYTHONPATH tools/demo.sh
 
 bench: setup
-	$(BIN)/python tools/bench.py
+	$(HARNESS_PATH) $(BIN)/python tools/bench.py
 
 clean:
 	rm -rf $(VENV) $(TOIL_VENV) .debs.stamp .pytest_cache .ruff_cache tests/output

@@ -4,6 +4,9 @@ Each tests/bench/bench_*.py defines BENCHMARKS: callables taking the embedded en
 {"name", "ours", "anchor", "anchor_name", optional "unit", "note"}, or a list of such rows when one run
 measures several things. One endpoint serves the whole run, reset between benchmarks.
 ``TOIL_BENCH=inventory,scaler`` runs only those modules (bench_inventory.py, bench_scaler.py).
+
+The benchmarks use the test harness (``import harness``: tests/harness/) and the collection, so run this as
+``make bench`` does: ``PYTHONPATH=tests:.venv/collections .venv/bin/python tools/bench.py``.
 """
 
 from __future__ import annotations
@@ -12,14 +15,9 @@ import importlib.util
 import os
 import sys
 import traceback
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# Benchmarks import the test harness (helpers, toil_interop, ...) and the tools (aws_proxy, ...).
-for _path in (ROOT / "tests" / "integration", ROOT / "tools"):
-    sys.path.insert(0, str(_path))
-
-from embedded_aws import EmbeddedAWS  # noqa: E402
+from harness.endpoint import EmbeddedAWS
+from harness.paths import REPO as ROOT
 
 
 def load_benchmarks():
@@ -57,6 +55,8 @@ def format_table(rows):
 
 def main():
     benchmarks = load_benchmarks()
+    # Their imports are done: the commands they time (ansible-playbook, Toil) must not inherit the harness's path.
+    os.environ.pop("PYTHONPATH", None)
     rows, failed = [], []
     if benchmarks:
         with EmbeddedAWS() as endpoint:

@@ -1,7 +1,7 @@
 """Rewrite the generated JSON blocks of docs/iam.md from plugins/module_utils/iam_policies.py.
 
-Run after changing a policy: `.venv/bin/python tools/render_iam_docs.py`. A unit test fails while the
-documentation and the code disagree.
+Run after changing a policy: `make iam-docs` (`PYTHONPATH=.venv/collections .venv/bin/python
+tools/render_iam_docs.py`). A unit test fails while the documentation and the code disagree.
 """
 
 import json
@@ -9,10 +9,9 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / ".venv" / "collections"))
+from ansible_collections.toil.cluster.plugins.module_utils.iam_policies import controller_policy, leader_policies
 
-from ansible_collections.toil.cluster.plugins.module_utils.iam_policies import controller_policy, leader_policies  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BLOCKS = {
     "leader-example": leader_policies("my-cluster", region="us-west-2", account_id="123456789012", role_name="my_cluster_toil", s3_buckets=["my-lab-data"]),

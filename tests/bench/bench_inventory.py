@@ -31,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-# tools/bench.py puts tools/ and tests/integration/ on sys.path for these imports.
-from helpers import ansible_environment, unwrap_unsafe, venv_executable  # noqa: E402
+from harness.paths import venv_executable
+from harness.playbooks import ansible_environment, unwrap_unsafe
 
 CLUSTERS = 50
 PER_RESERVATION = 25

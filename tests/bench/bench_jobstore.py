@@ -2,9 +2,9 @@
 
 The store is a real one: Toil 9.6 runs a small workflow (two jobs, an import and an export) with
 ``--jobStore aws:us-west-2:<name> --clean never`` in an OfflineNetns, then the bucket is filled up to 10,000
-objects under ``files-flat/`` (what a workflow with many files leaves). A second, identical store is made by
-copying the first one's objects. Filling goes straight to the endpoint; only the cleaning goes through the
-recording proxy (tools/aws_proxy.py), so both sides' requests are counted the same way.
+objects under ``files-flat/`` (what a workflow with many files leaves). A second, identical store is made with
+the first one's objects (harness.jobstores builds and fills both). Filling goes straight to the endpoint; only the cleaning goes through the
+recording proxy (harness.proxy), so both sides' requests are counted the same way.
 
 - ours: one ``ansible-playbook`` run of ``toil.cluster.toil_jobstore`` with ``state: absent``, wall time as the
   user sees it (ansible-playbook's start-up included).
@@ -22,14 +22,16 @@ import os
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# tools/bench.py puts tools/ and tests/integration/ on sys.path for these imports.
-from aws_proxy import AWSProxy  # noqa: E402
 from botocore.config import Config
-from helpers import run_ansible_playbook  # noqa: E402
-from toil_interop import TOIL_CLI, TOIL_PYTHON, OfflineNetns, toil_env  # noqa: E402
+
+from harness.jobstores import make_job_store
+from harness.netns import OfflineNetns
+from harness.paths import TOIL_CLI, TOIL_PYTHON
+from harness.playbooks import run_ansible_playbook
+from harness.proxy import AWSProxy
+from harness.toil_interop import toil_env
 
 REGION = "us-west-2"
 ZONE = "us-west-2a"
@@ -106,23 +108,13 @@ def _real_toil_store(endpoint, workdir):
 
 
 def _fill(endpoint):
-    """Copy the real store to a second bucket, then fill both to OBJECTS objects."""
+    """Copy the real store into a second one, then fill both to OBJECTS objects (harness.jobstores)."""
     s3 = endpoint.boto3_client("s3", config=Config(max_pool_connections=FILL_THREADS))
-    s3.create_bucket(Bucket=f"{OUR_STORE}--toil", CreateBucketConfiguration={"LocationConstraint": REGION})
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=f"{TOIL_STORE}--toil")["Contents"]]
-    extra = [f"files-flat/{uuid.uuid4()}/stream" for _index in range(OBJECTS - len(keys))]
-    jobs = [(f"{OUR_STORE}--toil", "copy", key) for key in keys]
-    jobs += [(f"{name}--toil", "put", key) for name in (TOIL_STORE, OUR_STORE) for key in extra]
-
-    def do(job):
-        bucket, how, key = job
-        if how == "copy":
-            s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": f"{TOIL_STORE}--toil", "Key": key})
-        else:
-            s3.put_object(Bucket=bucket, Key=key, Body=b"x" * 100)
-
-    with ThreadPoolExecutor(FILL_THREADS) as pool:
-        list(pool.map(do, jobs))
+    listed = s3.list_objects_v2(Bucket=f"{TOIL_STORE}--toil")["Contents"]
+    real = {o["Key"]: s3.get_object(Bucket=f"{TOIL_STORE}--toil", Key=o["Key"])["Body"].read() for o in listed}
+    extra = {f"files-flat/{uuid.uuid4()}/stream": b"x" * 100 for _index in range(OBJECTS - len(real))}
+    make_job_store({"s3": s3}, OUR_STORE, region=REGION, objects={**real, **extra}, threads=FILL_THREADS)
+    make_job_store({"s3": s3}, TOIL_STORE, region=REGION, objects=extra, create=False, threads=FILL_THREADS)
     for name in (TOIL_STORE, OUR_STORE):
         count = sum(page.get("KeyCount", 0) for page in s3.get_paginator("list_objects_v2").paginate(Bucket=f"{name}--toil"))
         if count != OBJECTS:
@@ -216,8 +208,8 @@ def jobstore_clean(endpoint):
 BENCHMARKS = [jobstore_clean]
 
 
-if __name__ == "__main__":  # one benchmark alone: python tests/bench/bench_jobstore.py
-    from embedded_aws import EmbeddedAWS  # noqa: PLC0415
+if __name__ == "__main__":  # one benchmark alone: TOIL_BENCH=jobstore make bench
+    from harness.endpoint import EmbeddedAWS  # noqa: PLC0415
 
     with EmbeddedAWS() as aws:
         for row in jobstore_clean(aws):

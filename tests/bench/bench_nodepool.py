@@ -2,7 +2,7 @@
 
 Both sides start from a reset endpoint holding a cluster with a leader, launched by ``toil.cluster.toil_cluster``
 (Toil sees such clusters as its own: tests/integration/test_toil_interop.py). Only the grow and the shrink go
-through the recording proxy (tools/aws_proxy.py), so the cluster's setup is not counted.
+through the recording proxy (harness.proxy), so the cluster's setup is not counted.
 
 - ours: two ``ansible-playbook`` runs of ``toil.cluster.toil_nodepool`` (``count: 100``, then ``count: 0``),
   wall time of each run as the user sees it (ansible-playbook's own start-up included).
@@ -25,10 +25,11 @@ import threading
 import time
 from pathlib import Path
 
-# tools/bench.py puts tools/ and tests/integration/ on sys.path for these imports.
-from aws_proxy import AWSProxy  # noqa: E402
-from helpers import run_ansible_playbook  # noqa: E402
-from toil_interop import TOIL_PYTHON, OfflineNetns, pick_ami, toil_env  # noqa: E402
+from harness.netns import OfflineNetns
+from harness.paths import TOIL_PYTHON
+from harness.playbooks import run_ansible_playbook
+from harness.proxy import AWSProxy
+from harness.toil_interop import pick_ami, toil_env
 
 ZONE = "us-west-2a"
 CLUSTER = "bench-pool"

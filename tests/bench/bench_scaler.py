@@ -21,18 +21,12 @@ import json
 import os
 import random
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-TOIL_PYTHON = REPO / ".venv-toil" / "bin" / "python"
+from ansible_collections.toil.cluster.plugins.module_utils.binpacking import GIB, MIB, PodGroup, PoolShape, Resources, node_capacity, pack
+from harness.paths import REPO, TOIL_PYTHON
+
 ORACLE = REPO / "tests" / "unit" / "toil_oracle.py"
-_COLLECTIONS = REPO / ".venv" / "collections"
-if (_COLLECTIONS / "ansible_collections" / "toil" / "cluster").resolve() == REPO and str(_COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(_COLLECTIONS))
-
-from ansible_collections.toil.cluster.plugins.module_utils.binpacking import GIB, MIB, PodGroup, PoolShape, Resources, node_capacity, pack  # noqa: E402
 
 # --nodeTypes: 3 spot pools (bid in USD/h) and 3 on-demand ones (bid None). Spot covers small,
 # cpu-heavy and memory-heavy jobs; on-demand, which the non-preemptible jobs must use, small,

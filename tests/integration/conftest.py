@@ -3,22 +3,65 @@
 - ``aws_endpoint`` (session): the started EmbeddedAWS.
 - ``aws`` (function): resets the endpoint, yields an AwsContext (``.env``, ``.client(service)``,
   ``.region``, ``.url``, ``.add_cleanup(...)``, ``.leftovers()``), and at teardown runs the cleanups and
-  fails the test if anything is left (see tools/aws_leaks.py; key pairs and IAM users are fixtures and
+  fails the test if anything is left (see harness.leaks; key pairs and IAM users are fixtures and
   are not counted).
 - ``run_playbook`` (function, uses ``aws``): runs ansible-playbook against the endpoint and returns a
   PlaybookResult (``.rc``, ``.json``, ``.task(name)``, ``.stats``).
+- ``aws_calls`` (function): a recording proxy in front of the endpoint (harness.proxy).
+- ``key_pair`` (function): a real ed25519 key imported as ``toil-test-key``.
+- ``enforcing_endpoint`` (function): a separate endpoint that enforces IAM (harness.iam_enforcement).
+
+Everything they use lives in tests/harness/ (importable as ``harness``: pyproject.toml's pytest ``pythonpath``).
 """
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-# helpers puts tools/ on sys.path; import the tools through it so import sorting cannot break that.
-from helpers import AwsContext, AWSProxy, EmbeddedAWS, EmbeddedAWSError, PlaybookResult, format_leftovers, run_ansible_playbook
+from harness import iam_enforcement
+from harness.aws import AwsContext
+from harness.endpoint import EmbeddedAWS, EmbeddedAWSError
+from harness.hosts import podman_hosts
+from harness.leaks import format_leftovers
+from harness.playbooks import PlaybookResult, run_ansible_playbook
+from harness.proxy import AWSProxy
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist's ``--dist loadgroup`` (make test, make check), every test on podman hosts (marker ``hosts``)
+    is in the group ``hosts``: one worker runs them one after the other, while the other tests go one by one to
+    whichever worker is free. Each worker has its own endpoint (``aws_endpoint``, a free port)."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        if item.get_closest_marker("hosts"):
+            item.add_marker(pytest.mark.xdist_group("hosts"))
+            _join_xdist_group(item, "hosts")
+
+
+def _join_xdist_group(item: pytest.Item, group: str) -> None:
+    """What pytest-xdist does for an ``xdist_group`` mark under loadgroup: append ``@group`` to the node id, which its
+    scheduler reads. xdist 3.8.0 writes ``item._nodeid``, which pytest 9.2 no longer reads (the id is ``item._id``),
+    so every test would be scheduled alone; this sets the id itself (a no-op once xdist does it again)."""
+    if item.nodeid.endswith(f"@{group}"):
+        return
+    from _pytest.nodeid import NodeId  # noqa: PLC0415 - pytest's own type for node ids (pytest >= 9.2)
+
+    item._id = NodeId.parse(f"{item.nodeid}@{group}")  # noqa: SLF001
+    if not item.nodeid.endswith(f"@{group}"):
+        raise RuntimeError(f"cannot put {item.nodeid} in the pytest-xdist group {group!r}: pytest's node ids changed again")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Only tests marked ``hosts`` may start podman hosts (harness.hosts.podman_hosts refuses the others)."""
+    podman_hosts.hosts_allowed = None if item.get_closest_marker("hosts") else f"{item.nodeid} starts podman hosts: mark it @pytest.mark.hosts"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -91,7 +134,7 @@ def run_playbook(aws: AwsContext, tmp_path_factory: pytest.TempPathFactory) -> C
 @pytest.fixture
 def aws_calls(aws: AwsContext) -> Generator[Any, None, None]:
     """A recording proxy in front of the endpoint: pass ``env=aws_calls.env`` to ``run_playbook`` and read
-    ``aws_calls.calls`` / ``aws_calls.mutating_calls()`` (see tools/aws_proxy.py). It gives RunInstances
+    ``aws_calls.calls`` / ``aws_calls.mutating_calls()`` (see harness.proxy). It gives RunInstances
     EC2's ClientToken idempotency, which moto lacks."""
     proxy = AWSProxy(aws.url, client_tokens=True).start()
     proxy.env = {"AWS_ENDPOINT_URL": proxy.url, "AWS_URL": proxy.url}
@@ -110,3 +153,10 @@ def key_pair(aws: AwsContext, tmp_path_factory: pytest.TempPathFactory) -> str:
     ec2.import_key_pair(KeyName="toil-test-key", PublicKeyMaterial=(directory / "id.pub").read_bytes())
     aws.add_cleanup(ec2.delete_key_pair, KeyName="toil-test-key")
     return "toil-test-key"
+
+
+@pytest.fixture
+def enforcing_endpoint(tmp_path: Path) -> Generator[tuple[EmbeddedAWS, dict[str, dict[str, str]]], None, None]:
+    """An endpoint of its own enforcing IAM, with an admin, the controller user and a key pair: (endpoint, users)."""
+    with iam_enforcement.enforcing_endpoint(tmp_path) as found:
+        yield found

@@ -1,14 +1,14 @@
 """Bad input, across the modules, the inventory plugin and the playbooks' variables: one table.
 
 ``BAD_INPUTS`` is the whole table: ``(surface, target, input, expected message)``. The module tables that
-already exist are imported, not repeated, and stay proven where they live (each through the recording
-proxy, ``aws_calls.mutating_calls() == []``):
+other tests prove are imported from tests/harness/bad_inputs.py, not repeated, and stay proven there too (each
+through the recording proxy, ``aws_calls.mutating_calls() == []``):
 
-- toil_cluster: tests/integration/test_toil_cluster.py ``BAD_INPUTS`` (test_bad_input_fails_before_any_change)
-- toil_nodepool: tests/integration/test_toil_nodepool.py ``POOL_BAD_INPUTS`` (test_bad_input_fails_before_any_change)
+- toil_cluster: ``CLUSTER_BAD_INPUTS`` (test_toil_cluster.py::test_bad_input_fails_before_any_change)
+- toil_nodepool: ``POOL_BAD_INPUTS`` (test_toil_nodepool.py::test_bad_input_fails_before_any_change)
 
 The rest is proven here, every case through the recording proxy: new module cases (one play, one task
-each, as helpers.assert_bad_inputs_fail does), the inventory plugin's configurations (test_toil_ec2_inventory.py ``BAD_CONFIGS`` plus new ones,
+each, as harness.playbooks.assert_bad_inputs_fail does), the inventory plugin's configurations (``INVENTORY_BAD_CONFIGS`` plus new ones,
 one ansible-inventory run each), and the playbooks' variables (one ansible-playbook run each). Each must
 fail with its message and without a traceback, and the proxy must have seen no mutating call at all.
 """
@@ -20,11 +20,11 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import ansible_environment, run_ansible_playbook, venv_executable
-from resilience import ZONE
-from test_toil_cluster import BAD_INPUTS as CLUSTER_BAD_INPUTS
-from test_toil_ec2_inventory import BAD_CONFIGS as INVENTORY_BAD_CONFIGS
-from test_toil_nodepool import POOL_BAD_INPUTS
+
+from harness.bad_inputs import CLUSTER_BAD_INPUTS, INVENTORY_BAD_CONFIGS, POOL_BAD_INPUTS
+from harness.paths import venv_executable
+from harness.playbooks import ansible_environment, run_ansible_playbook
+from harness.resilience import ZONE
 
 CLUSTER = "bad-in"
 

@@ -22,8 +22,11 @@ import time
 from collections import Counter
 
 import pytest
-from helpers import REPO, AWSProxy, ansible_environment, playbook_file, run_ansible_playbook, venv_executable
-from resilience import ZONE, instances_ever, live, node_type
+
+from harness.paths import REPO, venv_executable
+from harness.playbooks import ansible_environment, playbook_file, run_ansible_playbook
+from harness.proxy import AWSProxy
+from harness.resilience import ZONE, instances_ever, live, node_type
 
 CLUSTER = "crash"
 LAUNCH = REPO / "playbooks" / "launch_cluster.yml"

@@ -1,7 +1,7 @@
 """`make demo`'s script (tools/demo.sh) runs to the end and does what it says, without reaching any address moto hands out.
 
 The script runs as `make demo` runs it (its own PATH, ansible.cfg and collections; readable output), but inside a
-loopback-only network namespace (toil_interop.OfflineNetns) whose only way out is a relay to the recording proxy in
+loopback-only network namespace (harness.netns.OfflineNetns) whose only way out is a relay to the recording proxy in
 front of the endpoint: a connection to a node's 54.x address would fail, and so would the demo. The outcomes are read
 from its output (each debug result is YAML there) and from the AWS calls the proxy saw; the `aws` fixture then
 proves that nothing is left. Timing is not asserted (`make demo` prints it; performance belongs to `make bench`).
@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import ANSIBLE_COLLECTIONS_PATH, ANSIBLE_CONFIG, REPO, VENV_BIN
-from toil_interop import OfflineNetns, OfflineNetnsError
+
+from harness.netns import OfflineNetns, OfflineNetnsError
+from harness.paths import ANSIBLE_COLLECTIONS_PATH, ANSIBLE_CONFIG, REPO, VENV_BIN
 
 DEMO = REPO / "tools" / "demo.sh"
 DEMO_TIMEOUT = 900

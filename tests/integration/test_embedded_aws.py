@@ -1,4 +1,4 @@
-"""Tests for the embedded AWS endpoint (tools/embedded_aws.py), the leak check (tools/aws_leaks.py) and the fixtures."""
+"""Tests for the embedded AWS endpoint (harness.endpoint), the leak check (harness.leaks) and the fixtures."""
 
 from __future__ import annotations
 
@@ -15,10 +15,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from aws_leaks import FIXTURE_KINDS, KINDS, LISTING_ERRORS, format_leftovers
-from helpers import REPO, AwsContext, EmbeddedAWS, EmbeddedAWSError, ansible_environment, leftover_resources
 
-TOOL = REPO / "tools" / "embedded_aws.py"
+from harness.aws import AwsContext
+from harness.endpoint import EmbeddedAWS, EmbeddedAWSError
+from harness.leaks import FIXTURE_KINDS, KINDS, LISTING_ERRORS, format_leftovers, leftover_resources
+from harness.paths import ANSIBLE_COLLECTIONS_PATH, HARNESS, REPO
+from harness.playbooks import ansible_environment
+
+CLI = [sys.executable, "-m", "harness.endpoint"]  # the command line (make demo runs it)
+PYTHONPATH = str(HARNESS.parent)  # what pytest puts on sys.path for ``import harness``
+INNER_PYTHONPATH = f"pythonpath={PYTHONPATH} {ANSIBLE_COLLECTIONS_PATH}"
 AMI = "ami-04681a1dbd79675a5"  # one of moto's canned AMIs (moto does not validate AMIs by default anyway)
 URL_RE = re.compile(r"^http://127\.0\.0\.1:(\d+)$")
 
@@ -64,8 +70,12 @@ def _moto_pids_on(port: int) -> list[int]:
     return pids
 
 
+def _cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    return {**(os.environ if env is None else env), "PYTHONPATH": PYTHONPATH}
+
+
 def _cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=_cli_env(env), check=False)
 
 
 # ---------------------------------------------------------------------- EmbeddedAWS
@@ -161,10 +171,9 @@ def test_stop_kills_a_moto_that_ignores_sigterm() -> None:
 
 def test_moto_dies_with_a_parent_killed_uncleanly(tmp_path: Path) -> None:
     code = textwrap.dedent(
-        f"""
-        import sys, time
-        sys.path.insert(0, {str(REPO / "tools")!r})
-        from embedded_aws import EmbeddedAWS
+        """
+        import time
+        from harness.endpoint import EmbeddedAWS
         endpoint = EmbeddedAWS().start()
         print(endpoint.pid, flush=True)
         time.sleep(120)
@@ -172,7 +181,8 @@ def test_moto_dies_with_a_parent_killed_uncleanly(tmp_path: Path) -> None:
     )
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmpdir)})
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONPATH": PYTHONPATH}  # the child imports harness
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert parent.stdout is not None
         moto_pid = int(parent.stdout.readline())
@@ -222,8 +232,8 @@ def test_cli_run_passes_exit_code_through() -> None:
 
 
 def test_cli_run_forwards_sigterm_and_stops_moto() -> None:
-    cmd = [sys.executable, str(TOOL), "run", "--", "sh", "-c", 'echo "$AWS_ENDPOINT_URL"; exec sleep 30']
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    cmd = [*CLI, "run", "--", "sh", "-c", 'echo "$AWS_ENDPOINT_URL"; exec sleep 30']
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_cli_env())
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
@@ -246,7 +256,7 @@ def test_cli_run_region_and_plain_boto3() -> None:
 
 
 def test_cli_serve_prints_exports_and_stops_on_sigterm() -> None:
-    proc = subprocess.Popen([sys.executable, str(TOOL), "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*CLI, "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_cli_env())
     try:
         assert proc.stdout is not None
         lines = []
@@ -378,8 +388,7 @@ def test_aws_fixture_fails_a_test_that_leaks(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(
         textwrap.dedent(
             f"""
-            import importlib.util, sys
-            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            import importlib.util
             spec = importlib.util.spec_from_file_location("integration_conftest", {str(Path(__file__).parent / "conftest.py")!r})
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
@@ -406,8 +415,9 @@ def test_aws_fixture_fails_a_test_that_leaks(tmp_path: Path) -> None:
             """
         )
     )
+    # -c /dev/null: no pyproject.toml, so its pythonpath is given with -o.
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", os.devnull, "-rA", str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", os.devnull, "-o", INNER_PYTHONPATH, "-rA", tmp_path],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,6 +1,6 @@
 """Faults: AWS throttles and fails 20% of all calls, and every part of the collection still converges.
 
-The recording proxy (tools/aws_proxy.py, ``chaos``) answers a seeded random fifth of the calls itself,
+The recording proxy (harness.proxy, ``chaos``) answers a seeded random fifth of the calls itself,
 the way AWS does under load: EC2 503 RequestLimitExceeded, S3 503 SlowDown, IAM/STS/SimpleDB 400
 Throttling, and a fifth of those 500 InternalFailure. One run launches a cluster, grows and shrinks a
 pool, applies the scaler to a given demand, describes, cleans a job store and destroys the cluster;
@@ -23,19 +23,11 @@ import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from helpers import REPO, AWSProxy, run_ansible_playbook
-from resilience import (
-    client_recorder,
-    fault_runs,
-    instances_ever,
-    lifecycle_tasks,
-    live,
-    make_job_store,
-    node_type,
-    play,
-    recorded_clients,
-    weak_retry_clients,
-)
+from harness.jobstores import make_job_store
+from harness.paths import REPO
+from harness.playbooks import run_ansible_playbook
+from harness.proxy import AWSProxy
+from harness.resilience import client_recorder, fault_runs, instances_ever, lifecycle_tasks, live, node_type, play, recorded_clients, weak_retry_clients
 
 FAULT_RATE = float(os.environ.get("TOIL_FAULT_RATE", "0.2"))
 # Share of the faults on mutating calls answered only after AWS carried the call out (lost answers).
@@ -52,7 +44,7 @@ WORKERS = int(os.environ.get("TOIL_FAULT_WORKERS", "0")) or len(fault_runs())
 def one_run(aws, key_pair, seed, workdir):
     """One seeded lifecycle through its own chaos proxy; returns a list of problems (empty: it converged)."""
     cluster, store = f"flt-{seed}", f"flt-store-{seed}"
-    make_job_store(aws.client("s3"), store)
+    make_job_store(aws, store)
     record_env, log = client_recorder(workdir / "recorder")
     inventory = workdir / "nodes.toil_ec2.yml"
     inventory.write_text(json.dumps({"plugin": "toil.cluster.toil_ec2", "regions": ["us-west-2"], "clusters": [cluster]}))

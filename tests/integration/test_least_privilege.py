@@ -2,7 +2,7 @@
 
 - The controller: tests/integration/test_controller_policy.py already launches, sizes a pool and destroys
   as an IAM user holding only ``controller_policy()`` on an endpoint that enforces IAM. This adds what
-  the issue also names, on the same fixture: the scaler applying a demand and cleaning a job store, in
+  the issue also names, on the same fixture (``enforcing_endpoint``, conftest.py): the scaler applying a demand and cleaning a job store, in
   one lifecycle that ends with nothing left.
 - The nodes: every action of the least-privilege policy, service by service, against Toil's ``iam:*``,
   ``ec2:*``, ``s3:*``, ``sdb:*`` (and its kubernetes_merged list): each is a real action of its
@@ -16,14 +16,15 @@ import functools
 from collections import defaultdict
 
 import botocore.session
-import test_controller_policy
-from helpers import REPO, format_leftovers, run_ansible_playbook
-from resilience import M5_LARGE, make_job_store
-from test_controller_policy import ACCOUNT, _admin_client, _admin_leftovers, _run
 
 from ansible_collections.toil.cluster.plugins.module_utils.iam_policies import leader_policies, toil_policies
+from harness.iam_enforcement import ACCOUNT, admin_client, admin_leftovers, run_as
+from harness.jobstores import make_job_store
+from harness.leaks import format_leftovers
+from harness.paths import REPO
+from harness.playbooks import run_ansible_playbook
+from harness.resilience import M5_LARGE
 
-enforcing_endpoint = test_controller_policy.enforcing_endpoint  # its fixture, shared
 TOIL_SERVICES = ("iam", "ec2", "s3", "sdb")
 SECURITY_MD = REPO / "docs" / "security.md"
 PERMISSION_ONLY = {"iam:PassRole"}  # an IAM action with no API operation of its own
@@ -37,19 +38,19 @@ def _clean(endpoint, user_env, workdir, options):
 def test_controller_policy_runs_the_scaler_and_cleans_a_job_store(enforcing_endpoint, tmp_path):
     endpoint, users = enforcing_endpoint
     controller, admin = users["controller"], users["admin"]
-    make_job_store(_admin_client(endpoint, admin, "s3"), "ctl-store")
+    make_job_store({"s3": admin_client(endpoint, admin, "s3")}, "ctl-store")
 
-    launch = _run(endpoint, controller, tmp_path, "launch", leader_node_type="t3.large", key_pair_name="ctl-key")
+    launch = run_as(endpoint, controller, tmp_path, "launch", leader_node_type="t3.large", key_pair_name="ctl-key")
     assert launch.rc == 0, launch.describe()
     pools = [{"name": "scaled", "node_types": "m5.large", "min_size": 0, "max_size": 2}]
     scaler = {"pools": pools, "beta_inertia": 0.0, "state_path": str(tmp_path / "state.json"), "zone": "us-west-2a"}
     demand = {"pods": [{"name": "p", "cpu": "1", "memory": "1Gi", "preemptible": False, "count": 4}]}
-    up = _run(endpoint, controller, tmp_path, "scale-up", module="toil_scaler", demand=demand, **scaler)
+    up = run_as(endpoint, controller, tmp_path, "scale-up", module="toil_scaler", demand=demand, **scaler)
     assert up.rc == 0, up.describe()
     (pool,) = up.task("cluster")["pools"]
     assert len(pool["instances"]) == 2, pool
     idle = [{"instance_id": i["instance_id"], "pool": "scaled", "allocatable": M5_LARGE, "idle_seconds": 3600} for i in pool["instances"]]
-    down = _run(endpoint, controller, tmp_path, "scale-down", module="toil_scaler", demand={"pods": [], "nodes": idle}, **scaler)
+    down = run_as(endpoint, controller, tmp_path, "scale-down", module="toil_scaler", demand={"pods": [], "nodes": idle}, **scaler)
     assert down.rc == 0, down.describe()
     assert down.task("cluster")["pools"][0]["instances"] == []
 
@@ -58,9 +59,9 @@ def test_controller_policy_runs_the_scaler_and_cleans_a_job_store(enforcing_endp
     assert clean.rc == 0, clean.describe()
     assert clean.task("cluster")["changed"] is True
 
-    gone = _run(endpoint, controller, tmp_path, "destroy", state="absent")
+    gone = run_as(endpoint, controller, tmp_path, "destroy", state="absent")
     assert gone.rc == 0, gone.describe()
-    leftovers = _admin_leftovers(endpoint, admin)
+    leftovers = admin_leftovers(endpoint, admin)
     assert leftovers == {}, format_leftovers(leftovers)
 
 

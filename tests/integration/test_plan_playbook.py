@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toil_shapes import make_toil_cluster
+from harness.toil_shapes import make_toil_cluster
 
 PLAN_VARS = {
     "toil_cluster_name": "plan-c",

@@ -1,7 +1,7 @@
 """launch_cluster, configure_cluster, autoscale and destroy_cluster on stand-in hosts, as a user runs them.
 
 launch_cluster makes a leader, a static pool of one worker and a ranged pool of 0-1 on the embedded endpoint
-(provisioning only). Three podman test hosts (Debian 12, systemd, sshd; tests/hosts), started at once and while
+(provisioning only). Three podman test hosts (Debian 12, systemd, sshd; tests/harness/hosts), started at once and while
 the launch runs, stand in for the instances: a real toil_ec2 inventory source maps each node to a container
 through its ``compose`` (connection and address: the leader's and the worker's instance IDs to two of them, any
 node launched later to the spare). configure_cluster then configures the two over real SSH and tags the joined
@@ -10,7 +10,7 @@ demand the static worker cannot hold, launches one node in the ranged pool (toil
 key), and its configure step (configure_new_only) joins only that node, through the spare host;
 destroy_cluster removes it all (the aws fixture's leak check proves nothing is left).
 
-Replaced inside this test only: kubeadm and kubelet by the roles' test double (tests/hosts/kube_double_repo.py,
+Replaced inside this test only: kubeadm and kubelet by the roles' test double (harness.hosts.kube_double_repo,
 installed through the role's real apt path); objects needing an API server are not applied
 (``kubernetes_apply_objects: false``, ``metrics_server_apply: false``). Skipped, because other tests prove them
 and they are the slowest steps here: Toil's installation (``--skip-tags toil_install``; test_role_toil_hosts.py)
@@ -23,19 +23,18 @@ their result in detail. The appliance image is given.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
 import yaml
-from helpers import REPO, run_ansible_playbook
-from role_hosts import ansible_env, failures
 
-sys.path.insert(0, str(REPO / "tests" / "hosts"))
-import kube_double_repo  # noqa: E402
-import podman_hosts  # noqa: E402
+from harness.hosts import kube_double_repo, podman_hosts
+from harness.hosts.role_hosts import ansible_env, failures
+from harness.playbooks import run_ansible_playbook
+
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
 
 ZONE, REGION, CLUSTER = "us-west-2a", "us-west-2", "pb-cfg"
 K8S_VERSION = "1.35.2"

@@ -1,4 +1,4 @@
-"""rsync_cluster against a stand-in leader: a podman test host (Debian 12, sshd, no rsync; tests/hosts) takes the
+"""rsync_cluster against a stand-in leader: a podman test host (Debian 12, sshd, no rsync; tests/harness/hosts) takes the
 place of the leader that launch_cluster made on the embedded endpoint, found by its instance ID as in
 test_playbook_run_workflow.py. Real rsync on both ends (ansible.posix.synchronize over ssh): the playbook installs
 it on the leader first (apt, from the Debian mirror). What is proven: check mode copies and installs nothing; a
@@ -15,7 +15,10 @@ import stat
 from pathlib import Path
 
 import pytest
-import role_hosts
+
+from harness.hosts import role_hosts
+
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
 
 ZONE, CLUSTER = "us-west-2a", "pb-r"
 REMOTE = "/home/admin/tree"

@@ -1,4 +1,4 @@
-"""run_workflow against a stand-in leader: a podman test host (Debian 12, sshd; tests/hosts) takes the place
+"""run_workflow against a stand-in leader: a podman test host (Debian 12, sshd; tests/harness/hosts) takes the place
 of the leader that launch_cluster made on the embedded endpoint. The inventory maps the leader's instance ID to
 the container (as a toil_ec2 source's ``compose`` would), so the playbook finds it the way it finds a real one.
 
@@ -16,7 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import role_hosts
+
+from harness.hosts import role_hosts
+from harness.jobstores import make_job_store
 
 ZONE, REGION, CLUSTER = "us-west-2a", "us-west-2", "pb-w"
 STAND_IN_WORKFLOW = """\
@@ -30,21 +32,8 @@ exit "${STANDIN_RC:-0}"
 
 
 def make_store(aws, name):
-    s3 = aws.client("s3")
-    bucket = f"{name}--toil"
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_object(Bucket=bucket, Key="config.pickle", Body=b"config")
-    aws.add_cleanup(purge_bucket, s3, bucket)
-    return bucket
-
-
-def purge_bucket(s3, bucket):
-    try:
-        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=item["Key"])
-        s3.delete_bucket(Bucket=bucket)
-    except s3.exceptions.NoSuchBucket:
-        pass
+    """A job store holding only its config (harness.jobstores); removed at teardown if the test did not."""
+    return make_job_store(aws, name, objects={"config.pickle": b"config"}, cleanup=aws.add_cleanup).bucket
 
 
 def buckets(aws):
@@ -74,6 +63,7 @@ def workflow_vars(tmp_path: Path, name: str, rc: int):
     }
 
 
+@pytest.mark.hosts
 def test_run_workflow_runs_detached_reports_and_cleans_the_store_or_keeps_it_after_a_failure(aws, run_playbook, stand_in_leader, tmp_path):
     host, inventory, env = stand_in_leader
     # Success: the stand-in ran with Toil's command line, the store is reported, then cleaned.

@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import subprocess
 
-from helpers import ansible_environment, venv_executable
+from harness.paths import venv_executable
+from harness.playbooks import ansible_environment
 
 ZONE = "us-west-2a"
 CLUSTER = "pb-c"

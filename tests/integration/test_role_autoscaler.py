@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, run_ansible_playbook
+
+from harness.paths import REPO
+from harness.playbooks import run_ansible_playbook
 
 ROLE = REPO / "roles" / "autoscaler"
 TEMPLATES = ["toil-autoscaler.service.j2", "toil-autoscaler.timer.j2", "autoscale.yml.j2", "toil_ec2.yml.j2"]

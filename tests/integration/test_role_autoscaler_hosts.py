@@ -6,7 +6,7 @@ PyPI) and this collection from a tarball made by ``ansible-galaxy collection bui
 (amazon.aws, kubernetes.core, ansible.posix, community.crypto) as tarballs of the copies installed here, all
 ``--offline``: Galaxy is never asked.
 
-The embedded AWS endpoint (moto on 127.0.0.1, behind the recording proxy tools/aws_proxy.py) is reached from the
+The embedded AWS endpoint (moto on 127.0.0.1, behind the recording proxy harness.proxy) is reached from the
 host through a TCP relay on the podman network's gateway address, a network this test creates; nothing else is
 reachable as AWS. The timer is enabled and active; one ``systemctl start`` of the service runs
 ``ansible-playbook toil.cluster.autoscale`` with the role's toil_ec2 inventory and variables in plan-only mode,
@@ -23,7 +23,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import tarfile
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -32,12 +31,17 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO, AwsContext, AWSProxy, EmbeddedAWS, PlaybookResult, run_ansible_playbook
-from role_hosts import ansible_env, assert_converged_then_unchanged, base_env
-from toil_interop import _Forwarder
 
-sys.path.insert(0, str(REPO / "tests" / "hosts"))
-import podman_hosts  # noqa: E402
+from harness.aws import AwsContext
+from harness.endpoint import EmbeddedAWS
+from harness.hosts import podman_hosts
+from harness.hosts.role_hosts import ansible_env, assert_converged_then_unchanged, base_env
+from harness.netns import Forwarder
+from harness.paths import REPO
+from harness.playbooks import PlaybookResult, run_ansible_playbook
+from harness.proxy import AWSProxy
+
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
 
 LEADER = "tcl-scaler-leader"
 WHEELHOUSE = REPO / ".venv" / "wheelhouse" / "autoscaler"
@@ -132,13 +136,13 @@ def leader(aws_endpoint: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) 
     tarball, deps = collections(artifacts)
     lab = podman_hosts.PodmanLab(workdir / "lab", mounts=[(str(wheelhouse()), "/srv/wheelhouse"), (str(artifacts), "/srv/collections")])
     proxy = AWSProxy(aws_endpoint.url).start()
-    relay: _Forwarder | None = None
+    relay: Forwarder | None = None
     try:
         lab.start([LEADER], HOSTVARS)
         (network,) = json.loads(podman_hosts.podman("network", "inspect", lab.network).stdout)
         gateway = network["subnets"][0]["gateway"]
         # toil_interop's relay: each connection to the gateway address is relayed to the proxy on 127.0.0.1.
-        relay = _Forwarder(socket.create_server((gateway, 0)), ("127.0.0.1", int(proxy.url.rsplit(":", 1)[1])))
+        relay = Forwarder(socket.create_server((gateway, 0)), ("127.0.0.1", int(proxy.url.rsplit(":", 1)[1])))
         relay_port = relay._listener.getsockname()[1]
         inventory = lab.inventory({"toil_leaders": [LEADER]})
         overrides: dict[str, Any] = {

@@ -29,31 +29,15 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from helpers import REPO, run_ansible_playbook
 
-from ansible_collections.toil.cluster.plugins.module_utils.scaler import metrics_text  # on sys.path through helpers
+from ansible_collections.toil.cluster.plugins.module_utils.scaler import metrics_text
+from harness.paths import REPO
+from harness.playbooks import run_ansible_playbook
+from harness.toil_logs import EXPECTED, FIXTURES
 
 ROLE = REPO / "roles" / "dashboard"
-FIXTURES = REPO / "tests" / "fixtures" / "toil-logs"
 MTAIL_PROGRAM = ROLE / "files" / "toil.mtail"
 DASHBOARD_JSON = ROLE / "files" / "toil-dashboard.json"
-
-# What the fixtures must give: the workflow in capture.py (root -> hello, hello, broken; broken fails for good,
-# then root). Toil counts a job as completed whether it succeeded or not.
-EXPECTED = {
-    "total_issued_jobs": 4,
-    "total_completed_jobs": 4,
-    "total_failed_jobs": 2,
-    "missing_jobs": 0,
-    'issued_jobs{job_type="root"}': 1,
-    'issued_jobs{job_type="hello"}': 2,
-    'issued_jobs{job_type="broken"}': 1,
-    'completed_jobs{job_type="hello"}': 2,
-    'completed_jobs{job_type="broken"}': 1,
-    'failed_jobs{job_type="broken"}': 1,
-    'failed_jobs{job_type="root"}': 1,
-    "autoscaler_queue_size": 3,
-}
 
 TEMPLATES = {
     "prometheus.yml.j2": "prometheus.yml",

@@ -4,7 +4,7 @@ Everything is real except Grafana: Prometheus (its configuration checked by the 
 the restart), mtail and node_exporter come from Debian, pinned. No Grafana package can be downloaded here, so the
 role's production Grafana path (an apt repository with suite ``stable``/``main``, ``signed-by`` a key of pinned
 fingerprint and checksum, the ``grafana`` package pinned and held) runs against a local signed repository whose
-``grafana`` package is a TEST DOUBLE of ``grafana-server`` (tests/hosts/grafana_double_repo.py): it reads the
+``grafana`` package is a TEST DOUBLE of ``grafana-server`` (harness.hosts.grafana_double_repo): it reads the
 ini and provisioning files as Grafana does and answers ``/api/health``; it is not Grafana. The provisioned files and
 the dashboard JSON are checked on the host for validity and content.
 
@@ -21,7 +21,6 @@ import configparser
 import json
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -32,13 +31,14 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO, PlaybookResult, run_ansible_playbook
-from role_hosts import ansible_env, base_env, changed_tasks, failures
-from test_role_dashboard import EXPECTED, FIXTURES
 
-sys.path.insert(0, str(REPO / "tests" / "hosts"))
-import grafana_double_repo  # noqa: E402
-import podman_hosts  # noqa: E402
+from harness.hosts import grafana_double_repo, podman_hosts
+from harness.hosts.role_hosts import ansible_env, base_env, changed_tasks, failures
+from harness.paths import REPO
+from harness.playbooks import PlaybookResult, run_ansible_playbook
+from harness.toil_logs import EXPECTED, FIXTURES
+
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
 
 LEADER = "tcl-dash-leader"
 REPO_MOUNT = "/srv/grafana-double-repo"

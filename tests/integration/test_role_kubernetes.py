@@ -1,9 +1,9 @@
 """Roles ``kubernetes`` and ``metrics_server`` converged on podman test hosts over real SSH.
 
-Three Debian 12 hosts with systemd (tests/hosts): a leader, an on-demand worker and a spot worker, on a
+Three Debian 12 hosts with systemd (tests/harness/hosts): a leader, an on-demand worker and a spot worker, on a
 private podman network, reached as ``admin`` with sudo, as the toil_ec2 inventory connects. kubeadm and
 kubelet cannot be downloaded here, so the role installs the TEST DOUBLE from a local signed apt
-repository (tests/hosts/kube_double_repo.py) through its real production path (repository URL, key
+repository (harness.hosts.kube_double_repo) through its real production path (repository URL, key
 fingerprint and checksum, pinned and held packages). The double records its arguments and writes the
 files real kubeadm writes; everything else (containerd, modules, sysctls, apt) is real. Objects that need
 an API server are not applied (``kubernetes_apply_objects: false``); their manifests are rendered on the
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,11 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from helpers import REPO, PlaybookResult, run_ansible_playbook
 
-sys.path.insert(0, str(REPO / "tests" / "hosts"))
-import kube_double_repo  # noqa: E402
-import podman_hosts  # noqa: E402
+from harness.hosts import kube_double_repo, podman_hosts
+from harness.playbooks import PlaybookResult, run_ansible_playbook
+
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
 
 REPO_MOUNT = "/srv/kube-double-repo"
 K8S_VERSION = "1.35.2"

@@ -1,6 +1,6 @@
 """The kubernetes role's instance-store disks (tasks/ephemeral.yml), made for real: ext4, RAID0, mounts, binds.
 
-One disk: a loop device of this machine handed to a privileged podman test host (tests/hosts), reached over
+One disk: a loop device of this machine handed to a privileged podman test host (tests/harness/hosts), reached over
 real SSH; mkfs.ext4, mount and the bind mounts run in the host for real.
 
 Two disks: this machine's kernel has no md driver (no /proc/mdstat, no modules), and its KVM only runs
@@ -27,17 +27,17 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers import REPO, PlaybookResult, run_ansible_playbook
 
-sys.path.insert(0, str(REPO / "tests" / "hosts"))
-import podman_hosts  # noqa: E402
+from harness.hosts import podman_hosts
+from harness.playbooks import PlaybookResult, run_ansible_playbook
+
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
 
 MOUNT = "/mnt/ephemeral"
 BIND_DIRS = ["/var/lib/kubelet", "/var/lib/containerd", "/var/lib/toil"]
@@ -324,7 +324,7 @@ def free_port() -> int:
 def raid_vm(tmp_path_factory: pytest.TempPathFactory) -> Generator[RaidVM, None, None]:
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
-        pytest.fail("qemu-system-x86_64 is missing: `apt-get install qemu-system-x86` (make setup installs it)", pytrace=False)
+        pytest.fail("qemu-system-x86_64 is missing: `apt-get install qemu-system-x86` (make test-vm installs it)", pytrace=False)
     if not podman_hosts.have_podman():
         pytest.fail("podman is missing: run `make setup`", pytrace=False)
     podman_hosts.build_image()

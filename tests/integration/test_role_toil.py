@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, run_ansible_playbook
+
+from harness.paths import REPO
+from harness.playbooks import run_ansible_playbook
 
 ROLE = REPO / "roles" / "toil"
 

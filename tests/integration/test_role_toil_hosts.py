@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import sys
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers import REPO, PlaybookResult, run_ansible_playbook
-from role_hosts import ansible_env, assert_converged_then_unchanged, base_env
 
-sys.path.insert(0, str(REPO / "tests" / "hosts"))
-import podman_hosts  # noqa: E402
+from harness.hosts import podman_hosts
+from harness.hosts.role_hosts import ansible_env, assert_converged_then_unchanged, base_env
+from harness.paths import REPO
+from harness.playbooks import PlaybookResult, run_ansible_playbook
+
+pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
 
 LEADER = "tcl-toil-leader"
 TOIL_VERSION = "9.6.0"

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import subprocess
 
-from helpers import REPO, ansible_environment, run_ansible_playbook, venv_executable
-from resilience import ZONE, lifecycle_tasks, make_job_store
+from harness.jobstores import make_job_store
+from harness.paths import REPO, venv_executable
+from harness.playbooks import ansible_environment, run_ansible_playbook
+from harness.resilience import ZONE, lifecycle_tasks
 
 ACCESS_KEY = "AKIATOILSECRETSTEST1"
 ENV_SECRET = "envSecretKey0ToilNeverPrintsThis0abcdefg"
@@ -33,7 +35,7 @@ def leaks(text):
 
 
 def test_lifecycle_at_vvv_prints_no_secret(aws, key_pair, tmp_path):
-    make_job_store(aws.client("s3"), "sec-store")
+    make_job_store(aws, "sec-store")
     defaults = {"access_key": ACCESS_KEY, "secret_key": PARAM_SECRET, "session_token": SESSION_TOKEN}
     play = {
         "hosts": "localhost",

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import assert_bad_inputs_fail
-from toil_shapes import make_group, make_iam, run_nodes
+
+from harness.bad_inputs import CLUSTER_BAD_INPUTS
+from harness.playbooks import assert_bad_inputs_fail
+from harness.toil_shapes import make_group, make_iam, run_nodes
 
 NEWEST_DEBIAN_AMD64 = "ami-0d12e1ac5d5e4a002"  # tools/debian_amis.json: newest debian-12-amd64 of Debian's account
 NEWEST_DEBIAN_ARM64 = "ami-0d12e1ac5d5e4a003"
@@ -200,30 +202,9 @@ def test_toil_aws_ami_overrides_the_default(launch):
     assert result["image_id"] == "ami-0d12e1ac5d5e4a001"
 
 
-BAD_INPUTS = [
-    ({"name": "Tcl_Bad"}, "must be lowercase"),
-    ({"cluster_type": "mesos"}, "Toil has deprecated Mesos"),
-    ({"zone": "us-east-1a", "region": "us-west-2"}, "is not in the region us-west-2"),
-    ({"zone": "us-west-2z"}, "is not a zone of this region"),
-    ({"key_pair_name": "no-such-key"}, "Key pair 'no-such-key' does not exist"),
-    ({"leader_node_type": "t9.bogus"}, "Unknown instance type 't9.bogus'"),
-    ({"leader_node_type": "t2.micro"}, "at least 2 vCPUs"),
-    ({"leader_node_type": None}, "leader_node_type is required"),
-    ({"ssh_cidrs": ["10.0.0.1/8"]}, "is not a network in CIDR notation"),
-    ({"s3_buckets": ["Not_A_Bucket"]}, "Not_A_Bucket"),
-    ({"leader_storage": 4}, "at least 8 GiB"),
-    ({"image_id": "ami-00000000000000000"}, "does not exist"),
-    ({"image_id": "ami-0d12e1ac5d5e4a003"}, "is arm64, but the instance type runs x86_64"),
-    ({"vpc_subnet": "subnet-00000000000000000"}, "does not exist"),
-    ({"aws_ec2_profile_arn": "my-profile"}, "is not an instance profile ARN"),
-    ({"tags": {"clusterName": "other"}}, "cannot be overridden"),
-    ({"zone": None}, "No availability zone"),
-]
-
-
 def test_bad_input_fails_before_any_change(run_playbook, key_pair, aws_calls):
     cases = []
-    for override, message in BAD_INPUTS:
+    for override, message in CLUSTER_BAD_INPUTS:
         options = {"zone": ZONE, **launch_options("tcl-bad", key_pair), **override}
         cases.append(({k: v for k, v in options.items() if v is not None}, message))
     assert_bad_inputs_fail(run_playbook, "toil_cluster", cases, aws_calls)

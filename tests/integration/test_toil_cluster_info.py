@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from toil_shapes import iam_name, make_group, make_iam, make_toil_cluster, run_nodes
+from harness.toil_shapes import iam_name, make_group, make_iam, make_toil_cluster, run_nodes
 
 
 def info_play(**options):

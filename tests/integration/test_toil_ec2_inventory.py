@@ -4,7 +4,7 @@ One account holds clusters made three ways: by this collection (toil_cluster + t
 nodes), by the real ``toil launch-cluster`` (Toil 9.6's own provisioner code, in an offline network
 namespace), and shaped like Toil's with boto3 (toil_shapes), in two regions. The inventory only reads
 AWS: nothing here connects to an address the endpoint hands out (ProxyJump is only written, never used).
-AWS calls are counted by the recording proxy (tools/aws_proxy.py).
+AWS calls are counted by the recording proxy (harness.proxy).
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import ansible_environment, unwrap_unsafe, venv_executable
-from toil_interop import OfflineNetnsError, ToilNotInstalledError, purge_toil_cluster, toil_launch_cluster
-from toil_shapes import make_toil_cluster, run_nodes
+
+from harness.bad_inputs import INVENTORY_BAD_CONFIGS
+from harness.netns import OfflineNetnsError
+from harness.paths import venv_executable
+from harness.playbooks import ansible_environment, unwrap_unsafe
+from harness.toil_interop import ToilNotInstalledError, purge_toil_cluster, toil_launch_cluster
+from harness.toil_shapes import make_toil_cluster, run_nodes
 
 ZONE = "us-west-2a"
 EAST = "us-east-1"
@@ -226,24 +230,15 @@ def test_many_reservations_cache_and_assumed_role(aws, inventory, aws_calls, tmp
     assert aws_calls.count("DescribeInstances") == 1
 
 
-BAD_CONFIGS = {
-    "unknown-option": ({"regions": ["us-west-2"], "hostname": ["public_ip"]}, "unknown option(s) hostname"),
-    "bad-region": ({"regions": ["us-west2"]}, "'us-west2' is not an AWS region name"),
-    "bad-cluster": ({"clusters": ["My_Cluster"]}, "Invalid cluster name 'My_Cluster'"),
-    "bad-hostname": ({"hostnames": ["tag:Name"]}, "Invalid value ['tag:Name'] for config 'hostnames'"),
-    "bad-node-type": ({"node_types": ["master"]}, "Invalid value ['master'] for config 'node_types'"),
-}
-
-
 def test_bad_configuration_is_a_clear_error(aws, inventory, tmp_path):
     """Each refused before any AWS call, with the reason; all in one ansible-inventory run (Ansible reports every source)."""
     sources = []
-    for name, (config, _message) in BAD_CONFIGS.items():
+    for name, (config, _message) in INVENTORY_BAD_CONFIGS.items():
         path = tmp_path / f"{name}.toil_ec2.yml"
         path.write_text(json.dumps({"plugin": "toil.cluster.toil_ec2", **config}))
         sources += ["-i", str(path)]
     failed = inventory({}, args=sources, env={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": None}, expect_rc=None)
-    for name, (_config, message) in BAD_CONFIGS.items():
+    for name, (_config, message) in INVENTORY_BAD_CONFIGS.items():
         assert message in failed.stderr, f"{name}: {message!r} not in\n{failed.stderr[-6000:]}"
     # No region anywhere: an error, never every region.
     missing = inventory({}, env={"AWS_REGION": None, "AWS_DEFAULT_REGION": None}, expect_rc=1)

@@ -1,6 +1,6 @@
 """Interoperability with the real Toil 9.6 (``.venv-toil``): clusters made by one side, seen and destroyed by the other.
 
-Every Toil process runs in an OfflineNetns (see toil_interop.py): a network namespace with loopback only,
+Every Toil process runs in an OfflineNetns (see harness.netns): a network namespace with loopback only,
 where 127.0.0.1:<port> is relayed to the embedded endpoint. ``toil launch-cluster`` waits for SSH on the
 leader's public address (a real 54.x address handed out by moto); there it cannot reach it, and we stop
 it once the leader is up. Creating the namespace needs root: without it these tests fail (they never skip).
@@ -15,19 +15,11 @@ import errno
 import time
 
 import pytest
-from helpers import REPO
-from toil_interop import (
-    OfflineNetns,
-    OfflineNetnsError,
-    ToilNotInstalledError,
-    import_key_pair,
-    pick_ami,
-    purge_toil_cluster,
-    toil_destroy_cluster,
-    toil_launch_cluster,
-    toil_view,
-)
-from toil_shapes import iam_name, make_toil_cluster
+
+from harness.netns import OfflineNetns, OfflineNetnsError
+from harness.paths import REPO
+from harness.toil_interop import ToilNotInstalledError, import_key_pair, pick_ami, purge_toil_cluster, toil_destroy_cluster, toil_launch_cluster, toil_view
+from harness.toil_shapes import iam_name, make_toil_cluster
 
 pytestmark = pytest.mark.toil
 

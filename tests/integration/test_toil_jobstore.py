@@ -2,11 +2,11 @@
 
 - A real Toil workflow (two jobs, an import and an export) fills an AWS job store; a second one fails on
   purpose. The modules describe both, remove them, and ``toil clean`` then finds nothing. Every Toil process
-  runs in an OfflineNetns (toil_interop.py). moto answers Toil's PutBucketEncryption with MalformedXML, and
+  runs in an OfflineNetns (harness.netns). moto answers Toil's PutBucketEncryption with MalformedXML, and
   Toil would retry it for minutes: the workflow script, and only it, replaces
   ``toil.lib.aws.s3.enable_encryption`` with a no-op (``toil clean`` runs unpatched).
 - A Toil 9.0 store is built with boto3 the way Toil 9.0 laid it out (SimpleDB domains, versioned bucket,
-  registry entry) and recognised and cleaned; a ``<name>--files`` bucket without a SimpleDB trace is left alone.
+  registry entry: harness.jobstores) and recognised and cleaned; a ``<name>--files`` bucket without a SimpleDB trace is left alone.
 - 10,000 objects in a versioned bucket with delete markers, older versions and an unfinished multipart upload
   are removed completely in DeleteObjects batches. moto takes about 5 ms per PutObject over HTTP, so this store
   is filled directly in the backend of an in-process moto server (whose listings copy less: see
@@ -27,13 +27,17 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import AWSProxy, EmbeddedAWS
-from toil_interop import TOIL_CLI, TOIL_PYTHON, OfflineNetns, OfflineNetnsError, ToilNotInstalledError, kill_group, toil_env
+
+from harness.endpoint import EmbeddedAWS
+from harness.jobstores import make_job_store, purge_bucket
+from harness.netns import OfflineNetns, OfflineNetnsError, kill_group
+from harness.paths import TOIL_CLI, TOIL_PYTHON
+from harness.proxy import AWSProxy
+from harness.toil_interop import ToilNotInstalledError, toil_env
 
 REGION = "us-west-2"
 ZONE = "us-west-2a"
 TOIL_RUN_TIMEOUT = 180
-LEGACY_SHARED_OWNER = uuid.UUID("891f7db6-e4d9-4221-a58e-ab6cc4395f94")  # Toil 9.0's sharedFileOwnerID
 
 WORKFLOW = '''"""Two jobs, an import and an export: a small real Toil workflow."""
 import toil.lib.aws.s3
@@ -82,23 +86,6 @@ def task(name, module, register=None, **options):
     if register:
         entry["register"] = register
     return entry
-
-
-def purge_bucket(s3, bucket):
-    """Fallback cleanup with plain boto3 (not the code under test); no-op when the bucket is gone."""
-    try:
-        for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-            s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-        while True:
-            page = s3.list_object_versions(Bucket=bucket)
-            keys = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-            if not keys:
-                break
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-        s3.delete_bucket(Bucket=bucket)
-    except s3.exceptions.ClientError as error:
-        if error.response["Error"]["Code"] != "NoSuchBucket":
-            raise
 
 
 def bucket_names(s3):
@@ -244,34 +231,9 @@ def test_real_toil_store_is_described_removed_and_toil_clean_finds_nothing(aws, 
 
 # ---------------------------------------------------------------------- Toil 9.0's layout
 def make_legacy_store(aws, name):
-    """A job store as Toil 9.0 laid it out: registry entry, SimpleDB domains, versioned ``<name>--files``."""
-    s3, sdb = aws.client("s3"), aws.client("sdb")
-    bucket, jobs_domain, files_domain = f"{name}--files", f"{name}--jobs", f"{name}--files"
-    aws.add_cleanup(purge_bucket, s3, bucket)
-    for domain in (jobs_domain, files_domain, "toil-registry"):
-        aws.add_cleanup(sdb.delete_domain, DomainName=domain)
-    sdb.create_domain(DomainName="toil-registry")
-    sdb.put_attributes(DomainName="toil-registry", ItemName=name, Attributes=[{"Name": "exists", "Value": "False", "Replace": True}])
-    sdb.create_domain(DomainName=jobs_domain)
-    sdb.create_domain(DomainName=files_domain)
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    root_job, child_job = str(uuid.uuid4()), str(uuid.uuid4())
-    for job in (root_job, child_job):  # pickled JobDescriptions, in 1 KiB chunks "000", "001", ...
-        attributes = [{"Name": "overlargeID", "Value": ""}, {"Name": "numChunks", "Value": "1"}, {"Name": "000", "Value": "gASVAAAAAAAAAAB9lC4="}]
-        sdb.put_attributes(DomainName=jobs_domain, ItemName=job, Attributes=attributes)
-    files = {str(uuid.uuid5(LEGACY_SHARED_OWNER, shared)): str(LEGACY_SHARED_OWNER) for shared in ("config.pickle", "rootJobReturnValue")}
-    files[str(uuid.uuid4())] = child_job
-    stored = 0
-    for file_id, owner in files.items():
-        for revision in (b"first", b"second revision"):  # a file rewritten once: two versions
-            version = s3.put_object(Bucket=bucket, Key=file_id, Body=revision)["VersionId"]
-            stored += len(revision)
-        attributes = {"ownerID": owner, "encrypted": "False", "version": version, "checksum": "", "numChunks": "0"}
-        sdb.put_attributes(DomainName=files_domain, ItemName=file_id, Attributes=[{"Name": k, "Value": v, "Replace": True} for k, v in attributes.items()])
-    # initialize() registers the store last: exists=True.
-    sdb.put_attributes(DomainName="toil-registry", ItemName=name, Attributes=[{"Name": "exists", "Value": "True", "Replace": True}])
-    return {"files": len(files), "versions": 2 * len(files), "bytes": stored}
+    """A job store as Toil 9.0 laid it out (harness.jobstores, layout sdb); what it holds."""
+    made = make_job_store(aws, name, layout="sdb", cleanup=aws.add_cleanup)
+    return {"files": made.objects, "versions": made.versions, "bytes": made.bytes}
 
 
 def test_toil_9_0_store_is_recognised_and_cleaned(aws, run_playbook, aws_calls):
@@ -403,9 +365,7 @@ def test_s3_compatible_endpoint_given_only_through_toil_variables(aws, run_playb
     with EmbeddedAWS() as other:
         s3 = other.boto3_client("s3")
         for name in ("jst-minio", "jst-hostonly"):
-            s3.create_bucket(Bucket=f"{name}--toil", CreateBucketConfiguration={"LocationConstraint": REGION})
-            for key in ("config.pickle", "rootJobReturnValue", "succeeded.log", "files-flat/a/stream"):
-                s3.put_object(Bucket=f"{name}--toil", Key=key, Body=b"data")
+            make_job_store(other, name, objects=dict.fromkeys(("config.pickle", "rootJobReturnValue", "succeeded.log", "files-flat/a/stream"), b"data"))
         port = other.url.rsplit(":", 1)[1]
 
         def tasks(name):

@@ -10,8 +10,10 @@ import base64
 import threading
 
 import pytest
-from helpers import assert_bad_inputs_fail, run_ansible_playbook
-from toil_interop import toil_view
+
+from harness.bad_inputs import POOL_BAD_INPUTS
+from harness.playbooks import assert_bad_inputs_fail, run_ansible_playbook
+from harness.toil_interop import toil_view
 
 ZONE = "us-west-2a"
 CLUSTER = "tnp"
@@ -207,20 +209,6 @@ def test_toils_provisioner_lists_the_workers(aws, cluster, pool):
     assert view.get("error") is None, view
     assert view["leader"] == cluster["leader"]["instance_id"]
     assert sorted(view["workers"]) == sorted(i["instance_id"] for i in result["pool"]["instances"])
-
-
-POOL_BAD_INPUTS = [
-    ({"node_types": "m5.large:-1", "count": 1}, "spot bid must be a positive number"),
-    ({"node_types": "m5.large", "min_size": 3, "max_size": 1}, "min_size 3 is larger than max_size 1"),
-    ({"node_types": "m5.large", "count": -1}, "negative"),
-    ({"node_types": "m5.large", "count": 1, "min_size": 0}, "not both"),
-    ({"node_types": "m5.large", "count": 1, "cluster": "no-such-cluster"}, "Unknown cluster 'no-such-cluster'"),
-    ({"node_types": "m5.large", "count": 1, "labels": {"bad key!": "x"}}, "is not a Kubernetes label key"),
-    ({"node_types": "m5.large", "count": 1, "authorized_keys": ["not a key"]}, "is not an OpenSSH public key"),
-    ({"node_types": "m5.large", "count": 1, "terminate_instance_ids": ["i-nope"]}, "is not an instance ID"),
-    ({"node_types": "t9.bogus", "count": 1}, "Unknown instance type 't9.bogus'"),
-    ({"node_types": "m5.large", "count": 1, "cluster": "Bad_Name"}, "must be lowercase"),
-]
 
 
 def test_bad_input_fails_before_any_change(cluster, run_playbook, aws_calls):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import assert_bad_inputs_fail
+
+from harness.playbooks import assert_bad_inputs_fail
 
 ZONE = "us-west-2a"
 CLUSTER = "tsc"

@@ -2,9 +2,10 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Shared fixtures of the unit tests.
 
-- Makes ``ansible_collections.toil.cluster`` importable: ``.venv/collections`` (made by
-  ``tools/link-collections.sh``) when it points at this checkout, else an equivalent
-  symlink tree in a temporary directory.
+``ansible_collections.toil.cluster`` is importable through pyproject.toml's pytest ``pythonpath``
+(``.venv/collections``, made by ``tools/link-collections.sh``; tests/conftest.py checks that it is
+this checkout).
+
 - ``toil``: the real Toil's answers, for the differential tests (marked
   ``@pytest.mark.toil``). Toil lives in its own venv (``.venv-toil``), so its answers come
   from ``toil_oracle.py`` run once per session with every call batched. Each test
@@ -20,40 +21,18 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-TOIL_PYTHON = REPO / ".venv-toil" / "bin" / "python"
+from harness.paths import TOIL_PYTHON, TOIL_REQUIREMENTS
+
 ORACLE = Path(__file__).with_name("toil_oracle.py")
-TOIL_REQUIREMENTS = REPO / "tests" / "toil-requirements.txt"
 ORACLE_TIMEOUT = 300
-
-
-def _collections_root():
-    """A directory holding ``ansible_collections/toil/cluster`` -> this checkout."""
-    root = REPO / ".venv" / "collections"
-    link = root / "ansible_collections" / "toil" / "cluster"
-    if link.is_dir() and link.resolve() == REPO:
-        return root
-    root = Path(tempfile.mkdtemp(prefix="toil-cluster-collections-"))
-    atexit.register(shutil.rmtree, root, True)  # removes the symlink, never the checkout
-    link = root / "ansible_collections" / "toil" / "cluster"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(REPO, target_is_directory=True)
-    return root
-
-
-sys.path.insert(0, str(_collections_root()))
 
 
 def _key(fn, arg):

@@ -6,36 +6,36 @@ and the final proof.
     python tools/demo/aws.py jobstore make NAME [s3|sdb]   # a job store shaped like Toil's, with a few items
     python tools/demo/aws.py jobstore unregister           # delete the toil-registry domain `make NAME sdb` made
     python tools/demo/aws.py demand DEMAND_FILE INVENTORY_JSON   # the demand's pods, plus the workers as nodes
-    python tools/demo/aws.py leaks [REGION ...]            # tools/aws_leaks.py, key pairs and IAM users included
+    python tools/demo/aws.py leaks [REGION ...]            # harness.leaks, key pairs and IAM users included
 Several commands may follow each other in one call (leaks last).
 
-Job store layouts (toil_jobstore handles both):
+Job store layouts (toil_jobstore handles both), made by harness.jobstores (tests/harness/jobstores.py), as the
+tests make them:
   s3   Toil 9.1 and later (the default): one bucket ``<name>--toil``. The demo's is a workflow that failed: its
        config, environment, root job return value, the jobs left over, two files and ``failed.log``.
-  sdb  Toil 9.0 and older, as tests/integration/test_toil_jobstore.py builds it (make_legacy_store): the
-       ``<name>--jobs`` and ``<name>--files`` SimpleDB domains (two jobs, three files), the versioned bucket
-       ``<name>--files`` (each file written twice) and the ``<name>`` entry in the region's ``toil-registry``,
-       set last. ``toil-registry`` is shared by a region's stores, so toil_jobstore removes only the entry;
-       moto lacks SimpleDB DeleteAttributes, so on the embedded endpoint the entry stays marked exists=False, with
-       a warning about moto's error. The demo uses s3 (Toil 9.6's layout) unless DEMO_JOBSTORE_LAYOUT=sdb.
+  sdb  Toil 9.0 and older: the ``<name>--jobs`` and ``<name>--files`` SimpleDB domains (two jobs, three files), the
+       versioned bucket ``<name>--files`` (each file written twice) and the ``<name>`` entry in the region's
+       ``toil-registry``, set last. ``toil-registry`` is shared by a region's stores, so toil_jobstore removes only
+       the entry; moto lacks SimpleDB DeleteAttributes, so on the embedded endpoint the entry stays marked
+       exists=False, with a warning about moto's error. The demo uses s3 (Toil 9.6's layout) unless
+       DEMO_JOBSTORE_LAYOUT=sdb.
+
+This script imports the test harness (``harness``): tools/demo.sh runs it with PYTHONPATH=tests.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import uuid
 from pathlib import Path
 
 import boto3
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aws_leaks import FIXTURE_KINDS, KINDS, format_leftovers, leftover_resources  # noqa: E402 - after the path
+from harness.jobstores import REGISTRY, failed_run, make_job_store
+from harness.leaks import FIXTURE_KINDS, KINDS, format_leftovers, leftover_resources
 
 REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-west-2"
-SHARED_OWNER = uuid.UUID("891f7db6-e4d9-4221-a58e-ab6cc4395f94")  # Toil 9.0's sharedFileOwnerID
-REGISTRY = "toil-registry"
 NODE_STORAGE = "50Gi"  # launch_cluster's node_storage (the root volume), which the demo keeps
 
 
@@ -50,54 +50,17 @@ def delete_key_pair(name: str) -> None:
     print(f"deleted key pair {name}")
 
 
-def make_s3_store(name: str) -> None:
-    s3 = boto3.client("s3", region_name=REGION)
-    bucket = f"{name}--toil"
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    jobs = [str(uuid.uuid4()) for _unused in range(3)]
-    objects = {
-        "config.pickle": b"\x80\x04config",
-        "environment.pickle": b"\x80\x04environment",
-        "rootJobReturnValue": b"\x80\x04N.",
-        **{f"jobs/{job}": b"\x80\x04job" for job in jobs},
-        f"files-flat/{uuid.uuid4()}/reads.fastq": b"@r1\nACGT\n+\nIIII\n",
-        f"files-flat/{uuid.uuid4()}/stderr": b"bwa: out of memory\n",
-        "failed.log": b"",
-    }
-    for key, body in objects.items():
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-    size = sum(len(body) for body in objects.values())
-    print(f"made job store aws:{REGION}:{name} (Toil 9.6 layout): bucket {bucket}, {len(objects)} objects ({size} bytes), {len(jobs)} jobs left, failed.log")
-
-
-def make_sdb_store(name: str) -> None:
-    s3, sdb = boto3.client("s3", region_name=REGION), boto3.client("sdb", region_name=REGION)
-    bucket, jobs_domain, files_domain = f"{name}--files", f"{name}--jobs", f"{name}--files"
-    sdb.create_domain(DomainName=REGISTRY)
-    sdb.put_attributes(DomainName=REGISTRY, ItemName=name, Attributes=[{"Name": "exists", "Value": "False", "Replace": True}])
-    sdb.create_domain(DomainName=jobs_domain)
-    sdb.create_domain(DomainName=files_domain)
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    root_job, child_job = str(uuid.uuid4()), str(uuid.uuid4())
-    for job in (root_job, child_job):  # pickled JobDescriptions, in chunks "000", "001", ...
-        attributes = [{"Name": "overlargeID", "Value": ""}, {"Name": "numChunks", "Value": "1"}, {"Name": "000", "Value": "gASVAAAAAAAAAAB9lC4="}]
-        sdb.put_attributes(DomainName=jobs_domain, ItemName=job, Attributes=attributes)
-    files = {str(uuid.uuid5(SHARED_OWNER, shared)): str(SHARED_OWNER) for shared in ("config.pickle", "rootJobReturnValue")}
-    files[str(uuid.uuid4())] = child_job
-    stored = 0
-    for file_id, owner in files.items():
-        for revision in (b"first", b"second revision"):  # a file written twice: two versions
-            version = s3.put_object(Bucket=bucket, Key=file_id, Body=revision)["VersionId"]
-            stored += len(revision)
-        attributes = {"ownerID": owner, "encrypted": "False", "version": version, "checksum": "", "numChunks": "0"}
-        sdb.put_attributes(DomainName=files_domain, ItemName=file_id, Attributes=[{"Name": k, "Value": v, "Replace": True} for k, v in attributes.items()])
-    # Toil registers a store last, once it is complete.
-    sdb.put_attributes(DomainName=REGISTRY, ItemName=name, Attributes=[{"Name": "exists", "Value": "True", "Replace": True}])
-    print(
-        f"made job store aws:{REGION}:{name} (Toil 9.0 layout): SimpleDB domains {jobs_domain}, {files_domain} (2 jobs, "
-        f"{len(files)} files), its entry in {REGISTRY}, versioned bucket {bucket} ({2 * len(files)} versions, {stored} bytes)"
-    )
+def make_store(name: str, layout: str) -> None:
+    store = make_job_store(boto3.session.Session(), name, layout=layout, region=REGION, objects=failed_run() if layout == "s3" else None)
+    if layout == "s3":
+        summary = f"bucket {store.bucket}, {store.objects} objects ({store.bytes} bytes), {store.jobs} jobs left, failed.log"
+        print(f"made job store {store.locator} (Toil 9.6 layout): {summary}")
+    else:
+        jobs_domain, files_domain, registry = store.domains
+        print(
+            f"made job store {store.locator} (Toil 9.0 layout): SimpleDB domains {jobs_domain}, {files_domain} ({store.jobs} jobs, "
+            f"{store.objects} files), its entry in {registry}, versioned bucket {store.bucket} ({store.versions} versions, {store.bytes} bytes)"
+        )
 
 
 def unregister() -> None:
@@ -158,9 +121,9 @@ def main(argv: list[str]) -> int:
             case ["key-pair", "delete", name, *rest]:
                 delete_key_pair(name)
             case ["jobstore", "make", name, "sdb", *rest]:
-                make_sdb_store(name)
+                make_store(name, "sdb")
             case ["jobstore", "make", name, "s3", *rest] | ["jobstore", "make", name, *rest]:
-                make_s3_store(name)
+                make_store(name, "s3")
             case ["jobstore", "unregister", *rest]:
                 unregister()
             case ["demand", demand_file, inventory_json, *rest]:

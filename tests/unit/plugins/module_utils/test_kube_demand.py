@@ -143,13 +143,15 @@ TOIL_JOBS = {
 
 # Run by the Toil venv's interpreter: Toil's own pod builder and launcher, with the two
 # calls that would reach a cluster replaced. Toil's kubernetes extra is not installed in
-# .venv-toil, so the (same, 35.0.0) client comes from this venv, after Toil's own packages.
+# .venv-toil, so the (same, 35.0.0) client comes from this venv: its site-packages is added
+# as a site directory, after Toil's own packages (PYTHONPATH would put it before them).
 TOIL_JOB_SCRIPT = r"""
 import json
+import site
 import sys
 from types import SimpleNamespace
 
-sys.path.append(sys.argv[1])
+site.addsitedir(sys.argv[1])
 from kubernetes.client import ApiClient
 from toil.batchSystems.abstractBatchSystem import ResourcePool
 from toil.batchSystems.kubernetes import KubernetesBatchSystem

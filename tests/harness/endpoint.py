@@ -1,8 +1,8 @@
 """The one entry point for the embedded AWS endpoint: moto in server mode on 127.0.0.1.
 
-Library use (tests put this directory on ``sys.path``)::
+Library use (pytest puts ``tests/`` on ``sys.path``: pyproject.toml's ``pythonpath``)::
 
-    from embedded_aws import EmbeddedAWS
+    from harness.endpoint import EmbeddedAWS
 
     with EmbeddedAWS(region="us-west-2") as aws:
         ec2 = aws.boto3_client("ec2")
@@ -11,8 +11,10 @@ Library use (tests put this directory on ``sys.path``)::
 
 Command line::
 
-    python tools/embedded_aws.py serve           # print `export`/`unset` lines, run until SIGINT/SIGTERM
-    python tools/embedded_aws.py run -- CMD ...  # run CMD against the endpoint, exit with CMD's code
+    PYTHONPATH=tests .venv/bin/python -m harness.endpoint serve           # print `export`/`unset` lines, run until SIGINT/SIGTERM
+    PYTHONPATH=tests .venv/bin/python -m harness.endpoint run -- CMD ...  # run CMD against the endpoint, exit with CMD's code
+
+(``make demo`` runs the second with tools/demo.sh.)
 
 moto runs as a child process in its own process group, on a free port of 127.0.0.1 only; on Linux it
 also gets PR_SET_PDEATHSIG so it dies with the thread that started it. Its output goes to an anonymous,
@@ -45,6 +47,8 @@ import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from harness.paths import VENV_BIN
 
 HOST = "127.0.0.1"
 DEFAULT_REGION = "us-west-2"
@@ -102,7 +106,7 @@ def _default_python() -> str:
     """This interpreter if it has moto, otherwise the repository's .venv (where `make setup` puts it)."""
     if importlib.util.find_spec("moto") is not None:
         return sys.executable
-    venv_python = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"
+    venv_python = VENV_BIN / "python"
     return str(venv_python) if venv_python.exists() else sys.executable
 
 
@@ -130,7 +134,7 @@ DEBIAN_OWNER_ID = "136693071363"
 
 
 def ami_catalogue(python: str) -> str:
-    """moto's own AMIs plus official-looking Debian 12 ones (tools/debian_amis.json), as a MOTO_AMIS_PATH file.
+    """moto's own AMIs plus official-looking Debian 12 ones (tests/harness/debian_amis.json), as a MOTO_AMIS_PATH file.
 
     Real regions hold Debian's images (owner 136693071363), which moto lacks; the collection's default
     leader image is the newest of them. The file is named by its content, so it is written once, in the
@@ -489,14 +493,14 @@ def _run(endpoint: EmbeddedAWS, cmd: Sequence[str]) -> int:
                 child = subprocess.Popen(list(cmd), env=endpoint.env())
                 rc = child.wait()
             except OSError as exc:
-                print(f"embedded_aws: cannot run {cmd[0]!r}: {exc}", file=sys.stderr)
+                print(f"harness.endpoint: cannot run {cmd[0]!r}: {exc}", file=sys.stderr)
                 return 127
             finally:
                 _ignore_signals()
     except _Stop as stop:
         return 128 + stop.signum
     except EmbeddedAWSError as exc:
-        print(f"embedded_aws: {exc}", file=sys.stderr)
+        print(f"harness.endpoint: {exc}", file=sys.stderr)
         return 1
     return 128 - rc if rc < 0 else rc
 
@@ -515,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _serve(endpoint)
         except EmbeddedAWSError as exc:
-            print(f"embedded_aws: {exc}", file=sys.stderr)
+            print(f"harness.endpoint: {exc}", file=sys.stderr)
             return 1
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:

@@ -24,6 +24,16 @@ IMAGE = "localhost/toil-cluster-test:bookworm"
 CONTAINERS_CONF = HERE / "containers.conf"
 
 
+# pytest sets this before each test (tests/integration/conftest.py): only tests marked ``hosts`` may start hosts,
+# because the marker is what keeps them one at a time (pytest-xdist group) and out of `make check`.
+hosts_allowed: str | None = None  # None: allowed (outside pytest); else the message for a test that may not
+
+
+def _check_allowed() -> None:
+    if hosts_allowed is not None:
+        raise RuntimeError(hosts_allowed)
+
+
 def podman_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
@@ -39,6 +49,7 @@ def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
 
 def build_image() -> None:
     """Build the test-host image if it is missing or out of date (a no-op otherwise)."""
+    _check_allowed()
     subprocess.run([str(HERE / "build-image.sh")], env=podman_env(), check=True, capture_output=True, text=True, timeout=900)
 
 
@@ -59,6 +70,7 @@ class Host:
 
 class PodmanLab:
     def __init__(self, workdir: Path, mounts: Sequence[tuple[str, str]] = ()) -> None:
+        _check_allowed()
         self.workdir = workdir
         self.mounts = list(mounts)
         self.prefix = f"tcl-{os.getpid()}-{secrets.token_hex(3)}"

@@ -1,6 +1,6 @@
 """List what a Toil cluster may have left behind on an AWS endpoint (the embedded moto one in tests).
 
-    from aws_leaks import leftover_resources, format_leftovers
+    from harness.leaks import leftover_resources, format_leftovers
 
     leftovers = leftover_resources(endpoint, "us-west-2")   # {} means clean
     assert not leftovers, format_leftovers(leftovers)
@@ -59,7 +59,7 @@ AWS_MANAGED_ROLE_PATHS = ("/aws-service-role/", "/aws-reserved/")
 ClientFactory = Callable[[str, str], Any]
 
 
-def _client_factory(source: Any, endpoint_url: str | None) -> ClientFactory:
+def client_factory(source: Any, endpoint_url: str | None = None) -> ClientFactory:
     """Turn what the caller gave into ``f(service, region) -> client (or None to skip the service)``.
 
     Accepted: an object with ``boto3_client(service, region)`` (EmbeddedAWS); a boto3 Session or
@@ -201,7 +201,7 @@ def leftover_resources(
     unknown = [k for k in wanted if k not in _LISTERS]
     if unknown:
         raise ValueError(f"unknown kinds {unknown}; known: {sorted(_LISTERS)}")
-    make_client = _client_factory(session_or_clients, endpoint_url)
+    make_client = client_factory(session_or_clients, endpoint_url)
     clients: dict[tuple[str, str], Any] = {}
     result: dict[str, list[str]] = {}
     errors: list[str] = []

@@ -1,19 +1,17 @@
-"""Shared by the role tests on podman hosts (test_role_*_hosts.py): the environment and the failure report."""
+"""Shared by the tests on podman hosts (test_role_*_hosts.py, test_playbook_*.py): the environment, the failure
+report, the idempotence check and a stand-in leader."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from helpers import REPO, PlaybookResult
-
-sys.path.insert(0, str(REPO / "tests" / "hosts"))
-import podman_hosts  # noqa: E402
+from harness.hosts import podman_hosts
+from harness.playbooks import PlaybookResult
 
 
 def base_env() -> dict[str, str]:

@@ -1,8 +1,8 @@
-"""Shared parts of the resilience suite (test_faults, test_crashes, test_least_privilege, test_secrets).
+"""Shared parts of the resilience suite (test_faults, test_crashes, test_least_privilege, test_secrets);
+job stores come from harness.jobstores.
 
 - ``lifecycle_play``: one play that launches a cluster, grows and shrinks a pool, applies the scaler to
   a given demand, cleans a job store and destroys the cluster: every mutating path of the collection.
-- ``make_job_store``: a Toil 9.6-shaped AWS job store (bucket ``<name>--toil``), made with boto3.
 - ``client_recorder``: a ``sitecustomize`` that logs the retry settings of every botocore client any
   Python process of a run creates (ansible-playbook, each module, ansible-inventory).
 - ``fault_runs``: how many seeded fault runs (``TOIL_FAULT_RUNS``, default 10) and the first seed
@@ -58,16 +58,6 @@ def lifecycle_tasks(cluster: str, key_pair: str, store: str, workdir: Path) -> l
 
 def play(*tasks: dict[str, Any]) -> dict[str, Any]:
     return {"hosts": "localhost", "gather_facts": False, "tasks": list(tasks)}
-
-
-def make_job_store(s3: Any, name: str, objects: int = 5) -> str:
-    """A Toil 9.6 AWS job store ``aws:us-west-2:<name>``: bucket ``<name>--toil`` with config and files."""
-    bucket = f"{name}--toil"
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_object(Bucket=bucket, Key="config.pickle", Body=b"config")
-    for index in range(objects):
-        s3.put_object(Bucket=bucket, Key=f"files-flat/{index:04d}", Body=b"x" * 64)
-    return bucket
 
 
 def instances_ever(ec2: Any, cluster: str) -> list[dict[str, Any]]:

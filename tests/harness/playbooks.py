@@ -1,6 +1,7 @@
-"""Helpers for the integration tests: the per-test AWS context and ansible-playbook runs with JSON output.
+"""ansible-playbook runs against the endpoint with JSON output (``run_ansible_playbook`` -> ``PlaybookResult``).
 
-The fixtures in conftest.py wrap these; they can also be used directly (e.g. from a script).
+The ``run_playbook`` fixture (tests/integration/conftest.py) wraps ``run_ansible_playbook``; benchmarks and scripts
+call it directly.
 """
 
 from __future__ import annotations
@@ -8,38 +9,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / "tools"
-# tools/ (the endpoint, leak check, proxy) and the collection itself (for its pure module_utils).
-for _path in (TOOLS, REPO / ".venv" / "collections"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+from harness.paths import ANSIBLE_COLLECTIONS_PATH, ANSIBLE_CONFIG, REPO, venv_executable
 
-from aws_leaks import format_leftovers, leftover_resources  # noqa: E402
-from aws_proxy import AWSProxy  # noqa: E402
-from embedded_aws import EmbeddedAWS, EmbeddedAWSError  # noqa: E402
-
-__all__ = [
-    "REPO",
-    "AWSProxy",
-    "AwsContext",
-    "EmbeddedAWS",
-    "EmbeddedAWSError",
-    "PlaybookResult",
-    "format_leftovers",
-    "leftover_resources",
-    "run_ansible_playbook",
-]
-
-VENV_BIN = REPO / ".venv" / "bin"
-ANSIBLE_CONFIG = REPO / "ansible.cfg"
-ANSIBLE_COLLECTIONS_PATH = REPO / ".venv" / "collections"
 # ansible-core 2.19 has no json callback of its own; ansible.posix (2.1.0 in the ansible 12.3.0 bundle) does.
 JSON_CALLBACK = "ansible.posix.json"
 _OUTPUT_LIMIT = 20_000
@@ -54,66 +30,6 @@ def unwrap_unsafe(value: Any) -> Any:
     if isinstance(value, list):
         return [unwrap_unsafe(v) for v in value]
     return value
-
-
-def venv_executable(name: str) -> str:
-    """<repo>/.venv/bin/<name>, or the one next to the running interpreter when .venv lacks it."""
-    candidate = VENV_BIN / name
-    if candidate.exists():
-        return str(candidate)
-    return str(Path(sys.executable).parent / name)
-
-
-# ---------------------------------------------------------------------- AWS context
-class AwsContext:
-    """What the ``aws`` fixture yields: the endpoint for one test, reset before it and checked after it."""
-
-    def __init__(self, endpoint: EmbeddedAWS) -> None:
-        self.endpoint = endpoint
-        self.url: str = endpoint.url
-        self.region: str = endpoint.region
-        # Complete environment for subprocesses: os.environ minus AWS_*/EC2_*/S3_*, plus the endpoint.
-        self.env: dict[str, str] = endpoint.env()
-        # Regions the teardown leak check covers; append one when a test works in another region.
-        self.leak_regions: list[str] = [self.region]
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._cleanups: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
-
-    def client(self, service: str, region: str | None = None, **kwargs: Any) -> Any:
-        """boto3 client on the endpoint (cached per service and region when no kwargs are given)."""
-        region = region or self.region
-        if kwargs:
-            return self.endpoint.boto3_client(service, region, **kwargs)
-        key = (service, region)
-        if key not in self._clients:
-            self._clients[key] = self.endpoint.boto3_client(service, region)
-        return self._clients[key]
-
-    def add_cleanup(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Run ``func(*args, **kwargs)`` at teardown, before the leak check (last added runs first)."""
-        self._cleanups.append((func, args, kwargs))
-
-    def run_cleanups(self) -> list[str]:
-        errors = []
-        while self._cleanups:
-            func, args, kwargs = self._cleanups.pop()
-            try:
-                func(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - collected and reported by the fixture
-                errors.append(f"cleanup {getattr(func, '__qualname__', func)!r} failed: {type(exc).__name__}: {exc}")
-        return errors
-
-    def leftovers(self, *, include_fixtures: bool = False, regions: Sequence[str] | None = None) -> dict[str, list[str]]:
-        """``leftover_resources`` on this endpoint ({} means clean)."""
-        return leftover_resources(self, list(regions or self.leak_regions), include_fixtures=include_fixtures)
-
-    def assert_no_leaks(self, *, include_fixtures: bool = False, regions: Sequence[str] | None = None) -> None:
-        found = self.leftovers(include_fixtures=include_fixtures, regions=regions)
-        assert not found, format_leftovers(found)
-
-    def reset(self) -> None:
-        """Empty every moto backend now (the fixture already does it before each test)."""
-        self.endpoint.reset()
 
 
 # ---------------------------------------------------------------------- ansible-playbook

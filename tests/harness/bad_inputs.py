@@ -1,0 +1,53 @@
+"""Bad-input tables shared by more than one test: each is proven where its module is tested and again, with the
+rest of the collection's bad inputs, in test_bad_inputs.py's one table.
+
+- ``CLUSTER_BAD_INPUTS``: toil_cluster option overrides (on top of a valid launch) and the message each must give
+  (test_toil_cluster.py::test_bad_input_fails_before_any_change);
+- ``POOL_BAD_INPUTS``: toil_nodepool options (on top of cluster and zone) and their messages
+  (test_toil_nodepool.py::test_bad_input_fails_before_any_change);
+- ``INVENTORY_BAD_CONFIGS``: toil_ec2 inventory configurations by name, with their messages
+  (test_toil_ec2_inventory.py::test_bad_configuration_is_a_clear_error).
+"""
+
+from __future__ import annotations
+
+CLUSTER_BAD_INPUTS = [
+    ({"name": "Tcl_Bad"}, "must be lowercase"),
+    ({"cluster_type": "mesos"}, "Toil has deprecated Mesos"),
+    ({"zone": "us-east-1a", "region": "us-west-2"}, "is not in the region us-west-2"),
+    ({"zone": "us-west-2z"}, "is not a zone of this region"),
+    ({"key_pair_name": "no-such-key"}, "Key pair 'no-such-key' does not exist"),
+    ({"leader_node_type": "t9.bogus"}, "Unknown instance type 't9.bogus'"),
+    ({"leader_node_type": "t2.micro"}, "at least 2 vCPUs"),
+    ({"leader_node_type": None}, "leader_node_type is required"),
+    ({"ssh_cidrs": ["10.0.0.1/8"]}, "is not a network in CIDR notation"),
+    ({"s3_buckets": ["Not_A_Bucket"]}, "Not_A_Bucket"),
+    ({"leader_storage": 4}, "at least 8 GiB"),
+    ({"image_id": "ami-00000000000000000"}, "does not exist"),
+    ({"image_id": "ami-0d12e1ac5d5e4a003"}, "is arm64, but the instance type runs x86_64"),
+    ({"vpc_subnet": "subnet-00000000000000000"}, "does not exist"),
+    ({"aws_ec2_profile_arn": "my-profile"}, "is not an instance profile ARN"),
+    ({"tags": {"clusterName": "other"}}, "cannot be overridden"),
+    ({"zone": None}, "No availability zone"),
+]
+
+POOL_BAD_INPUTS = [
+    ({"node_types": "m5.large:-1", "count": 1}, "spot bid must be a positive number"),
+    ({"node_types": "m5.large", "min_size": 3, "max_size": 1}, "min_size 3 is larger than max_size 1"),
+    ({"node_types": "m5.large", "count": -1}, "negative"),
+    ({"node_types": "m5.large", "count": 1, "min_size": 0}, "not both"),
+    ({"node_types": "m5.large", "count": 1, "cluster": "no-such-cluster"}, "Unknown cluster 'no-such-cluster'"),
+    ({"node_types": "m5.large", "count": 1, "labels": {"bad key!": "x"}}, "is not a Kubernetes label key"),
+    ({"node_types": "m5.large", "count": 1, "authorized_keys": ["not a key"]}, "is not an OpenSSH public key"),
+    ({"node_types": "m5.large", "count": 1, "terminate_instance_ids": ["i-nope"]}, "is not an instance ID"),
+    ({"node_types": "t9.bogus", "count": 1}, "Unknown instance type 't9.bogus'"),
+    ({"node_types": "m5.large", "count": 1, "cluster": "Bad_Name"}, "must be lowercase"),
+]
+
+INVENTORY_BAD_CONFIGS = {
+    "unknown-option": ({"regions": ["us-west-2"], "hostname": ["public_ip"]}, "unknown option(s) hostname"),
+    "bad-region": ({"regions": ["us-west2"]}, "'us-west2' is not an AWS region name"),
+    "bad-cluster": ({"clusters": ["My_Cluster"]}, "Invalid cluster name 'My_Cluster'"),
+    "bad-hostname": ({"hostnames": ["tag:Name"]}, "Invalid value ['tag:Name'] for config 'hostnames'"),
+    "bad-node-type": ({"node_types": ["master"]}, "Invalid value ['master'] for config 'node_types'"),
+}

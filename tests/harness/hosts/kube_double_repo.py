@@ -1,0 +1,83 @@
+"""Build the local apt repository of the kubeadm/kubelet/kubectl TEST DOUBLE (tests only).
+
+No kubeadm or kubelet can be downloaded here, so the role's production path (pkgs.k8s.io, signed-by
+key with a checksum, pinned and held packages) is exercised against this repository instead: a flat
+repository like pkgs.k8s.io's (``deb [signed-by=KEY] URL /``), signed with a throwaway GnuPG key,
+whose packages carry the scripts in ``kube-double/``. The tests serve it to the hosts read-only as
+``file:///srv/kube-double-repo`` and override the role's repository URL, key URL and key checksum.
+
+    PYTHONPATH=tests .venv/bin/python -m harness.hosts.kube_double_repo DEST [VERSION]   # prints the key's sha256
+
+The repository itself is built by harness.hosts.apt_repo (shared with the grafana double).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.hosts.apt_repo import AptRepository, install_template
+
+HERE = Path(__file__).resolve().parent
+DOUBLE = HERE / "kube-double"
+DEB_REVISION = "1.1"  # pkgs.k8s.io versions look like 1.35.2-1.1
+
+
+@dataclass(frozen=True)
+class KubeDoubleRepo:
+    path: Path  # the repository directory (Packages, InRelease, *.deb, key.asc)
+    version: str  # Kubernetes version, e.g. 1.35.2
+    package_version: str  # Debian version, e.g. 1.35.2-1.1
+    key_sha256: str  # sha256 of key.asc, for the role's key checksum
+    key_fingerprint: str  # the signing key's fingerprint, for the role's key pin
+
+    def role_vars(self, mount: str) -> dict[str, object]:
+        """The kubernetes and metrics_server role variables that install from this repository, mounted at
+        ``mount`` on the hosts, with nothing applied that needs an API server (the double has none)."""
+        return {
+            "kubernetes_version": self.version,
+            "kubernetes_apt_repository_url": f"file://{mount}/",
+            "kubernetes_apt_key_url": f"file://{mount}/key.asc",
+            "kubernetes_apt_key_fingerprint": self.key_fingerprint,
+            "kubernetes_apt_key_checksum": f"sha256:{self.key_sha256}",
+            "kubernetes_apply_objects": False,
+            "metrics_server_apply": False,
+        }
+
+
+def _install_all(root: Path, version: str, files: dict[str, tuple[str, int]]) -> None:
+    for target, (source, mode) in files.items():
+        install_template(DOUBLE / source, root / target.lstrip("/"), {"@VERSION@": version}, mode)
+
+
+def build(dest: Path, version: str = "1.35.2") -> KubeDoubleRepo:
+    """(Re)build the repository in ``dest`` and return where it is and how to trust it."""
+    package_version = f"{version}-{DEB_REVISION}"
+    packages = {
+        "kubelet": {
+            "/usr/bin/kubelet": ("kubelet", 0o755),
+            "/usr/lib/systemd/system/kubelet.service": ("kubelet.service", 0o644),
+            "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": ("10-kubeadm.conf", 0o644),
+        },
+        "kubeadm": {"/usr/bin/kubeadm": ("kubeadm", 0o755)},
+        "kubectl": {"/usr/bin/kubectl": ("kubectl", 0o755)},
+    }
+    with AptRepository(dest, label="kube-double", key_uid="toil.cluster test apt repository", key_file="key.asc") as repo:
+        for name, files in packages.items():
+            root = repo.stage(name)
+            _install_all(root, version, files)
+            if name == "kubelet":  # as the real package: the static pod directory
+                (root / "etc" / "kubernetes" / "manifests").mkdir(parents=True)
+            description = (
+                f"TEST DOUBLE of {name} {version} (toil.cluster tests only)\n"
+                "Records its arguments and writes the files the real tool writes; it is not Kubernetes."
+            )
+            repo.add(root, name, package_version, description, depends="openssl" if name == "kubeadm" else "")
+    assert repo.signed is not None
+    return KubeDoubleRepo(repo.signed.path, version, package_version, repo.signed.key_sha256, repo.signed.key_fingerprint)
+
+
+if __name__ == "__main__":
+    repo = build(Path(sys.argv[1]), *sys.argv[2:3])
+    print(repo.key_sha256)
