@@ -134,7 +134,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster, None
                 inventory = lab.inventory(ec2_groups([WORKER, SPOT, LATE]))
             run_dir = workdir / f"converge-{run}"
             control_dirs.append(run_dir / "cp")
-            env = {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dirs[-1])}
+            env = {"ANSIBLE_SSH_CONTROL_PATH_DIR": podman_hosts.control_path_dir(control_dirs[-1])}
             cluster.runs.append(
                 run_ansible_playbook(CONVERGE, base_env(), run_dir, inventory=str(inventory), extra_vars=overrides, env=env, expect_rc=None, timeout=900)
             )

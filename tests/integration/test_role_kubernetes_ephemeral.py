@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from harness.hosts import podman_hosts
+from harness.hosts.role_hosts import base_env
 from harness.playbooks import PlaybookResult, run_ansible_playbook
 
 pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
@@ -110,12 +111,6 @@ tar -C / --one-file-system --exclude=./proc --exclude=./sys --exclude=./dev --ex
 """
 
 
-def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "S3_"))}
-    env.setdefault("CONTAINERS_CONF", str(podman_hosts.CONTAINERS_CONF))
-    return env
-
-
 def run(cmd: list[str], timeout: float = 120, **kwargs) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
     if proc.returncode != 0:
@@ -125,17 +120,12 @@ def run(cmd: list[str], timeout: float = 120, **kwargs) -> str:
 
 def converge(workdir: Path, inventory: Path, name: str, extra_vars: dict, timeout: float = 600) -> PlaybookResult:
     run_dir = workdir / name
-    env = {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(workdir / "cp")}
+    env = {"ANSIBLE_SSH_CONTROL_PATH_DIR": podman_hosts.control_path_dir(workdir / "cp")}
     return run_ansible_playbook(PLAYBOOK, base_env(), run_dir, inventory=str(inventory), extra_vars=extra_vars, env=env, expect_rc=None, timeout=timeout)
 
 
 def changed_tasks(result: PlaybookResult) -> list[str]:
     return [entry["task"]["name"] for entry in result.tasks() if any(r.get("changed") for r in entry["hosts"].values())]
-
-
-def end_ssh_masters(directory: Path) -> None:
-    for sock in directory.glob("*") if directory.is_dir() else []:
-        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "placeholder"], capture_output=True, check=False, timeout=10)
 
 
 def mounts(sh) -> dict[str, tuple[str, str]]:
@@ -204,7 +194,7 @@ def single_disk(tmp_path_factory: pytest.TempPathFactory) -> Generator[SingleDis
             case.runs.append(converge(workdir, inventory, "elsewhere", {**extra, "kubernetes_ephemeral_mount": "/mnt/other"}))
         yield case
     finally:
-        end_ssh_masters(workdir / "cp")
+        podman_hosts.end_ssh_masters(workdir / "cp")
         errors = lab.close()  # the container's mounts go with it
         if loop:
             proc = subprocess.run(["losetup", "--detach", loop], capture_output=True, text=True, check=False)
@@ -376,7 +366,7 @@ def raid_vm(tmp_path_factory: pytest.TempPathFactory) -> Generator[RaidVM, None,
             vm.runs["after-reassembly"] = converge(workdir, inventory, "after-reassembly", extra)
         yield vm
     finally:
-        end_ssh_masters(workdir / "cp")
+        podman_hosts.end_ssh_masters(workdir / "cp")
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=30)

@@ -9,11 +9,13 @@ Podman reads ``containers.conf`` here (CONTAINERS_CONF), never /etc/containers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +47,39 @@ def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     if check and proc.returncode != 0:
         raise RuntimeError(f"podman {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
     return proc
+
+
+def _short_dir(directory: Path) -> Path:
+    digest = hashlib.sha256(os.path.abspath(directory).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"tcl-cp-{digest}"
+
+
+def control_path_dir(directory: Path) -> str:
+    """``ANSIBLE_SSH_CONTROL_PATH_DIR`` for ansible's ssh masters, to be found through ``directory``.
+
+    ssh's socket names must fit in 107 bytes (sun_path); pytest's temp paths under pytest-xdist
+    (``.../pytest-N/popen-gw0/...``) leave too little room, and ansible resolves symlinks in this setting. So the
+    masters live in a short directory, ``<tmp>/tcl-cp-<hash of directory>``, and ``directory`` becomes a symlink to
+    it. ``end_ssh_masters(directory)`` ends them and removes both."""
+    short = _short_dir(directory)
+    short.mkdir(mode=0o700, exist_ok=True)
+    directory = Path(directory)
+    if not directory.exists() and not directory.is_symlink():
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        directory.symlink_to(short, target_is_directory=True)
+    return str(short)
+
+
+def end_ssh_masters(directory: Path) -> None:
+    """End the ssh masters ansible keeps for ``directory`` (see ``control_path_dir``) and remove their directory."""
+    directory, short = Path(directory), _short_dir(directory)
+    where = short if short.is_dir() else directory  # a directory given to ansible as it is, too
+    for sock in where.glob("*") if where.is_dir() else []:
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "placeholder"], capture_output=True, check=False, timeout=10)
+    if where == short:
+        shutil.rmtree(short, ignore_errors=True)
+        if directory.is_symlink():
+            directory.unlink()
 
 
 def build_image() -> None:
@@ -123,8 +158,7 @@ class PodmanLab:
         """Remove everything this lab made; return the errors (empty when all went)."""
         errors = []
         for directory in control_dirs:  # ansible's ControlPersist masters
-            for sock in Path(directory).glob("*") if Path(directory).is_dir() else []:
-                subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "placeholder"], capture_output=True, check=False, timeout=10)
+            end_ssh_masters(directory)
         for host in self.hosts.values():
             proc = podman("rm", "-f", "-v", "-t", "3", host.container, check=False)
             if proc.returncode != 0 and "no such container" not in proc.stderr.lower():

@@ -23,9 +23,9 @@ def base_env() -> dict[str, str]:
 
 def ansible_env(control_dir: Path) -> dict[str, str | None]:
     """ansible's ssh masters kept in ``control_dir`` (ended by PodmanLab.close), and the remote temp directory left
-    at its default in the remote user's home: the helpers' controller-side path would be created on the host by the
+    at its default in the remote user's home: harness.playbooks' controller-side path would be created on the host by the
     first task that needs it, as root when that task becomes root, and then be unusable for the ssh user."""
-    return {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir), "ANSIBLE_REMOTE_TEMP": None}
+    return {"ANSIBLE_SSH_CONTROL_PATH_DIR": podman_hosts.control_path_dir(control_dir), "ANSIBLE_REMOTE_TEMP": None}
 
 
 def failures(run: PlaybookResult) -> str:
