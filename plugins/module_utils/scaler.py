@@ -27,7 +27,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import dra
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec
 from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, millicores
-from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
+from ansible_collections.toil.cluster.plugins.module_utils.zones import resolve_region
 
 STATE_VERSION = 1
 _POD_KEYS = {"name", "cpu", "memory", "ephemeral_storage", "preemptible", "count"}
@@ -327,18 +327,15 @@ def read_pods_and_nodes(settings, state, warn):
     return pods, [worker.node_state() for worker in workers], drain
 
 
-def scale(settings, client, warn):
+def scale(settings, ec2, warn):
     """One scaler run; returns ``toil_scaler``'s result.
 
-    ``client(service, region=...)`` makes a retrying boto3 client; ``warn`` reports a node that
+    ``ec2`` is a retrying boto3 client of the cluster's region; ``warn`` reports a node that
     could not be drained and pods that fit no pool. Raises ToilInputError for bad input (before
     any change) and lets AWS's errors through.
     """
     state = load_state(settings.state_path)
     pods, nodes, drain = read_pods_and_nodes(settings, state, warn)
-    if not settings.region:
-        raise ToilInputError(f"No region: set zone (or {ZONE_ENV_VAR}), or region (or AWS_REGION).")
-    ec2 = client("ec2", region=settings.region)
     state["instance_types"] = instance_type_shapes(ec2, {t for s in settings.pools for t in s.node_type.instance_types}, state.get("instance_types", {}))
     shapes = pool_shapes(settings.pools, state["instance_types"])
     packing, decisions, results, changed = run(ec2, settings, shapes, pods, nodes, state, drain)

@@ -186,7 +186,7 @@ applied:
   type: bool
 """
 
-from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
+from ansible_collections.toil.cluster.plugins.module_utils.modules import WAIT_SPEC, ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.scaler import ScalerSettings, scale
 
 
@@ -218,16 +218,16 @@ def main():
             state_path=dict(type="path"),
             metrics_path=dict(type="path"),
             drain_timeout=dict(type="int", default=300),
-            wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="int", default=600),
+            **WAIT_SPEC,
         ),
         supports_check_mode=True,
     )
     with module.input_errors():
         settings = ScalerSettings.from_params(module.params, module.check_mode)
+    region = module.zone_region()
     cluster = settings.cluster
     with module.aws_errors(f"cluster {cluster} (scaling)", waiting_for=f"the nodes of cluster {cluster}"), module.input_errors():
-        result = scale(settings, module.retrying_client, module.warn)
+        result = scale(settings, module.retrying_client("ec2", region=region), module.warn)
     module.exit_json(**result)
 
 
