@@ -1,13 +1,15 @@
-"""Run `make` stages one after the other, time each, and end with a table of their times.
+"""Run `make` stages, time each, and end with a table of their times.
 
-    python3 tools/stages.py setup lint sanity units integration    # what `make test` runs
+    python3 tools/stages.py setup 'sanity&' lint units integration    # what `make test` runs
 
-Each stage is ``$(MAKE) <stage>``, its output streamed as it comes. The first stage (set-up) must pass or
-nothing else runs; after it every stage runs even when an earlier one failed, so one failure never hides
-another. At the end: a table (stage, seconds, result, pytest's closing summary line when the stage ran
+Each stage is ``$(MAKE) <stage>``. Stages run one after the other, their output streamed as it comes; a stage
+written ``name&`` starts in the background instead and runs alongside the stages after it, its output kept in a
+file and printed in one piece once the foreground stages are done (so outputs never interleave). The first stage
+(set-up) must pass or nothing else runs; after it every stage runs even when another one failed, so one failure
+never hides another. At the end: a table (stage, seconds, result, pytest's closing summary line when the stage ran
 pytest), then each pytest summary line again, verbatim, as the last lines of the output. The exit code is the
-first failed stage's (0 when all passed). ``STAGE_TIMES=FILE`` also appends ``stage<TAB>seconds<TAB>exit``
-lines to FILE. Uses only the standard library: it runs before .venv exists.
+first failed stage's, in the order given (0 when all passed). ``STAGE_TIMES=FILE`` also appends
+``stage<TAB>seconds<TAB>exit`` lines to FILE. Uses only the standard library: it runs before .venv exists.
 """
 
 from __future__ import annotations
@@ -17,63 +19,111 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
+from typing import IO
 
 # pytest's closing line: "==== 3 failed, 150 passed, 3 deselected in 1290.12s (0:21:30) ====" (also "no tests ran").
 SUMMARY = re.compile(r"^=+ (.* in [0-9.]+s.*) =+$")
 
 
-def run_stage(make: str, stage: str) -> tuple[int, float, list[str]]:
+@dataclass
+class Stage:
+    name: str
+    background: bool
+    rc: int | None = None  # None: not run (or still running)
+    seconds: float = 0.0
+    summaries: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+    began: float = 0.0
+
+
+def _make(make: str, stage: str, stdout: IO[bytes] | int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([make, "--no-print-directory", stage], stdout=stdout, stderr=subprocess.STDOUT, start_new_session=stdout != subprocess.PIPE)
+
+
+def run_foreground(make: str, stage: Stage) -> None:
+    print(f"\n===== stage {stage.name} =====", flush=True)
     began = time.monotonic()
-    summaries: list[str] = []
-    proc = subprocess.Popen([make, "--no-print-directory", stage], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = _make(make, stage.name, subprocess.PIPE)
     assert proc.stdout is not None
-    try:
-        for raw in proc.stdout:
-            sys.stdout.buffer.write(raw)
-            sys.stdout.flush()
-            line = raw.decode(errors="replace").rstrip("\n")
-            if SUMMARY.match(line):
-                summaries.append(line)
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        proc.wait()
-        raise
-    return rc, time.monotonic() - began, summaries
+    for raw in proc.stdout:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.flush()
+        line = raw.decode(errors="replace").rstrip("\n")
+        if SUMMARY.match(line):
+            stage.summaries.append(line)
+    stage.rc = proc.wait()
+    stage.seconds = time.monotonic() - began
 
 
-def main(stages: list[str]) -> int:
-    if not stages:
+def start_background(make: str, stage: Stage) -> None:
+    print(f"\n===== stage {stage.name}: started in the background, its output follows the other stages' =====", flush=True)
+    stage.log = tempfile.TemporaryFile(prefix=f"stage-{stage.name}-")  # noqa: SIM115 - closed in finish_background
+    stage.began = time.monotonic()
+    stage.proc = _make(make, stage.name, stage.log)
+
+
+def finish_background(stage: Stage) -> None:
+    assert stage.proc is not None and stage.log is not None
+    stage.rc = stage.proc.wait()
+    stage.seconds = time.monotonic() - stage.began
+    print(f"\n===== stage {stage.name} (ran in the background, {stage.seconds:.0f} s) =====", flush=True)
+    stage.log.seek(0)
+    for raw in stage.log:
+        sys.stdout.buffer.write(raw)
+        line = raw.decode(errors="replace").rstrip("\n")
+        if SUMMARY.match(line):
+            stage.summaries.append(line)
+    sys.stdout.flush()
+    stage.log.close()
+
+
+def main(args: list[str]) -> int:
+    if not args:
         print(__doc__, file=sys.stderr)
         return 2
     make = os.environ.get("MAKE", "make")
-    record = os.environ.get("STAGE_TIMES")
-    results: list[tuple[str, int | None, float, list[str]]] = []
+    stages = [Stage(arg.rstrip("&"), arg.endswith("&")) for arg in args]
     began = time.monotonic()
-    for index, stage in enumerate(stages):
-        if index > 0 and results[0][1] != 0:
-            results.append((stage, None, 0.0, []))  # not run: the set-up failed
-            continue
-        print(f"\n===== stage {stage} =====", flush=True)
-        rc, seconds, summaries = run_stage(make, stage)
-        results.append((stage, rc, seconds, summaries))
-        if record:
-            with open(record, "a", encoding="utf-8") as handle:
-                handle.write(f"{stage}\t{seconds:.1f}\t{rc}\n")
+    try:
+        for index, stage in enumerate(stages):
+            if index > 0 and stages[0].rc != 0:
+                continue  # not run: the set-up failed
+            if stage.background and index > 0:
+                start_background(make, stage)
+            else:
+                run_foreground(make, stage)
+        for stage in stages:
+            if stage.proc is not None:
+                finish_background(stage)
+    except KeyboardInterrupt:
+        for stage in stages:
+            if stage.proc is not None and stage.proc.poll() is None:
+                os.killpg(stage.proc.pid, signal.SIGINT)
+                stage.proc.wait()
+        raise
     total = time.monotonic() - began
 
-    width = max(len(stage) for stage in stages + ["total"])
-    print(f"\n===== stage times ({' '.join(stages)}) =====")
-    for stage, rc, seconds, summaries in results:
-        result = "not run" if rc is None else "ok" if rc == 0 else f"FAILED (exit {rc})"
-        detail = f"  {SUMMARY.match(summaries[-1]).group(1)}" if summaries else ""  # type: ignore[union-attr]
-        print(f"{stage:<{width}}  {seconds:7.0f} s  {_minutes(seconds)}  {result}{detail}")
-    print(f"{'total':<{width}}  {total:7.0f} s  {_minutes(total)}")
-    for _stage, _rc, _seconds, summaries in results:
-        for line in summaries:
+    record = os.environ.get("STAGE_TIMES")
+    if record:
+        with open(record, "a", encoding="utf-8") as handle:
+            handle.writelines(f"{s.name}\t{s.seconds:.1f}\t{s.rc}\n" for s in stages if s.rc is not None)
+    width = max(len(s.name) for s in stages) + 2
+    print(f"\n===== stage times ({' '.join(args)}) =====")
+    for stage in stages:
+        result = "not run" if stage.rc is None else "ok" if stage.rc == 0 else f"FAILED (exit {stage.rc})"
+        detail = f"  {SUMMARY.match(stage.summaries[-1]).group(1)}" if stage.summaries else ""  # type: ignore[union-attr]
+        name = stage.name + (" &" if stage.background else "")
+        print(f"{name:<{width}}  {stage.seconds:7.0f} s  {_minutes(stage.seconds)}  {result}{detail}")
+    note = "  (a stage marked & ran alongside the ones after it)" if any(s.background for s in stages) else ""
+    print(f"{'total':<{width}}  {total:7.0f} s  {_minutes(total)}{note}")
+    for stage in stages:
+        for line in stage.summaries:
             print(line)
-    failed = [rc for _stage, rc, _seconds, _summaries in results if rc not in (0, None)]
+    failed = [stage.rc for stage in stages if stage.rc not in (0, None)]
     return failed[0] if failed else 0
 
 
