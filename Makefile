@@ -6,6 +6,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 TOIL_VENV := .venv-toil
+# The oldest ansible-core this collection supports (requires_ansible), for the tests run on every core
+# (tests/harness/ansible_cores.py); inside .venv, so it is ignored, cleaned and left out of builds with it.
+CORE217_VENV := $(VENV)/core-2.17
 BIN := $(VENV)/bin
 COLLECTION := $(VENV)/collections/ansible_collections/toil/cluster
 # Debian packages the tests need (installed only when missing).
@@ -60,6 +63,11 @@ $(TOIL_VENV)/.installed: tests/toil-requirements.txt
 	$(TOIL_VENV)/bin/pip install -q -r tests/toil-requirements.txt -c tests/toil-constraints.txt
 	@touch $@
 
+$(CORE217_VENV)/.installed: tests/core217-requirements.txt
+	@test -x $(CORE217_VENV)/bin/python || $(PYTHON) -m venv $(CORE217_VENV)
+	$(CORE217_VENV)/bin/pip install -q -r tests/core217-requirements.txt
+	@touch $@
+
 $(COLLECTION): $(VENV)/.installed tools/link-collections.sh
 	@tools/link-collections.sh $(VENV)
 
@@ -68,7 +76,7 @@ $(TEST_HOSTS): .debs.stamp $(VENV)/.installed $(HOSTS_DIR)/build-image.sh $(HOST
 	$(HOSTS_DIR)/build-image.sh
 	@touch $@
 
-setup: $(VENV)/.installed $(TOIL_VENV)/.installed $(COLLECTION) $(TEST_HOSTS)
+setup: $(VENV)/.installed $(TOIL_VENV)/.installed $(CORE217_VENV)/.installed $(COLLECTION) $(TEST_HOSTS)
 
 # Every stage runs (one failure never hides another) unless the set-up fails; the exit code is the first failure's.
 test:

@@ -14,7 +14,16 @@ from ansible_collections.toil.cluster.plugins.module_utils.iam_policies import c
 ROOT = Path(__file__).resolve().parent.parent
 
 BLOCKS = {
-    "leader-example": leader_policies("my-cluster", region="us-west-2", account_id="123456789012", role_name="my_cluster_toil", s3_buckets=["my-lab-data"]),
+    "leader-example": leader_policies(
+        "my-cluster",
+        region="us-west-2",
+        account_id="123456789012",
+        role_name="my_cluster_toil",
+        s3_buckets=["my-lab-data"],
+        security_group_id="sg-0123456789abcdef0",
+        vpc_id="vpc-0123456789abcdef0",
+        key_pair_name="my-key",
+    ),
     "controller": controller_policy(account_id="123456789012"),
 }
 

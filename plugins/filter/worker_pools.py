@@ -22,14 +22,16 @@ options:
     type: raw
     required: true
   workers:
-    description: Worker counts, a Toil string like C(0-4,2) or a list.
+    description:
+      - Worker counts, a Toil string like C(0-4,2) or a list; in ASCII digits, at most 5000 nodes a pool (the largest
+        cluster Kubernetes supports).
     type: raw
   scaler:
     description: Give each pool as M(toil.cluster.toil_scaler) takes it (C(name), C(node_types), C(min_size), C(max_size)).
     type: bool
     default: false
   node_storage:
-    description: With O(scaler=true), each pool's C(node_storage) (GiB); omitted when not given.
+    description: With O(scaler=true), each pool's C(node_storage) (GiB, 8 to 16384); omitted when not given.
     type: int
 """
 
@@ -69,6 +71,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.limits import MAX_VOLUME_GIB, MIN_VOLUME_GIB, ascii_int, check_range
 from ansible_collections.toil.cluster.plugins.module_utils.node_specs import normalize_worker_pool
 from ansible_collections.toil.cluster.plugins.module_utils.node_specs import worker_pools as pair_worker_pools
 
@@ -77,7 +80,8 @@ def scaler_pool(pool, node_storage=None):
     """A pool as toil_scaler's ``pools`` option takes it; a static pool keeps its size (min = max)."""
     spec = {"name": pool.name, "node_types": pool.node_type.spec, "min_size": pool.min_size, "max_size": pool.max_size}
     if node_storage is not None:
-        spec["node_storage"] = int(node_storage)
+        # not int(): it reads "٥٠" as 50; the bounds are an EBS gp3 root volume's
+        spec["node_storage"] = check_range(ascii_int(node_storage, "node_storage"), "node_storage", MIN_VOLUME_GIB, MAX_VOLUME_GIB, "GiB")
     return spec
 
 

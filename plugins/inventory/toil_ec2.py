@@ -12,14 +12,16 @@ description:
   - "The configuration file's name must end with C(toil_ec2.yml) or C(toil_ec2.yaml) (for example
     C(clusters.toil_ec2.yml)), and the file must start with C(plugin: toil.cluster.toil_ec2)."
   - A node of cluster C is an instance in the security group named C (Toil's own rule, the one
-    C(toil destroy-cluster) acts on; Toil and this collection launch every node there). Its Toil tags,
-    C(ToilNodeType) with C(clusterName=C) (else C(Name=C)), tell its role and, when it sits in several
-    clusters' groups, its cluster. The leader is the node tagged C(ToilNodeType=leader), else the oldest
-    node not tagged as a worker. A node is preemptible when it is a spot instance (lifecycle C(spot) or a
+    C(toil destroy-cluster) acts on) that also carries the tag C(clusterName=C), as every node Toil and this
+    collection launch does. An instance with one without the other (in C's group but tagged for another
+    cluster or untagged, or tagged C outside the group) is a stray. It is not a host of the inventory, and
+    each stray is reported as a warning. C(ToilNodeType) tells a node's role. The leader is the node tagged
+    C(ToilNodeType=leader), and only that node; a worker is never taken for the leader. A node is preemptible when it is a spot instance (lifecycle C(spot) or a
     spot request ID) or is tagged C(toil.cluster/preemptible=true).
   - "Queries, per region: one paginated DescribeInstances (pages of 1,000) with server-side filters on the
-    clusters' security groups, the state and the C(Owner) tag. With O(clusters) that is all; without, one
-    DescribeSecurityGroups first finds the groups with Toil's description. Regions are queried in
+    clusters' security groups, the state and the C(Owner) tag, and one on the C(clusterName) tag to find the
+    strays outside the groups. Without O(clusters), one DescribeSecurityGroups first finds the groups with
+    Toil's description. Regions are queried in
     parallel; botocore retries throttling and server errors in its standard mode, 10 attempts."
   - Any failure (credentials, permissions, an unknown region, throttling that outlasts the retries) fails
     the inventory source with the reason; it never yields a partial or empty inventory that looks fine.
@@ -91,6 +93,8 @@ options:
   include_stopped:
     description:
       - Also include stopping and stopped nodes (group C(toil_stopped)); by default only pending and running ones.
+      - Like every boolean option of this plugin, it must be a boolean (V(true), V(false), V(yes), V(no)); any other
+        word is refused rather than read as false.
     type: bool
     default: false
   hostnames:
@@ -113,6 +117,8 @@ options:
     description:
       - The C(ansible_user) of every node. By default C(admin) on this collection's Debian nodes and
         C(core) on Toil's Flatcar nodes.
+      - A login name, ASCII letters, digits, C(.), C(_) and C(-), at most 32 characters, starting with a letter or
+        C(_); anything else (a space, an ssh option) is refused.
     type: str
   leader_as_bastion:
     description:
@@ -199,7 +205,9 @@ except ImportError:
 
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.inventory import (
@@ -209,7 +217,8 @@ from ansible_collections.toil.cluster.plugins.module_utils.inventory import (
     check_hostnames,
     check_regions,
 )
-from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
+from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name, validate_user_name
+from ansible_collections.toil.cluster.plugins.module_utils.zones import validate_region
 from ansible_collections.toil.cluster.plugins.plugin_utils.instance_listing import InventoryQueryError, query_regions
 
 CACHE_FORMAT = 1
@@ -251,7 +260,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             result = self._query(session, regions)
             if self.get_option("cache"):
                 self._cache[cache_key] = {"format": CACHE_FORMAT, "regions": result}
-        self._populate(build_inventory(result, options))
+        inventory = build_inventory(result, options)
+        for warning in inventory.warnings:  # strays: in a cluster's group or tagged for it, not both
+            self.display.warning(f"{self.NAME}: {warning}")
+        self._populate(inventory)
 
     # ------------------------------------------------------------------ options
     def _check_known_options(self, config):
@@ -264,16 +276,31 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         unknown = sorted(set(config) - known)
         if unknown:
             raise AnsibleParserError(f"{self.NAME}: unknown option(s) {', '.join(unknown)}; see ansible-doc -t inventory {self.NAME}.")
+        # Ansible's configuration reads any other word as false (include_stopped: maybe): booleans are checked as written.
+        for name, definition in C.config.get_configuration_definitions("inventory", self._load_name).items():
+            if definition.get("type") in ("bool", "boolean") and config.get(name) is not None:
+                try:
+                    boolean(config[name], strict=True)
+                except TypeError:
+                    raise AnsibleParserError(f"{self.NAME}: {name} must be true or false, not {config[name]!r}.") from None
 
     def _inventory_options(self):
         clusters = [validate_cluster_name(name) for name in self.get_option("clusters") or ()]
+        for region in self.get_option("regions") or ():  # fullmatch: a trailing newline is refused before any call
+            try:
+                validate_region(region)
+            except ToilInputError as error:
+                raise InventoryConfigError(f"regions: {error}") from None
+        ssh_user = self.get_option("ssh_user")
+        if ssh_user is not None:
+            validate_user_name(ssh_user)
         return InventoryOptions(
             clusters=tuple(clusters),
             owners=tuple(self.get_option("owners") or ()),
             node_types=tuple(self.get_option("node_types") or ()),
             hostnames=tuple(check_hostnames(self.get_option("hostnames") or ())),
             use_private_ip=self.get_option("use_private_ip"),
-            ssh_user=self.get_option("ssh_user"),
+            ssh_user=ssh_user,
             leader_as_bastion=self.get_option("leader_as_bastion"),
         )
 
@@ -360,6 +387,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # ------------------------------------------------------------------ Ansible
     def _populate(self, model):
+        # Everything here comes from AWS (tags, tag keys, names, addresses): whoever can tag an instance writes it.
+        # Before 2.19, Ansible templates any string not marked unsafe wherever it is used, so each value (nested
+        # ones too) is marked unsafe: data on every core (2.19+ only drops template trust, which AWS text never had).
+        # compose, groups and keyed_groups then see unsafe inputs, and Ansible marks what they make of them unsafe.
         inventory = self.inventory
         for group in model.groups:
             inventory.add_group(group)
@@ -371,7 +402,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for host in model.hosts:
             name = inventory.add_host(host.name)
             for key, value in host.variables.items():
-                inventory.set_variable(name, key, value)
+                inventory.set_variable(name, key, wrap_var(value))
             for group in host.groups:
                 inventory.add_child(group, name)
             if constructed:

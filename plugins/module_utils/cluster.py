@@ -27,17 +27,20 @@ from ansible_collections.toil.cluster.plugins.module_utils.leader import (
     run_leader,
     wait_running,
 )
+from ansible_collections.toil.cluster.plugins.module_utils.limits import MAX_VOLUME_GIB, MIN_VOLUME_GIB, ascii_int
 from ansible_collections.toil.cluster.plugins.module_utils.names import iam_name, validate_cluster_name
-from ansible_collections.toil.cluster.plugins.module_utils.nodes import STOPPED_STATES, cluster_leader, instance_summary
+from ansible_collections.toil.cluster.plugins.module_utils.node_specs import validate_instance_type
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import STOPPED_STATES, cluster_instances, find_leader, instance_summary, node_type_of
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import ensure_security_group
-from ansible_collections.toil.cluster.plugins.module_utils.tags import NODE_TYPE_LEADER, cluster_tags, node_tags, tag_dict
+from ansible_collections.toil.cluster.plugins.module_utils.tags import NODE_TYPE_LEADER, TAG_NODE_TYPE, cluster_tags, node_tags, tag_dict
 from ansible_collections.toil.cluster.plugins.module_utils.zones import resolve_zone
 
 CLUSTER_TYPES = ("kubernetes",)
 KUBERNETES_MIN_VCPUS = 2  # kubeadm refuses a control plane with fewer
-MIN_STORAGE_GIB = 8
-_PROFILE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:instance-profile/[\w+=,.@/-]+$")
-_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+MIN_STORAGE_GIB = MIN_VOLUME_GIB
+# Matched whole (fullmatch: `$` accepts a trailing newline) and in ASCII (\d and \w read other scripts).
+_PROFILE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/[\w+=,.@/-]+", re.ASCII)
+_GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
 
 
 @dataclass
@@ -55,8 +58,10 @@ class ClusterSpec:
     image_id: str = None
     profile_arn: str = None
     extra_group_ids: tuple = ()
+    worker_node_types: tuple = ()
     s3_buckets: tuple = ()
     node_policy: str = "least_privilege"
+    job_store_patterns: tuple = ()
     ssh_cidrs: tuple = ("0.0.0.0/0", "::/0")
 
     @property
@@ -92,18 +97,23 @@ def validate_spec(params, environ=None):
     spec.key_pair_name = params["key_pair_name"]
     spec.base_tags = cluster_tags(name, owner=params.get("owner"), key_pair_name=spec.key_pair_name, tags=params.get("tags"), environ=environ)
     spec.vpc_subnet = params.get("vpc_subnet")
-    spec.leader_storage = params.get("leader_storage", 50)
+    spec.leader_storage = ascii_int(params.get("leader_storage", 50), "leader_storage")
     if spec.leader_storage < MIN_STORAGE_GIB:
         raise ToilInputError(f"leader_storage must be at least {MIN_STORAGE_GIB} GiB, got {spec.leader_storage}.")
+    if spec.leader_storage > MAX_VOLUME_GIB:
+        raise ToilInputError(f"leader_storage must be at most {MAX_VOLUME_GIB} GiB (EBS gp3's largest volume), got {spec.leader_storage}.")
+    # The worker pools' instance types (launch_cluster passes them), checked with the leader's before any change.
+    spec.worker_node_types = tuple(dict.fromkeys(validate_instance_type(t, t) for t in params.get("worker_node_types") or ()))
     spec.image_id = params.get("image_id")
     spec.profile_arn = params.get("aws_ec2_profile_arn")
-    if spec.profile_arn and not _PROFILE_ARN.match(spec.profile_arn):
+    if spec.profile_arn and not _PROFILE_ARN.fullmatch(spec.profile_arn):
         raise ToilInputError(f"aws_ec2_profile_arn '{spec.profile_arn}' is not an instance profile ARN.")
     spec.extra_group_ids = tuple(params.get("aws_ec2_extra_security_group_ids") or ())
     for group_id in spec.extra_group_ids:
-        if not _GROUP_ID.match(group_id):
+        if not isinstance(group_id, str) or not _GROUP_ID.fullmatch(group_id):
             raise ToilInputError(f"aws_ec2_extra_security_group_ids: '{group_id}' is not a security group ID (sg-...).")
     spec.s3_buckets = tuple(params.get("s3_buckets") or ())
+    spec.job_store_patterns = tuple(params.get("job_store_patterns") or ())
     spec.node_policy = params.get("node_policy") or "least_privilege"
     if spec.node_policy not in NODE_POLICIES:
         raise ToilInputError(f"node_policy must be one of {', '.join(NODE_POLICIES)}.")
@@ -127,6 +137,8 @@ def check_with_aws(ec2, spec):
     info = instance_type_info(ec2, spec.leader_node_type)
     if info["vcpus"] < KUBERNETES_MIN_VCPUS:
         raise ToilInputError(f"A Kubernetes leader needs at least {KUBERNETES_MIN_VCPUS} vCPUs; {spec.leader_node_type} has {info['vcpus']}.")
+    for worker_type in spec.worker_node_types:
+        instance_type_info(ec2, worker_type)  # an unknown type fails here, before the leader's group and role
     image = resolve_image(ec2, spec.image_id, info["architectures"])
     subnet = resolve_subnet(ec2, spec.zone, spec.vpc_subnet)
     if spec.extra_group_ids:
@@ -148,28 +160,57 @@ def _converge_leader_tags(ec2, instance, wanted, check_mode):
     return bool(missing)
 
 
+# Check mode with no group yet: the longest ID, so the size check holds for the real one.
+PLACEHOLDER_GROUP_ID = "sg-" + "0" * 17
+
+
+def _leader_or_refuse(ec2, cluster_name):
+    """The cluster's leader (tagged leader), or None for a new cluster; refuses, before any change, a
+    cluster whose nodes are there without a leader: launching one would not bring them back."""
+    members = cluster_instances(ec2, cluster_name, include_stopped=True)
+    leader = find_leader(members)
+    if leader is None and members:
+        named = ", ".join(f"{i['InstanceId']} ({node_type_of(i) or 'untagged'}, {i['State']['Name']})" for i in members)
+        raise ToilInputError(
+            f"Cluster {cluster_name} has nodes but no leader (no instance tagged {TAG_NODE_TYPE}={NODE_TYPE_LEADER}): {named}. "
+            "A worker is never made leader and nothing was changed. Remove the cluster with destroy_cluster "
+            "(toil_cluster state=absent), then launch it again."
+        )
+    return leader
+
+
 def present(ec2, iam, sts, spec, check_mode, wait, wait_timeout, warn):
     """Make the cluster's security group, IAM role/profile and leader exist. Returns (changed, result, diff)."""
     launch = check_with_aws(ec2, spec)
     vpc_id = launch.subnet["VpcId"]
-    policies = None
-    if not spec.profile_arn:  # computed before any change: it validates s3_buckets
+    # A leader is only ever the node tagged leader: workers without one are never promoted (nodes.find_leader).
+    existing = _leader_or_refuse(ec2, spec.name)
+    node_policies = None
+    if not spec.profile_arn:  # checked before any change: it validates s3_buckets; the group ID comes later
         identity = sts.get_caller_identity(aws_retry=True)
-        policies = leader_policies(
-            spec.name,
-            partition=identity["Arn"].split(":")[1],
-            region=spec.region,
-            account_id=identity["Account"],
-            role_name=iam_name(spec.name),
-            s3_buckets=spec.s3_buckets,
-            node_policy=spec.node_policy,
-        )
+
+        def node_policies(group_id):
+            return leader_policies(
+                spec.name,
+                partition=identity["Arn"].split(":")[1],
+                region=spec.region,
+                account_id=identity["Account"],
+                role_name=iam_name(spec.name),
+                s3_buckets=spec.s3_buckets,
+                node_policy=spec.node_policy,
+                security_group_id=group_id,
+                vpc_id=vpc_id,
+                key_pair_name=spec.key_pair_name,
+                job_store_patterns=spec.job_store_patterns,
+            )
+
+        node_policies(PLACEHOLDER_GROUP_ID)
     group_changed, group_id, group_before, group_after = ensure_security_group(ec2, spec.name, vpc_id, spec.ssh_cidrs, spec.base_tags, check_mode)
     iam_changed, profile_arn, iam_before, iam_after = False, spec.profile_arn, None, None
-    if policies is not None:
+    if node_policies is not None:  # RunInstances scoped to this group: made after it
+        policies = node_policies(group_id or PLACEHOLDER_GROUP_ID)
         iam_changed, profile_arn, iam_before, iam_after = ensure_role_and_profile(iam, spec.name, policies, spec.base_tags, check_mode)
 
-    existing = cluster_leader(ec2, spec.name)
     leader_changed = False
     wanted_tags = spec.leader_tags
     if existing:

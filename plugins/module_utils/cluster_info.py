@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible_collections.toil.cluster.plugins.module_utils.iam import get_instance_profile, get_role, iam_summary
 from ansible_collections.toil.cluster.plugins.module_utils.inventory import cluster_hosts
 from ansible_collections.toil.cluster.plugins.module_utils.names import derived_names
-from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_instances, cluster_name_of, describe_nodes, toil_instances
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_listing, cluster_name_of, describe_nodes, stray_warnings, toil_instances
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import (
     find_cluster_security_groups,
     security_group_summary,
@@ -16,9 +16,16 @@ from ansible_collections.toil.cluster.plugins.module_utils.security_group import
 )
 
 
-def describe_cluster(ec2, iam, cluster_name, include_stopped=False, region=None, ssh_user=None):
+def _ignore(_message):
+    pass
+
+
+def describe_cluster(ec2, iam, cluster_name, include_stopped=False, region=None, ssh_user=None, warn=_ignore):
+    """The cluster's parts; its nodes are members only (nodes.is_member), each stray is one ``warn``."""
     groups = find_cluster_security_groups(ec2, cluster_name)
-    instances = cluster_instances(ec2, cluster_name, include_stopped)
+    instances, strays = cluster_listing(ec2, cluster_name, include_stopped)
+    for message in stray_warnings(cluster_name, strays):
+        warn(message)
     role = iam_summary(get_role(iam, cluster_name), "RoleName")
     profile = iam_summary(get_instance_profile(iam, cluster_name), "InstanceProfileName")
     leader, workers = describe_nodes(instances)
@@ -43,6 +50,6 @@ def cluster_names_in_region(ec2, include_stopped=False):
     return sorted(n for n in names if n)
 
 
-def describe_clusters(ec2, iam, cluster_name=None, include_stopped=False, region=None, ssh_user=None):
+def describe_clusters(ec2, iam, cluster_name=None, include_stopped=False, region=None, ssh_user=None, warn=_ignore):
     names = [cluster_name] if cluster_name else cluster_names_in_region(ec2, include_stopped)
-    return [describe_cluster(ec2, iam, name, include_stopped, region, ssh_user) for name in names]
+    return [describe_cluster(ec2, iam, name, include_stopped, region, ssh_user, warn) for name in names]

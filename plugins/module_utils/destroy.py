@@ -9,6 +9,15 @@ profile (by prefix!) and the security groups of the leader's VPC, then the inter
 Here: the same order; stopped nodes included (Toil issue 4140); IAM by exact name; the
 security groups named after the cluster are deleted even when no instance is left (Toil
 leaks them then); the extra security groups are never touched.
+
+Which instances go: the cluster's members (its group *and* its ``clusterName`` tag), and the
+instances in its group with no ``clusterName`` tag at all (Toil's workers between RunInstances and
+their tags; Toil's destroy takes everything in the group, and the group cannot be deleted while
+they are in it). Never an instance of the group tagged for *another* cluster: destroy refuses
+before any change, naming it, since terminating it would let one cluster's nodes take another
+cluster's down. An instance tagged ``clusterName=C`` outside C's group is left alone too: it is
+not one of C's nodes (nothing here launches one), and terminating it would make the tag alone a
+licence to terminate.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilOperationError
 from ansible_collections.toil.cluster.plugins.module_utils.iam import delete_role_and_profile
 from ansible_collections.toil.cluster.plugins.module_utils.names import internal_bucket_name
-from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_instances, find_leader, terminate
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_listing, find_leader, in_cluster_group, launch_order, tagged_cluster, terminate
 from ansible_collections.toil.cluster.plugins.module_utils.s3_buckets import bucket_state, empty_and_delete_bucket  # toil clean's way, shared with job stores
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import find_cluster_security_groups
 from ansible_collections.toil.cluster.plugins.module_utils.tags import TAG_CLUSTER_NAME
@@ -58,10 +67,28 @@ def _internal_buckets(s3, bucket):
     return [bucket] if state == "owned" else []
 
 
+def doomed_instances(ec2, cluster_name):
+    """The instances destroy terminates (members and untagged ones in the group), oldest first.
+
+    Raises ToilOperationError, before any change, when the group holds another cluster's instance.
+    """
+    members, strays = cluster_listing(ec2, cluster_name, include_stopped=True)
+    foreign = [i for i in strays if in_cluster_group(i, cluster_name) and tagged_cluster(i)]
+    if foreign:
+        named = ", ".join(f"{i['InstanceId']} (clusterName={tagged_cluster(i)})" for i in foreign)
+        raise ToilOperationError(
+            f"Security group {cluster_name} holds instances of other clusters: {named}. Nothing was removed: they are not "
+            f"{cluster_name}'s to terminate; move them out of the group or terminate them yourself, then destroy again."
+        )
+    untagged = [i for i in strays if in_cluster_group(i, cluster_name)]
+    return members, untagged
+
+
 def plan_destroy(ec2, iam, s3, autoscaling, cluster_name, keep_group_ids=()):
     """What removing the cluster would delete, read-only."""
-    instances = cluster_instances(ec2, cluster_name, include_stopped=True)
-    leader = find_leader(instances)
+    members, untagged = doomed_instances(ec2, cluster_name)
+    instances = sorted(members + untagged, key=launch_order)
+    leader = find_leader(members)
     groups = [g for g in find_cluster_security_groups(ec2, cluster_name) if g["GroupId"] not in keep_group_ids]
     bucket = internal_bucket_name(cluster_name)
     return {
@@ -98,7 +125,8 @@ def destroy(ec2, iam, s3, autoscaling, plan, cluster_name, timeout, sleep=time.s
     if plan["spot_requests"]:
         ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=plan["spot_requests"], aws_retry=True)
     # Nodes started meanwhile (by a scaler, or an auto scaling group winding down) go too.
-    rest = [i["InstanceId"] for i in cluster_instances(ec2, cluster_name, include_stopped=True) if i["InstanceId"] != plan["leader"]]
+    members, untagged = doomed_instances(ec2, cluster_name)
+    rest = [i["InstanceId"] for i in members + untagged if i["InstanceId"] != plan["leader"]]
     terminate(ec2, rest, timeout=timeout)
     for name in plan["launch_templates"]:
         ec2.delete_launch_template(LaunchTemplateName=name, aws_retry=True)

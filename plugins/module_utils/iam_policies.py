@@ -150,6 +150,17 @@ SCALER_DESCRIBE_ACTIONS = (
 # RunInstances authorises every resource of the request. These are created by it and must
 # carry clusterName=<cluster> in the request's TagSpecifications (aws:RequestTag).
 LAUNCH_TAGGED_RESOURCE_TYPES = ("instance", "volume", "network-interface")
+# What each created resource must be (AWS Service Authorization Reference, Amazon EC2's condition
+# keys): the instance IMDSv2 only (ec2:MetadataHttpTokens), every volume encrypted (ec2:Encrypted),
+# the interface in the cluster's VPC (ec2:Vpc, a VPC ARN). Existing resources it may use: the
+# cluster's own security group (by ID) and key pair (by name, the key-pair ARN's last part), the
+# subnets of the cluster's VPC, any image and snapshot, and its spot requests.
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+# A key pair name becomes part of an ARN: printable ASCII without IAM's wildcards.
+_KEY_PAIR_NAME = re.compile(r"^[\x20-\x7e]{1,255}$")
+# A job store name pattern: Toil's job store names (lowercase letters, digits, '-'), a '*' allowed.
+_JOB_STORE_PATTERN = re.compile(r"^[a-z0-9*][a-z0-9*-]{0,62}$")
 # ECR image pulls by the kubelet (Toil's kubernetes policy without its listing calls).
 ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
 
@@ -219,13 +230,13 @@ CONTROLLER_INTERNAL_BUCKET_ACTIONS = (
 
 # --- Validation ----------------------------------------------------------------------------
 
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
 _REGION_PREFIX = {"aws-cn": "cn-", "aws-us-gov": "us-gov-"}
 _BUCKET_CHARS = re.compile(r"^[a-z0-9.-]+$")
 _BUCKET_ENDS = re.compile(r"^[a-z0-9](.*[a-z0-9])?$")
-_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_IPV4 = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
 # Names S3 reserves for its own features (general purpose bucket naming rules).
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -242,13 +253,13 @@ def validate_bucket_name(name):
         problem = "give the bare bucket name, without 's3://', an ARN or a key prefix"
     elif not BUCKET_NAME_MIN <= len(name) <= BUCKET_NAME_MAX:
         problem = f"it must be {BUCKET_NAME_MIN} to {BUCKET_NAME_MAX} characters long, not {len(name)}"
-    elif not _BUCKET_CHARS.match(name):
+    elif not _BUCKET_CHARS.fullmatch(name):
         problem = "use only lowercase letters, digits, '.' and '-'"
-    elif not _BUCKET_ENDS.match(name):
+    elif not _BUCKET_ENDS.fullmatch(name):
         problem = "it must begin and end with a lowercase letter or digit"
     elif ".." in name:
         problem = "it must not contain two adjacent periods"
-    elif _IPV4.match(name):
+    elif _IPV4.fullmatch(name):
         problem = "it must not look like an IP address"
     elif name.startswith(_BUCKET_RESERVED_PREFIXES) or name.endswith(_BUCKET_RESERVED_SUFFIXES):
         problem = "S3 reserves names starting with " + ", ".join(_BUCKET_RESERVED_PREFIXES) + " or ending with " + ", ".join(_BUCKET_RESERVED_SUFFIXES)
@@ -270,12 +281,12 @@ def _check_partition(partition):
 
 
 def _check_account(account_id):
-    if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
         raise ToilInputError(f"Invalid AWS account ID {account_id!r}: it must be a string of exactly 12 digits, like '123456789012'.")
 
 
 def _check_region(region, partition):
-    if not isinstance(region, str) or not _REGION.match(region):
+    if not isinstance(region, str) or not _REGION.fullmatch(region):
         raise ToilInputError(f"Invalid AWS region {region!r}: expected a region name like 'us-west-2'.")
     prefix = _REGION_PREFIX.get(partition)
     in_other_partition = any(region.startswith(p) for p in _REGION_PREFIX.values())
@@ -291,8 +302,32 @@ def _check_inputs(cluster_name, partition, region, account_id, role_name, node_p
     _check_partition(partition)
     _check_region(region, partition)
     _check_account(account_id)
-    if not isinstance(role_name, str) or not _ROLE_NAME.match(role_name):
+    if not isinstance(role_name, str) or not _ROLE_NAME.fullmatch(role_name):
         raise ToilInputError(f"Invalid IAM role name {role_name!r}: 1 to 64 characters among letters, digits and '+=,.@_-'.")
+
+
+def _launch_inputs(security_group_id, vpc_id, key_pair_name):
+    """The cluster's group, VPC and key pair, as they go into ARNs (values from AWS: checked too)."""
+    if not isinstance(security_group_id, str) or not _SECURITY_GROUP_ID.fullmatch(security_group_id):
+        raise ToilInputError(f"Invalid security group ID {security_group_id!r}: expected sg- and 8 or 17 hexadecimal digits.")
+    if not isinstance(vpc_id, str) or not _VPC_ID.fullmatch(vpc_id):
+        raise ToilInputError(f"Invalid VPC ID {vpc_id!r}: expected vpc- and 8 or 17 hexadecimal digits.")
+    if not isinstance(key_pair_name, str) or not _KEY_PAIR_NAME.fullmatch(key_pair_name) or any(c in key_pair_name for c in "*?"):
+        raise ToilInputError(f"Invalid key pair name {key_pair_name!r}: 1 to 255 printable ASCII characters, without '*' or '?'.")
+    return {"security_group_id": security_group_id, "vpc_id": vpc_id, "key_pair_name": key_pair_name}
+
+
+def _job_store_patterns(patterns):
+    """Job store name patterns (``my-lab-*``), validated, deduplicated and sorted; () for any job store."""
+    if isinstance(patterns, str) or not isinstance(patterns, list | tuple | set | frozenset):
+        raise ToilInputError(f"job_store_patterns must be a list of job store name patterns, not {patterns!r}.")
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not _JOB_STORE_PATTERN.fullmatch(pattern) or pattern.strip("*") == "" or "--" in pattern:
+            raise ToilInputError(
+                f"Invalid job store name pattern {pattern!r}: a job store name (lowercase letters, digits, single '-') "
+                "with '*' for any characters, like 'my-lab-*'; a pattern of '*' alone is the default."
+            )
+    return sorted(set(patterns))
 
 
 # --- Building blocks --------------------------------------------------------------------------
@@ -335,10 +370,12 @@ def toil_policies(kubernetes=True):
     return policies
 
 
-def _job_store_policy(partition):
+def _job_store_policy(partition, patterns=()):
+    """Toil's job-store buckets: ``*--toil`` (any job store), or ``<pattern>--toil`` for each pattern given."""
+    buckets = [p + JOB_STORE_BUCKET_PATTERN[1:] for p in patterns] or [JOB_STORE_BUCKET_PATTERN]
     return _document(
-        _statement("JobStoreBuckets", JOB_STORE_BUCKET_ACTIONS, [_s3(partition, JOB_STORE_BUCKET_PATTERN)]),
-        _statement("JobStoreObjects", JOB_STORE_OBJECT_ACTIONS, [_s3(partition, JOB_STORE_BUCKET_PATTERN + "/*")]),
+        _statement("JobStoreBuckets", JOB_STORE_BUCKET_ACTIONS, [_s3(partition, b) for b in buckets]),
+        _statement("JobStoreObjects", JOB_STORE_OBJECT_ACTIONS, [_s3(partition, b + "/*") for b in buckets]),
     )
 
 
@@ -349,27 +386,31 @@ def _workflow_buckets_policy(partition, buckets):
     )
 
 
-def _node_scaling_policy(cluster_name, partition, region, account_id, role_name):
+def _node_scaling_policy(cluster_name, partition, region, account_id, role_name, launch):
     def ec2(resource, account=account_id):
         return f"arn:{partition}:ec2:{region}:{account}:{resource}"
 
+    tagged = {f"aws:RequestTag/{TAG_CLUSTER_NAME}": cluster_name}
+    vpc = {"ArnEquals": {"ec2:Vpc": ec2("vpc/" + launch["vpc_id"])}}
     return _document(
         _statement("DescribeForScaling", SCALER_DESCRIBE_ACTIONS, "*"),
         _statement(
-            "LaunchClusterTaggedWorkers",
+            "LaunchImdsv2Instances",
             ["ec2:RunInstances"],
-            [ec2(kind + "/*") for kind in LAUNCH_TAGGED_RESOURCE_TYPES],
-            {"StringEquals": {f"aws:RequestTag/{TAG_CLUSTER_NAME}": cluster_name}},
+            ec2("instance/*"),
+            {"StringEquals": {**tagged, "ec2:MetadataHttpTokens": "required"}},
         ),
+        _statement("LaunchEncryptedVolumes", ["ec2:RunInstances"], ec2("volume/*"), {"StringEquals": tagged, "Bool": {"ec2:Encrypted": "true"}}),
+        _statement("LaunchInterfacesInClusterVpc", ["ec2:RunInstances"], ec2("network-interface/*"), {"StringEquals": tagged, **vpc}),
+        _statement("LaunchIntoClusterSubnets", ["ec2:RunInstances"], ec2("subnet/*"), vpc),
         _statement(
-            "LaunchWithOtherResources",
+            "LaunchWithClusterGroupAndKey",
             ["ec2:RunInstances"],
             [
+                ec2("security-group/" + launch["security_group_id"]),
+                ec2("key-pair/" + launch["key_pair_name"]),
                 ec2("image/*", account=""),
                 ec2("snapshot/*", account=""),
-                ec2("subnet/*"),
-                ec2("security-group/*"),
-                ec2("key-pair/*"),
                 ec2("spot-instances-request/*"),
             ],
         ),
@@ -384,6 +425,13 @@ def _node_scaling_policy(cluster_name, partition, region, account_id, role_name)
             ["ec2:TerminateInstances"],
             ec2("instance/*"),
             {"StringEquals": {f"ec2:ResourceTag/{TAG_CLUSTER_NAME}": cluster_name, f"ec2:ResourceTag/{TAG_NODE_TYPE}": NODE_TYPE_WORKER}},
+        ),
+        # configure_cluster (run by the leader's autoscale) pins new nodes' host keys from their console output.
+        _statement(
+            "ReadClusterConsoles",
+            ["ec2:GetConsoleOutput"],
+            ec2("instance/*"),
+            {"StringEquals": {f"ec2:ResourceTag/{TAG_CLUSTER_NAME}": cluster_name}},
         ),
         _statement(
             "CancelClusterSpotRequests",
@@ -417,21 +465,29 @@ def leader_policies(
     s3_buckets=(),
     node_policy="least_privilege",
     kubernetes=True,
+    security_group_id,
+    vpc_id,
+    key_pair_name,
+    job_store_patterns=(),
 ):
     """The inline policies of the cluster's role: policy name -> policy document.
 
-    ``least_privilege`` (the default) grants what the leader and its workers call;
+    ``least_privilege`` (the default) grants what the leader and its workers call; its
+    RunInstances only into ``security_group_id``, subnets of ``vpc_id``, with ``key_pair_name``,
+    IMDSv2 and encrypted volumes; job stores only named like ``job_store_patterns`` when given.
     ``toil`` is Toil's own broad set, byte for byte. Inputs are validated first and a
     bad one raises ToilInputError, whatever ``node_policy`` is.
     """
     _check_inputs(cluster_name, partition, region, account_id, role_name, node_policy)
     buckets = _bucket_names(s3_buckets)
+    launch = _launch_inputs(security_group_id, vpc_id, key_pair_name)
+    patterns = _job_store_patterns(job_store_patterns)
     if node_policy == "toil":
         return toil_policies(kubernetes=kubernetes)
-    policies = {"toil_job_store": _job_store_policy(partition)}
+    policies = {"toil_job_store": _job_store_policy(partition, patterns)}
     if buckets:
         policies["workflow_buckets"] = _workflow_buckets_policy(partition, buckets)
-    policies["node_scaling"] = _node_scaling_policy(cluster_name, partition, region, account_id, role_name)
+    policies["node_scaling"] = _node_scaling_policy(cluster_name, partition, region, account_id, role_name, launch)
     if kubernetes:
         policies["kubernetes_images"] = _kubernetes_policy(partition)
     total = sum(policy_size(document) for document in policies.values())
@@ -469,6 +525,13 @@ def controller_policy(*, partition="aws", account_id):
             {"Null": {f"aws:ResourceTag/{TAG_CLUSTER_NAME}": "false"}},
         ),
         _statement("RemoveClusterTaggedResources", CONTROLLER_REMOVE_ACTIONS, "*", {"Null": {f"aws:ResourceTag/{TAG_CLUSTER_NAME}": "false"}}),
+        # configure_cluster pins nodes' ssh host keys from their console output (host_keys.py).
+        _statement(
+            "ReadClusterConsoles",
+            ["ec2:GetConsoleOutput"],
+            f"arn:{partition}:ec2:*:{account_id}:instance/*",
+            {"Null": {f"aws:ResourceTag/{TAG_CLUSTER_NAME}": "false"}},
+        ),
         _statement("ToilRolesAndInstanceProfiles", CONTROLLER_IAM_ACTIONS, [toil_roles, f"{iam}:instance-profile/{TOIL_IAM_NAME_PATTERN}"]),
         # Unconditioned: AddRoleToInstanceProfile checks PassRole too, and AWS does not document
         # which iam:PassedToService it evaluates there. The roles' trust policy admits EC2 only.

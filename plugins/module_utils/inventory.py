@@ -6,8 +6,9 @@
 Pure, free of Ansible's inventory classes and of AWS calls, so it serves the inventory plugin (whose
 listing is plugin_utils/instance_listing.py) and ``toil_cluster_info`` (its ``hosts``) alike, and is tested
 alone. ``build_inventory(result, options)`` turns the instances into hosts, their variables and their
-groups: cluster by security group or tags, leader (``nodes.find_leader`` without promoting a tagged
-worker), preemptible (``nodes.is_preemptible``), ``ansible_user`` (``admin`` on this collection's Debian
+groups: cluster by ``nodes.is_member`` (its security group *and* its ``clusterName`` tag; anything with one
+without the other is a stray, left out with a warning), leader (``nodes.find_leader``: the node tagged
+leader, never a worker), preemptible (``nodes.is_preemptible``), ``ansible_user`` (``admin`` on this collection's Debian
 nodes, ``core`` on Toil's Flatcar nodes), host names without duplicates, and the optional ProxyJump
 through the leader.
 """
@@ -19,13 +20,22 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ansible_collections.toil.cluster.plugins.module_utils.nodes import IMDS_HOP_LIMIT, LIVE_STATES, cluster_name_of, find_leader, is_preemptible, launch_order
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import (
+    IMDS_HOP_LIMIT,
+    LIVE_STATES,
+    find_leader,
+    in_cluster_group,
+    is_member,
+    is_preemptible,
+    launch_order,
+    stray_warnings,
+    tagged_cluster,
+)
 from ansible_collections.toil.cluster.plugins.module_utils.tags import (
     COLLECTION_TAG_PREFIX,
     NODE_TYPE_LEADER,
     NODE_TYPE_WORKER,
     POOL_TAG,
-    TAG_NODE_TYPE,
     TAG_OWNER,
 )
 
@@ -144,6 +154,7 @@ class Host:
 class Inventory:
     hosts: list
     groups: list
+    warnings: list = field(default_factory=list)  # one line per stray instance (nodes.stray_warnings)
 
 
 def sanitize(text):
@@ -155,17 +166,19 @@ def tags_of(record):
     return {tag["Key"]: tag["Value"] for tag in record.get("Tags") or ()}
 
 
-def cluster_of(record, tags, cluster_groups):
-    """The cluster a node belongs to: by its tags when they agree with its security groups, else by group.
+def cluster_of(record, cluster_groups):
+    """(the cluster the node is a member of or None, [clusters it only looks like a node of]).
 
-    Tags count when the node has ``ToilNodeType`` and ``clusterName`` (else ``Name``); a node in the
-    security group named C belongs to C (Toil's rule), which wins when the two disagree.
+    A member is in the security group named C *and* tagged ``clusterName=C`` (``nodes.is_member``);
+    a node in C's group with another or no tag, or tagged C outside the group, is C's stray.
     """
-    tagged = cluster_name_of(record) if TAG_NODE_TYPE in tags else None
-    in_groups = [name for name in record.get("SecurityGroups") or () if name in cluster_groups]
-    if tagged and (not in_groups or tagged in in_groups):
-        return tagged
-    return min(in_groups) if in_groups else None
+    tagged = tagged_cluster(record)
+    if tagged in cluster_groups and is_member(record, tagged):
+        return tagged, []
+    looks_like = {name for name in record.get("SecurityGroups") or () if name in cluster_groups}
+    if tagged in cluster_groups and not in_cluster_group(record, tagged):
+        looks_like.add(tagged)
+    return None, sorted(looks_like)
 
 
 def default_ssh_user(record, tags):
@@ -223,18 +236,24 @@ def build_inventory(result, options):
     preferences = [_ADDRESS_OF[choice] for choice in options.hostnames]
     # Nodes per (region, cluster): membership and leaders are per region.
     clusters = {}
+    warnings = []
     for region in sorted(result):
         cluster_groups = set(result[region]["cluster_groups"])
         for record in result[region]["instances"]:
             tags = tags_of(record)
-            cluster = cluster_of(record, tags, cluster_groups)
-            if cluster is None or (wanted and cluster not in wanted) or (owners and tags.get(TAG_OWNER) not in owners):
+            cluster, looks_like = cluster_of(record, cluster_groups)
+            if owners and tags.get(TAG_OWNER) not in owners:
+                continue
+            for name in looks_like:
+                if not wanted or name in wanted:
+                    warnings.extend(f"{region}: {line}" for line in stray_warnings(name, [record]))
+            if cluster is None or (wanted and cluster not in wanted):
                 continue
             clusters.setdefault((region, cluster), []).append((record, tags))
     members_all = []
     for (region, cluster), members in sorted(clusters.items()):
         members.sort(key=lambda member: launch_order(member[0]))
-        leader = find_leader([record for record, _tags in members], promote_workers=False)
+        leader = find_leader([record for record, _tags in members])
         for record, tags in members:
             role = NODE_TYPE_LEADER if leader is not None and record is leader else NODE_TYPE_WORKER
             members_all.append((region, cluster, record, tags, role, leader))
@@ -308,12 +327,13 @@ def build_inventory(result, options):
     resolved = group_names.resolve()
     for host in hosts:
         host.groups = [resolved[key] for key in host.groups]
-    return Inventory(hosts, sorted(set(resolved.values())))
+    return Inventory(hosts, sorted(set(resolved.values())), warnings)
 
 
 def cluster_hosts(region, cluster_name, instances, ssh_user=None):
     """The hosts ``toil_ec2`` would give for one cluster's instances (botocore's), as ``add_host`` items:
-    ``{"name", "groups", "vars"}``, so a playbook adds the nodes its inventory does not know yet."""
+    ``{"name", "groups", "vars"}``, so a playbook adds the nodes its inventory does not know yet. Strays
+    among ``instances`` are left out here too (the caller warns of them)."""
     result = {region: {"cluster_groups": [cluster_name], "instances": [record_from_boto3(i) for i in instances]}}
     inventory = build_inventory(result, InventoryOptions(clusters=(cluster_name,), ssh_user=ssh_user))
     return [{"name": host.name, "groups": host.groups, "vars": host.variables} for host in inventory.hosts]

@@ -18,12 +18,14 @@ try:
 except ImportError:
     Config = None  # AnsibleAWSModule reports the missing botocore
 
+from ansible.module_utils.basic import _load_params
 from ansible_collections.amazon.aws.plugins.module_utils.common import set_collection_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError, ToilOperationError
+from ansible_collections.toil.cluster.plugins.module_utils.limits import check_module_numbers
 from ansible_collections.toil.cluster.plugins.module_utils.retries import AWS_RETRY
-from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region
+from ansible_collections.toil.cluster.plugins.module_utils.zones import ZONE_ENV_VAR, resolve_region, validate_region
 
 COLLECTION_NAME = "toil.cluster"
 COLLECTION_VERSION = "0.1.0"
@@ -48,6 +50,19 @@ class ToilAWSModule(AnsibleAWSModule):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         set_collection_info(collection_name=COLLECTION_NAME, collection_version=COLLECTION_VERSION)
+        self._check_inputs(kwargs.get("argument_spec") or {})
+
+    def _check_inputs(self, argument_spec):
+        """What Ansible's conversions let through, refused before any client is made: numbers in other
+        scripts' digits (Ansible's int reads "٣" as 3), numbers beyond AWS's limits, a malformed region."""
+        try:
+            raw = _load_params()  # the arguments as given; self.params holds them converted
+        except Exception:  # noqa: BLE001 - not run by Ansible (unit tests): the converted ones will do
+            raw = self.params
+        with self.input_errors():
+            check_module_numbers(argument_spec, raw, self.params)
+            if self.params.get("region"):
+                validate_region(self.params["region"])
 
     def client(self, service, retry_decorator=None, **extra_params):
         """AnsibleAWSModule's client with botocore's standard retry mode and 10 attempts."""

@@ -121,3 +121,15 @@ def validate_cluster_name(cluster_name):
                 f"{CLUSTER_NAME_MAX}): the {label} '{names[key]}' would exceed AWS's {limit}."
             )
     return cluster_name
+
+
+# A login name as useradd and sshd take it (POSIX portable characters, not starting with '-', at most 32): it
+# goes into ansible_user, ssh command lines and ProxyJump, where a space or an option would change their meaning.
+_USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}")
+
+
+def validate_user_name(user, what="ssh_user"):
+    """``user`` if it is a POSIX login name, else a clear error."""
+    if not isinstance(user, str) or not _USER_NAME.fullmatch(user):
+        raise ToilInputError(f"{what}: {user!r} is not a login name (ASCII letters, digits, '.', '_' and '-', at most 32, starting with a letter or '_').")
+    return user

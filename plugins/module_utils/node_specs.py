@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.limits import MAX_POOL_NODES, ascii_int
 
 # family[generation][attributes].size, e.g. m5.large, c7gn.16xlarge, u-6tb1.metal, mac2-m2.metal
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
@@ -102,7 +103,9 @@ def validate_spot_bid(bid, context):
     if isinstance(bid, bool):
         raise ToilInputError(f'Could not parse node type "{context}": the spot bid must be a number, not {bid}.')
     try:
-        value = float(bid)
+        if isinstance(bid, str) and not bid.isascii():
+            raise ValueError(bid)  # float() reads "١.٥" as 1.5
+        value = float(bid)  # as Toil: also "1_0", and "inf" refused below
     except (TypeError, ValueError):
         raise ToilInputError(f"Could not parse node type \"{context}\": the spot bid '{bid}' is not a number.") from None
     if not math.isfinite(value) or value <= 0:
@@ -180,14 +183,20 @@ def normalize_node_types(value):
     raise ToilInputError(f"Node types must be a string or a list, not {value!r}.")
 
 
-def _parse_count(text, spec):
-    try:
-        count = int(text)  # int(), as Toil: surrounding blanks are fine
-    except ValueError:
-        raise ToilInputError(f"Worker count '{spec}' is not a number of nodes ('N') or a range ('min-max').") from None
+def _check_count(count, spec):
     if count < 0:
         raise ToilInputError(f"Worker count '{spec}' is negative.")
+    if count > MAX_POOL_NODES:
+        raise ToilInputError(f"Worker count '{spec}' is more than {MAX_POOL_NODES} nodes, the largest cluster Kubernetes supports.")
     return count
+
+
+def _parse_count(text, spec):
+    try:
+        count = ascii_int(text, "worker count")  # as Toil's int(), blanks around are fine, but ASCII digits only
+    except ToilInputError:
+        raise ToilInputError(f"Worker count '{spec}' is not a number of nodes ('N') or a range ('min-max'), in ASCII digits.") from None
+    return _check_count(count, spec)
 
 
 def parse_worker_count(spec):
@@ -195,9 +204,7 @@ def parse_worker_count(spec):
     if isinstance(spec, bool) or not isinstance(spec, (str, int)):
         raise ToilInputError(f"Worker count {spec!r} must be 'N' or 'min-max'.")
     if isinstance(spec, int):
-        if spec < 0:
-            raise ToilInputError(f"Worker count '{spec}' is negative.")
-        spec = str(spec)
+        spec = str(_check_count(spec, spec))
     if "-" in spec:
         parts = spec.split("-")
         if len(parts) != 2:

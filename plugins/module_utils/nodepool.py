@@ -30,6 +30,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.nodes import (
     cluster_leader,
     describe_instances,
     instance_summary,
+    is_member,
     is_preemptible,
     launch_order,
     launch_settings,
@@ -38,13 +39,16 @@ from ansible_collections.toil.cluster.plugins.module_utils.nodes import (
     wait_for,
 )
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import find_cluster_security_groups
+from ansible_collections.toil.cluster.plugins.module_utils.ssh_keys import authorized_keys_user_data, parse_authorized_keys
 from ansible_collections.toil.cluster.plugins.module_utils.tags import (
+    COLLECTION_TAG_PREFIX,
     JOINED_TAG,
     LABELS_TAG,
     NODE_TYPE_WORKER,
     POOL_TAG,
     PREEMPTIBLE_TAG,
     SPOT_LABEL,
+    SPOT_LABELS,
     TAG_CLUSTER_NAME,
     TAG_NODE_TYPE,
     TAG_SSH_KEY_NAME,
@@ -63,7 +67,6 @@ CAPACITY_ERRORS = (
 )
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_PUBLIC_KEY = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$")
 _INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 SPOT_HISTORY_DAYS = 7
 
@@ -94,9 +97,13 @@ def _labels(labels, preemptible):
     checked = {}
     for key, raw in (labels or {}).items():
         value = "" if raw is None else str(raw)
-        if not isinstance(key, str) or not _LABEL_KEY.match(key) or len(key) > 253:
+        if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key) or len(key) > 253:  # fullmatch: `$` allows a newline
             raise ToilInputError(f"labels: '{key}' is not a Kubernetes label key.")
-        if not _LABEL_VALUE.match(value):
+        # The collection's own labels (the pool label toil.cluster/pool, ...) and the spot labels say what a
+        # node is: a user label must not override them (the pool's demand and Toil's preemptible jobs read them).
+        if key.startswith(COLLECTION_TAG_PREFIX) or key in SPOT_LABELS:
+            raise ToilInputError(f"labels: '{key}' is set by this collection (the pool and spot labels) and cannot be given.")
+        if not _LABEL_VALUE.fullmatch(value):
             raise ToilInputError(f"labels: '{value}' (for '{key}') is not a Kubernetes label value.")
         checked[key] = value
     if preemptible:
@@ -129,10 +136,7 @@ def validate_pool_spec(params):
     storage = params.get("node_storage", 50)
     if storage < 8:
         raise ToilInputError(f"node_storage must be at least 8 GiB, got {storage}.")
-    keys = tuple(k.strip() for k in params.get("authorized_keys") or ())
-    for key in keys:
-        if not _PUBLIC_KEY.match(key):
-            raise ToilInputError(f"authorized_keys: '{key[:40]}...' is not an OpenSSH public key line.")
+    keys = parse_authorized_keys(params.get("authorized_keys"))  # they reach user data: ssh_keys.py
     victims = tuple(params.get("terminate_instance_ids") or ())
     for victim in victims:
         if not _INSTANCE_ID.match(victim):
@@ -184,12 +188,15 @@ def cluster_context(ec2, cluster):
 
 
 def pool_members(ec2, cluster, pool_name, leader_id):
+    """The pool's live nodes: members of the cluster (``nodes.is_member``: its group and its tag) tagged
+    with the pool. An instance tagged for the pool outside the group is never counted nor scaled down."""
     filters = [
         {"Name": "tag:" + TAG_CLUSTER_NAME, "Values": [cluster]},
         {"Name": "tag:" + POOL_TAG, "Values": [pool_name]},
+        {"Name": "instance.group-name", "Values": [cluster]},
         {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
     ]
-    members = [i for i in describe_instances(ec2, filters) if i["InstanceId"] != leader_id]
+    members = [i for i in describe_instances(ec2, filters) if i["InstanceId"] != leader_id and is_member(i, cluster)]
     return sorted(members, key=launch_order)
 
 
@@ -203,10 +210,7 @@ def worker_tags(spec, context):
 
 def user_data(authorized_keys):
     """cloud-init: the keys the leader's scaler uses to configure the nodes it launches."""
-    if not authorized_keys:
-        return None
-    lines = ["#cloud-config", "ssh_authorized_keys:"] + [f"  - {key}" for key in authorized_keys]
-    return "\n".join(lines) + "\n"
+    return authorized_keys_user_data(authorized_keys)  # serialised, never templated (ssh_keys.py)
 
 
 def choose_spot_zone(ec2, instance_type, bid, zones, now=None):

@@ -9,11 +9,13 @@ Each rule lives here once; the modules, the inventory and the scaler call it.
 Toil finds nodes with one *unpaginated* DescribeInstances filtered on
 ``instance.group-name=C`` (so it misses nodes past the first page), takes the oldest as
 the leader and calls a node preemptible when it has a ``SpotInstanceRequestId``. Here:
-every page is read; a node belongs to C when it sits in the security group named C (Toil's
-rule) *or* carries ``clusterName=C``; the leader is the node tagged ``ToilNodeType=leader``,
-else the oldest node (see :func:`find_leader` for the inventory's stricter variant); a node
-is preemptible when its lifecycle is ``spot``, it has a spot request id, or its pool tagged
-it so.
+every page is read; a node is a **member** of C only when it sits in the security group named
+C *and* carries ``clusterName=C`` (Toil's nodes carry both): anything with one without the
+other is a **stray**, reported and never configured, joined, counted or promoted, since any
+instance launched into C's group, or tagged C, would otherwise be handed C's join token. The
+leader is the member tagged ``ToilNodeType=leader`` and nothing else (Toil tags its leader in
+the RunInstances request itself; a worker is never promoted). A node is preemptible when its
+lifecycle is ``spot``, it has a spot request id, or its pool tagged it so.
 """
 
 from __future__ import annotations
@@ -67,8 +69,55 @@ def describe_instances(ec2, filters):
     return instances
 
 
-def cluster_instances(ec2, cluster_name, include_stopped=False):
-    """Every node of the cluster, by security group name or by tag, each once, oldest first."""
+def in_cluster_group(instance, cluster_name):
+    """In the security group named after the cluster (botocore's groups, or the inventory's group names)."""
+    names = (group.get("GroupName") if isinstance(group, dict) else group for group in instance.get("SecurityGroups") or ())
+    return cluster_name in names
+
+
+def tagged_cluster(instance):
+    """The instance's ``clusterName`` tag, or None (``Name`` does not count for membership)."""
+    return tag_dict(instance.get("Tags")).get(TAG_CLUSTER_NAME)
+
+
+def is_member(instance, cluster_name):
+    """The one membership rule: in the cluster's security group *and* tagged ``clusterName=<cluster>``."""
+    return in_cluster_group(instance, cluster_name) and tagged_cluster(instance) == cluster_name
+
+
+def stray_reason(instance, cluster_name):
+    """Why an instance that looks like cluster ``cluster_name``'s is not one of its nodes, or None for a member."""
+    in_group, tagged = in_cluster_group(instance, cluster_name), tagged_cluster(instance)
+    if in_group and tagged == cluster_name:
+        return None
+    if in_group and tagged:
+        return f"is in {cluster_name}'s security group but tagged {TAG_CLUSTER_NAME}={tagged}"
+    if in_group:
+        return f"is in {cluster_name}'s security group without a {TAG_CLUSTER_NAME} tag (a Toil node still being tagged, or not {cluster_name}'s)"
+    if tagged == cluster_name:
+        return f"is tagged {TAG_CLUSTER_NAME}={cluster_name} outside {cluster_name}'s security group"
+    return f"is neither in {cluster_name}'s security group nor tagged {TAG_CLUSTER_NAME}={cluster_name}"
+
+
+def split_members(instances, cluster_name):
+    """(members, strays) of the instances: the membership rule applied, order kept."""
+    members, strays = [], []
+    for instance in instances:
+        (members if is_member(instance, cluster_name) else strays).append(instance)
+    return members, strays
+
+
+def stray_warnings(cluster_name, strays):
+    """One line per stray, for warnings: which instance and why it was left out."""
+    return [
+        f"Instance {i.get('InstanceId')} was left out of cluster {cluster_name}: it {stray_reason(i, cluster_name)}. "
+        "It is not configured, joined, counted or made leader."
+        for i in strays
+    ]
+
+
+def cluster_listing(ec2, cluster_name, include_stopped=False):
+    """(members, strays) of the cluster, each oldest first: every instance in its group or tagged with its name."""
     state_filter = {"Name": "instance-state-name", "Values": states(include_stopped)}
     found = {}
     for membership in (
@@ -77,7 +126,12 @@ def cluster_instances(ec2, cluster_name, include_stopped=False):
     ):
         for instance in describe_instances(ec2, [membership, state_filter]):
             found.setdefault(instance["InstanceId"], instance)
-    return sorted(found.values(), key=launch_order)
+    return split_members(sorted(found.values(), key=launch_order), cluster_name)
+
+
+def cluster_instances(ec2, cluster_name, include_stopped=False):
+    """Every node of the cluster (members only: group and tag), each once, oldest first."""
+    return cluster_listing(ec2, cluster_name, include_stopped)[0]
 
 
 def toil_instances(ec2, include_stopped=False):
@@ -103,19 +157,15 @@ def node_type_of(instance):
     return tag_dict(instance.get("Tags")).get(TAG_NODE_TYPE)
 
 
-def find_leader(instances, promote_workers=True):
-    """The node tagged as leader (the oldest if several), else the oldest node, else None.
+def find_leader(instances):
+    """The node tagged ``ToilNodeType=leader`` (the oldest if several), else None.
 
-    ``promote_workers=False`` (the inventory's rule) never takes a node tagged as a worker for the
-    leader: without a tagged leader, only an untagged node (Toil's, for a moment after launch) can be.
+    Never the oldest node, never a worker: a leader is only ever made by launching one (Toil tags
+    its leader in the RunInstances request, so it is never untagged). Callers pass members only.
     Works on botocore's instances and on the inventory's records alike.
     """
-    ordered = sorted(instances, key=launch_order)
-    tagged = [i for i in ordered if node_type_of(i) == NODE_TYPE_LEADER]
-    if tagged:
-        return tagged[0]
-    candidates = ordered if promote_workers else [i for i in ordered if node_type_of(i) != NODE_TYPE_WORKER]
-    return candidates[0] if candidates else None
+    tagged = [i for i in sorted(instances, key=launch_order) if node_type_of(i) == NODE_TYPE_LEADER]
+    return tagged[0] if tagged else None
 
 
 def cluster_leader(ec2, cluster_name):

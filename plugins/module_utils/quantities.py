@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 
@@ -32,8 +32,10 @@ _SUFFIXES = {
     "Pi": 2**50,
     "Ei": 2**60,
 }
+_LARGEST = Decimal(2**63 - 1)  # Kubernetes keeps quantities in int64
 _BINARY_SUFFIXES = sorted(((suffix, size) for suffix, size in _SUFFIXES.items() if suffix.endswith("i")), key=lambda item: -item[1])
-_QUANTITY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
+# Kubernetes' own grammar: ASCII digits only ([0-9], never \d, which reads "١" as 1), matched whole.
+_QUANTITY = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?")
 
 
 def parse_quantity(value, what="quantity"):
@@ -45,15 +47,17 @@ def parse_quantity(value, what="quantity"):
             raise ToilInputError(f"{what}: {value!r} is not a Kubernetes quantity.")
         number = Decimal(str(value))
     else:
-        match = _QUANTITY.match(str(value).strip())
+        match = _QUANTITY.fullmatch(str(value).strip(" \t"))
         if not match:
             raise ToilInputError(f"{what}: '{value}' is not a Kubernetes quantity (like 500m, 2, 4Gi).")
         try:
             number = Decimal(match.group(1)) * Decimal(_SUFFIXES[match.group(2) or ""])
-        except InvalidOperation:
+        except DecimalException:  # an exponent beyond Decimal's range
             raise ToilInputError(f"{what}: '{value}' is not a Kubernetes quantity.") from None
     if number < 0:
         raise ToilInputError(f"{what}: '{value}' is negative.")
+    if number > _LARGEST:
+        raise ToilInputError(f"{what}: '{value}' is larger than any Kubernetes quantity (2^63-1).")
     return number
 
 

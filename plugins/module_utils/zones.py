@@ -12,7 +12,16 @@ from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInp
 
 ZONE_ENV_VAR = "TOIL_AWS_ZONE"
 # Toil's zone_to_region regex: a region, then one letter.
-_AVAILABILITY_ZONE = re.compile(r"^([a-z]{2}-[a-z]+-[1-9][0-9]*)([a-z])$")
+_AVAILABILITY_ZONE = re.compile(r"([a-z]{2}-[a-z]+-[1-9][0-9]*)([a-z])")
+# A region as EC2 spells it (us-west-2, us-gov-west-1); always fullmatch: `$` would accept a trailing newline.
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+
+
+def validate_region(region):
+    """``region`` if it is spelled like an AWS region, else a clear error (before any call is made to it)."""
+    if not isinstance(region, str) or not _REGION.fullmatch(region):
+        raise ToilInputError(f"'{region}' is not an AWS region name (like us-west-2).")
+    return region
 
 
 def zone_to_region(zone):
@@ -40,7 +49,7 @@ def resolve_region(zone=None, region=None, environ=None):
     if zone:
         return zone_to_region(zone)
     if region:
-        return region
+        return validate_region(region)
     environ = os.environ if environ is None else environ
     env_zone = environ.get(ZONE_ENV_VAR)
     return zone_to_region(env_zone) if env_zone else None

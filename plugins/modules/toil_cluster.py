@@ -67,9 +67,19 @@ options:
     type: str
   leader_storage:
     description:
-      - Size of the leader's encrypted gp3 root volume, in GiB.
+      - Size of the leader's encrypted gp3 root volume, in GiB, from 8 (the image's root file system) to 16384
+        (EBS gp3's largest volume).
     type: int
     default: 50
+  worker_node_types:
+    description:
+      - Instance types the cluster's worker pools will use (the playbook C(toil.cluster.launch_cluster) passes them). Each is
+        checked with C(DescribeInstanceTypes) with the leader's, before anything is created, so an unknown worker
+        type fails the launch before the security group, the IAM role and the leader exist.
+      - Only checked; the pools themselves are M(toil.cluster.toil_nodepool)'s.
+    type: list
+    elements: str
+    default: []
   image_id:
     description:
       - The leader's AMI. Defaults to C(TOIL_AWS_AMI), then the newest official Debian 12 AMI for the instance
@@ -90,6 +100,14 @@ options:
     description:
       - Buckets the leader may read and write for workflow inputs and outputs, beyond Toil's job-store buckets
         (C(*--toil)). Only with O(node_policy=least_privilege).
+    type: list
+    elements: str
+    default: []
+  job_store_patterns:
+    description:
+      - With O(node_policy=least_privilege), the Toil job stores the nodes may use, as job store name patterns
+        (V(my-lab-*) allows C(aws:us-west-2:my-lab-run1)). Empty keeps every C(*--toil) job store bucket of the
+        account reachable from every job (see C(docs/iam.md)).
     type: list
     elements: str
     default: []
@@ -115,7 +133,7 @@ options:
     default: true
   wait_timeout:
     description:
-      - How long to wait, in seconds. The task fails when it runs out.
+      - How long to wait, in seconds (0 to 86400). The task fails when it runs out.
     type: int
     default: 600
 extends_documentation_fragment:
@@ -227,10 +245,12 @@ def main():
             tags=dict(type="dict"),
             vpc_subnet=dict(type="str"),
             leader_storage=dict(type="int", default=50),
+            worker_node_types=dict(type="list", elements="str", default=[]),
             image_id=dict(type="str"),
             aws_ec2_profile_arn=dict(type="str"),
             aws_ec2_extra_security_group_ids=dict(type="list", elements="str", default=[]),
             s3_buckets=dict(type="list", elements="str", default=[]),
+            job_store_patterns=dict(type="list", elements="str", default=[]),
             node_policy=dict(type="str", choices=["least_privilege", "toil"], default="least_privilege"),
             ssh_cidrs=dict(type="list", elements="str", default=["0.0.0.0/0", "::/0"]),
             **WAIT_SPEC,

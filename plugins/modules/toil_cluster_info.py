@@ -37,6 +37,30 @@ options:
       - When omitted, as the C(toil.cluster.toil_ec2) inventory does, C(admin) on this collection's Debian
         nodes and C(core) on Toil's Flatcar nodes.
     type: str
+  host_keys:
+    description:
+      - Also read the SSH host keys of the cluster's live nodes from their console output (EC2 C(GetConsoleOutput)),
+        where cloud-init writes them at first boot, so that the first ssh to a node can check its key
+        (docs/host-keys.md). Adds RV(clusters[].host_keys), RV(clusters[].host_keys_missing) and
+        RV(clusters[].known_hosts).
+      - Only keys between cloud-init's whole-line markers C(-----BEGIN SSH HOST KEY KEYS-----) and
+        C(-----END SSH HOST KEY KEYS-----) count, each a valid OpenSSH host public key; a node whose console has two
+        blocks with different keys gets none.
+    type: bool
+    default: false
+  host_keys_instances:
+    description:
+      - With O(host_keys), the nodes to read, by instance ID (they must be live nodes of the cluster); default every
+        live node.
+    type: list
+    elements: str
+  host_keys_timeout:
+    description:
+      - With O(host_keys), how long to wait (seconds) for nodes whose console output has no keys yet (a node still
+        booting, or EC2 not serving its output yet); C(0) reads once. Nodes still without keys are listed in
+        RV(clusters[].host_keys_missing), with the reason; the module does not fail for them.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -135,9 +159,25 @@ clusters:
             The host variables (C(ansible_host), C(ansible_user), C(toil_cluster), C(toil_node_type), C(toil_leader),
             C(toil_pool), C(toil_preemptible), C(toil_instance_id), C(ec2_tags), ...), see the C(toil.cluster.toil_ec2) inventory.
           type: dict
+    host_keys:
+      description: With O(host_keys), each node's host keys (C(type base64)) by instance ID, as its console shows them.
+      returned: when O(host_keys=true)
+      type: dict
+      sample: {i-0123456789abcdef0: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI..."]}
+    host_keys_missing:
+      description: With O(host_keys), the nodes whose keys were not found, by instance ID, with the reason.
+      returned: when O(host_keys=true)
+      type: dict
+    known_hosts:
+      description:
+        - With O(host_keys), RV(clusters[].host_keys) as known_hosts lines keyed by instance ID, for ssh's
+          C(UserKnownHostsFile) with C(HostKeyAlias=<instance ID>).
+      returned: when O(host_keys=true)
+      type: str
 """
 
 from ansible_collections.toil.cluster.plugins.module_utils.cluster_info import describe_clusters
+from ansible_collections.toil.cluster.plugins.module_utils.host_keys import cluster_host_keys
 from ansible_collections.toil.cluster.plugins.module_utils.modules import ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
 
@@ -149,6 +189,9 @@ def main():
             zone=dict(type="str"),
             include_stopped=dict(type="bool", default=False),
             ssh_user=dict(type="str"),
+            host_keys=dict(type="bool", default=False),
+            host_keys_instances=dict(type="list", elements="str", no_log=False),
+            host_keys_timeout=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
@@ -166,7 +209,13 @@ def main():
             params["include_stopped"],
             region,
             params["ssh_user"],
+            warn=module.warn,
         )
+    if params["host_keys"]:
+        ec2 = module.retrying_client("ec2", region=region)
+        for cluster in clusters:
+            with module.input_errors(), module.aws_errors(f"the host keys of cluster {cluster['name']}"):
+                cluster.update(cluster_host_keys(ec2, cluster, params["host_keys_instances"], params["host_keys_timeout"]))
     module.exit_json(changed=False, region=region, clusters=clusters)
 
 

@@ -39,13 +39,15 @@ options:
     type: raw
     required: true
   count:
-    description: The size of a static pool. Mutually exclusive with O(min_size)/O(max_size).
+    description:
+      - The size of a static pool, at most 5000 (Kubernetes' largest supported cluster). Mutually exclusive with
+        O(min_size)/O(max_size).
     type: int
   min_size:
-    description: The lower bound of a ranged pool.
+    description: The lower bound of a ranged pool (0 to 5000).
     type: int
   max_size:
-    description: The upper bound of a ranged pool.
+    description: The upper bound of a ranged pool (0 to 5000, Kubernetes' largest supported cluster).
     type: int
   desired:
     description:
@@ -53,7 +55,7 @@ options:
         current size brought within the bounds.
     type: int
   node_storage:
-    description: Size of each node's encrypted gp3 root volume, in GiB.
+    description: Size of each node's encrypted gp3 root volume, in GiB, 8 to 16384 (EBS gp3's largest volume).
     type: int
     default: 50
   zone:
@@ -69,6 +71,9 @@ options:
     description:
       - Kubernetes node labels the C(kubernetes) role applies when the node joins. Spot nodes also get
         C(eks.amazonaws.com/capacityType=SPOT), which Toil's Kubernetes batch system looks for.
+      - The labels this collection sets (keys starting with C(toil.cluster/), like the pool label
+        C(toil.cluster/pool)) and the spot labels cannot be given, since they say which pool a node is in and whether it is
+        spot.
     type: dict
     default: {}
   authorized_keys:
@@ -98,7 +103,7 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: How long to wait, in seconds. The task fails when it runs out.
+    description: How long to wait, in seconds (0 to 86400). The task fails when it runs out.
     type: int
     default: 600
 extends_documentation_fragment:

@@ -47,15 +47,15 @@ options:
         type: raw
         required: true
       min_size:
-        description: The fewest nodes.
+        description: The fewest nodes (0 to 5000).
         type: int
         required: true
       max_size:
-        description: The most nodes.
+        description: The most nodes (0 to 5000, Kubernetes' largest supported cluster).
         type: int
         required: true
       node_storage:
-        description: Root volume size of new nodes, in GiB (also the disk pods may use).
+        description: Root volume size of new nodes, in GiB, 8 to 16384 (also the disk pods may use).
         type: int
         default: 50
   demand:
@@ -95,7 +95,7 @@ options:
     type: float
     default: 0.0
   scale_down_idle_seconds:
-    description: How long a node must be idle before it is removed.
+    description: How long a node must be idle before it is removed, in seconds (0 to 86400).
     type: int
     default: 600
   state_path:
@@ -107,7 +107,7 @@ options:
         C(autoscaler_queue_size) to, the names Toil's dashboard plots.
     type: path
   drain_timeout:
-    description: How long to wait for an idle node's pods to be evicted, in seconds.
+    description: How long to wait for an idle node's pods to be evicted, in seconds (0 to 86400).
     type: int
     default: 300
   wait:
@@ -115,7 +115,7 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: How long to wait, in seconds.
+    description: How long to wait, in seconds (0 to 86400).
     type: int
     default: 600
 extends_documentation_fragment:

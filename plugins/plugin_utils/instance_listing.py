@@ -3,11 +3,13 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Listing the Toil nodes of several regions for the ``toil_ec2`` inventory (controller side only).
 
-Per region, one paginated DescribeInstances (pages of 1,000) filtered server-side by the clusters'
+Per region, paginated DescribeInstances (pages of 1,000) filtered server-side by the clusters'
 security groups (``instance.group-name``, always the first filter), the instance state and the
-``Owner`` tag: every node by Toil's own rule, the one ``toil destroy-cluster`` acts on. Both Toil and
-this collection launch every node into its cluster's group, tagged or (Toil's spot workers, for a
-moment) not yet tagged. With ``clusters`` given, their names are the groups and nothing else is asked;
+``Owner`` tag: every instance ``toil destroy-cluster`` would act on; then the same with the clusters'
+names as ``tag:clusterName`` instead of the groups, for the instances that claim a cluster from
+outside its group. ``build_inventory`` keeps only members (group *and* tag, ``nodes.is_member``) and
+warns of the rest (strays: Toil's workers for the moment before it tags them, or an instance placed
+in, or tagged for, a cluster it is not part of). With ``clusters`` given, their names are the groups and nothing else is asked;
 without, one DescribeSecurityGroups first finds the groups with Toil's description (Toil and this
 collection both use it). Regions run in parallel threads. Each page's XML is read directly for the
 fields used (``parse_describe_instances``), several times cheaper than botocore's generic parser on
@@ -27,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.toil.cluster.plugins.module_utils.inventory import TEXT_FIELDS, InventoryConfigError, iso_time, record_from_boto3
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import states
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import TOIL_SECURITY_GROUP_DESCRIPTION
-from ansible_collections.toil.cluster.plugins.module_utils.tags import TAG_OWNER
+from ansible_collections.toil.cluster.plugins.module_utils.tags import TAG_CLUSTER_NAME, TAG_OWNER
 
 MAX_RESULTS = 1000  # DescribeInstances' largest page
 FILTER_VALUES_MAX = 200  # EC2 refuses more filter values in one request
@@ -178,8 +180,8 @@ def plan_queries(groups, clusters=(), owners=(), include_stopped=False):
     """(the clusters' security group names, [DescribeInstances filter lists]) for one region.
 
     ``groups`` is ``list_security_groups``' answer, needed only when no ``clusters`` are named. One
-    request lists every cluster's nodes; only more than 200 filter values (EC2's limit per request)
-    split it.
+    request per membership half (group, then ``clusterName`` tag) lists every cluster's instances; only
+    more than 200 filter values (EC2's limit per request) split them.
     """
     toil_made = {name for name, description in groups or () if description == TOIL_SECURITY_GROUP_DESCRIPTION}
     cluster_groups = sorted(set(clusters) or toil_made)
@@ -189,7 +191,10 @@ def plan_queries(groups, clusters=(), owners=(), include_stopped=False):
     budget = FILTER_VALUES_MAX - sum(len(f["Values"]) for f in common)
     if budget < 1:
         raise InventoryConfigError(f"owners: at most {FILTER_VALUES_MAX - 10} owners can be asked for at once.")
-    return cluster_groups, [[{"Name": "instance.group-name", "Values": chunk}, *common] for chunk in _chunks(cluster_groups, budget)]
+    chunks = _chunks(cluster_groups, budget)
+    by_group = [[{"Name": "instance.group-name", "Values": chunk}, *common] for chunk in chunks]
+    by_tag = [[{"Name": "tag:" + TAG_CLUSTER_NAME, "Values": chunk}, *common] for chunk in chunks]
+    return cluster_groups, by_group + by_tag
 
 
 def query_regions(clients, clusters=(), owners=(), include_stopped=False, max_workers=16):

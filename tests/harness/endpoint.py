@@ -83,6 +83,49 @@ UNSET_VARS = (
 )
 
 _START_ATTEMPTS = 5  # fresh ports tried when the chosen one was taken in the meantime
+
+# moto's GetConsoleOutput answers every instance with one canned kernel log. moto runs through this bootstrap, which
+# lets a test give an instance the console output its stand-in host would print (set_console_output: a PUT to
+# /_harness/console/<id>, kept in moto's memory only and emptied by a reset), so that host keys are read the way
+# they are on EC2: base64 in Output, no Output at all while nothing is written. Anything else is moto's own.
+_MOTO_BOOTSTRAP = """
+import sys
+from moto import server
+from moto.core.responses import ActionResult
+from moto.core.types import Base64EncodedString
+from moto.core.utils import utcnow
+from moto.ec2.responses import general
+from moto.moto_server import werkzeug_app
+
+consoles = {}
+dispatch = werkzeug_app.DomainDispatcherApplication.__call__
+canned = general.General.get_console_output
+
+def call(self, environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    if path.startswith("/_harness/console/") and environ["REQUEST_METHOD"] == "PUT":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        consoles[path.rsplit("/", 1)[1]] = environ["wsgi.input"].read(length).decode("utf-8")
+        start_response("204 No Content", [])
+        return [b""]
+    if path == "/moto-api/reset":
+        consoles.clear()
+    return dispatch(self, environ, start_response)
+
+def get_console_output(self):
+    instance_id = self._get_param("InstanceId")
+    text = consoles.get(instance_id, consoles.get("*"))
+    if text is None:
+        return canned(self)
+    result = {"InstanceId": self.ec2_backend.get_instance(instance_id).id, "Timestamp": utcnow()}
+    if text:
+        result["Output"] = Base64EncodedString.from_raw_string(text)
+    return ActionResult(result)
+
+werkzeug_app.DomainDispatcherApplication.__call__ = call
+general.General.get_console_output = get_console_output
+server.main(sys.argv[1:])
+"""
 _LIVE: weakref.WeakSet[EmbeddedAWS] = weakref.WeakSet()
 
 
@@ -250,7 +293,7 @@ class EmbeddedAWS:
         env.update(self._credentials_env(), MOTO_PORT=str(self.port), PYTHONUNBUFFERED="1")
         env.setdefault("MOTO_AMIS_PATH", ami_catalogue(self.python))
         env.update(self.extra_env)
-        cmd = [self.python, "-m", "moto.server", "-H", HOST, "-p", str(self.port)]
+        cmd = [self.python, "-c", _MOTO_BOOTSTRAP, "-H", HOST, "-p", str(self.port)]
         self.process = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -388,6 +431,14 @@ class EmbeddedAWS:
         with urllib.request.urlopen(req, timeout=30) as resp:
             if resp.status != 200:
                 raise EmbeddedAWSError(f"moto reset answered HTTP {resp.status}")
+
+    def set_console_output(self, instance_id: str, text: str) -> None:
+        """What GetConsoleOutput answers for ``instance_id`` from now on ("" = nothing written yet), until a reset;
+        ``"*"`` sets the answer for every instance not set one by one."""
+        req = urllib.request.Request(f"{self.url}/_harness/console/{instance_id}", method="PUT", data=text.encode("utf-8"))
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            if resp.status != 204:
+                raise EmbeddedAWSError(f"setting the console output answered HTTP {resp.status}")
 
     def boto3_session(self, region: str | None = None) -> Any:
         """A boto3 Session bound to the fake credentials that ignores AWS_PROFILE and ~/.aws entirely."""

@@ -3,11 +3,13 @@
 moto's INITIAL_NO_AUTH_ACTION_COUNT makes the first SETUP_CALLS requests free and checks every later one against
 the caller's policies. moto checks actions, not resource ARNs of things that do not exist yet: the one test-only
 statement ``MOTO_RESOURCE_GAP`` (five IAM actions on "*") stands in for the controller policy's ``*_toil`` ARNs
-there; resource scoping and conditions are checked by tests/unit/plugins/module_utils/test_iam_policies.py.
+there; resource scoping and conditions are checked by tests/unit/plugins/module_utils/test_iam_policies.py, and
+for whole RunInstances requests by ``run_instances_denials`` below (moto checks no resource ARN nor condition).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import subprocess
 from collections.abc import Iterator
@@ -77,3 +79,81 @@ def admin_leftovers(endpoint: EmbeddedAWS, admin: dict[str, str]) -> dict[str, l
     return leftover_resources(
         {s: admin_client(endpoint, admin, s) for s in ("ec2", "iam", "s3", "autoscaling")}, "us-west-2"
     )  # moto answers 500 to SimpleDB under enforcement; the module never uses it
+
+
+# ---------------------------------------------------------------------- RunInstances, resource by resource
+# What EC2 authorises for one RunInstances request, as the AWS Service Authorization Reference lists it for
+# Amazon EC2: every resource it creates (instance, volumes, network interface: with the request's tags as
+# aws:RequestTag/*, and ec2:MetadataHttpTokens, ec2:Encrypted, ec2:Vpc) and every existing one it uses
+# (subnet with ec2:Vpc, security groups, key pair, image, the spot request of a spot launch). Without
+# SecurityGroupIds EC2 uses the VPC's default group; it is named here so that it is refused like any other.
+DEFAULT_GROUP = "sg-vpc-default"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool:
+    for operator, tests in condition.items():
+        for key, value in tests.items():
+            expected = [str(v).lower() if operator == "Bool" else v for v in _as_list(value)]
+            if operator == "Null":
+                if ("true" if key not in context else "false") not in expected:
+                    return False
+            elif key not in context:
+                return False  # IAM: a condition on a key the request lacks does not match
+            elif operator in ("StringEquals", "ArnEquals", "Bool"):
+                if context[key] not in expected:
+                    return False
+            elif operator in ("StringLike", "ArnLike"):
+                if not any(fnmatch.fnmatchcase(context[key], pattern) for pattern in expected):
+                    return False
+            else:
+                raise AssertionError(f"the test evaluator does not know the condition operator {operator}")
+    return True
+
+
+def policy_allows(policies: dict[str, Any], action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+    """Do these Allow-only inline policies (name -> document) permit ``action`` on ``resource``?"""
+    for document in policies.values():
+        for statement in document["Statement"]:
+            assert statement["Effect"] == "Allow"
+            if not any(fnmatch.fnmatchcase(action, pattern) for pattern in _as_list(statement["Action"])):
+                continue
+            if not any(fnmatch.fnmatchcase(resource, pattern) for pattern in _as_list(statement["Resource"])):
+                continue
+            if _condition_holds(statement.get("Condition", {}), context or {}):
+                return True
+    return False
+
+
+def run_instances_authorizations(request: dict[str, Any], *, region: str, account: str, subnet_vpcs: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """(resource ARN, condition context) for every resource EC2 authorises RunInstances on for ``request``."""
+
+    def arn(resource: str, owner: str = account) -> str:
+        return f"arn:aws:ec2:{region}:{owner}:{resource}"
+
+    tags = {spec["ResourceType"]: {f"aws:RequestTag/{t['Key']}": t["Value"] for t in spec["Tags"]} for spec in request.get("TagSpecifications", [])}
+    vpc = {"ec2:Vpc": arn("vpc/" + subnet_vpcs[request["SubnetId"]])}
+    tokens = (request.get("MetadataOptions") or {}).get("HttpTokens", "optional")
+    checks = [(arn("instance/*"), {**tags.get("instance", {}), "ec2:MetadataHttpTokens": tokens})]
+    for mapping in request.get("BlockDeviceMappings") or [{"Ebs": {}}]:  # no mapping: the image's own root volume
+        encrypted = "true" if mapping.get("Ebs", {}).get("Encrypted") else "false"
+        checks.append((arn("volume/*"), {**tags.get("volume", {}), "ec2:Encrypted": encrypted}))
+    checks.append((arn("network-interface/*"), {**tags.get("network-interface", {}), **vpc}))
+    checks.append((arn("subnet/" + request["SubnetId"]), vpc))
+    for group in request.get("SecurityGroupIds") or [DEFAULT_GROUP]:
+        checks.append((arn("security-group/" + group), vpc))
+    if request.get("KeyName"):
+        checks.append((arn("key-pair/" + request["KeyName"]), {"ec2:KeyPairName": request["KeyName"]}))
+    checks.append((arn("image/" + request["ImageId"], owner=""), {}))
+    if request.get("InstanceMarketOptions"):
+        checks.append((arn("spot-instances-request/*"), {}))
+    return checks
+
+
+def run_instances_denials(policies: dict[str, Any], request: dict[str, Any], *, region: str, account: str, subnet_vpcs: dict[str, str]) -> list[str]:
+    """The resources of ``request`` these policies do not allow RunInstances on (empty: the launch is allowed)."""
+    authorizations = run_instances_authorizations(request, region=region, account=account, subnet_vpcs=subnet_vpcs)
+    return [resource for resource, context in authorizations if not policy_allows(policies, "ec2:RunInstances", resource, context)]

@@ -65,6 +65,21 @@ MODULE_CASES = [
     ("toil_jobstore", {"locator": "aws:mars-1:jst-x", "state": "absent"}, "is not one of"),
     ("toil_jobstore", {"locator": "google:proj:store", "state": "absent"}, "google:proj:store"),
     ("toil_jobstore_info", {"locator": "aws:us-west-2:Bad_Name"}, "Invalid AWS job store name 'Bad_Name'"),
+    # issue #16: digits of other scripts, no upper bound, `$` before a newline
+    ("toil_scaler", {**SCALER, "demand": {"pods": [{"name": "x", "cpu": "١"}]}}, "'١' is not a Kubernetes quantity"),
+    ("toil_scaler", {**SCALER, "demand": {"pods": [{"name": "x", "cpu": "1", "memory": "1e400"}]}}, "larger than any Kubernetes quantity"),
+    ("toil_scaler", {**SCALER, "beta_inertia": "٠.٥"}, "beta_inertia: '٠.٥' is not a number written in ASCII digits"),
+    (
+        "toil_scaler",
+        {**SCALER, "pools": [{"name": "a", "node_types": "m5.large", "min_size": 0, "max_size": 100000}]},
+        "pools[0].max_size must be at most 5000",
+    ),
+    ("toil_scaler", {**SCALER, "pools": [{"name": "a", "node_types": "m5.large", "min_size": "٣", "max_size": 5}]}, "pools[0].min_size: '٣'"),
+    ("toil_scaler", {**SCALER, "drain_timeout": -1}, "drain_timeout must not be negative"),
+    ("toil_cluster", {"name": "bad-in", "zone": ZONE, "state": "absent", "wait_timeout": "٦٠"}, "wait_timeout: '٦٠'"),
+    ("toil_cluster_info", {"name": "bad-in", "region": "us-west-2\n"}, "is not an AWS region name"),
+    ("toil_jobstore", {"locator": "aws:us-west-2:jst-x", "state": "absent", "region": "us-west-2\n"}, "is not an AWS region name"),
+    ("toil_jobstore_info", {"locator": "aws:us-west-2:jst-x", "s3_endpoint": {"host": "localhost", "port": "٩٠٠٠"}}, "s3_endpoint.port: '٩٠٠٠'"),
 ]
 
 # ---------------------------------------------------------------------- the inventory plugin
@@ -94,12 +109,30 @@ PLAYBOOK_CASES = [
     ("launch_cluster", {**LAUNCH, "node_types": "m5.large:-1", "workers": "1"}, "spot bid must be a positive number"),
     ("launch_cluster", {**LAUNCH, "leader_node_type": "t9.bogus"}, "Unknown instance type 't9.bogus'"),
     ("launch_cluster", {**LAUNCH, "key_pair_name": "no-such-key"}, "Key pair 'no-such-key' does not exist"),
+    # issue #16: an unknown worker type used to fail after the security group, IAM role and leader were made
+    ("launch_cluster", {**LAUNCH, "node_types": "m5.large,t9.bogus", "workers": "1,1"}, "Unknown instance type 't9.bogus'"),
+    ("launch_cluster", {**LAUNCH, "node_types": "m5.large", "workers": "٣"}, "Worker count '٣' is not a number of nodes"),
+    ("launch_cluster", {**LAUNCH, "node_types": "m5.large", "workers": "100000"}, "more than 5000 nodes"),
+    ("launch_cluster", {**LAUNCH, "leader_storage": "٨٠"}, "at most 16384"),
+    ("launch_cluster", {**LAUNCH, "node_storage": 100000}, "at most 16384"),
+    ("launch_cluster", {**LAUNCH, "leader_storage": "80\n"}, "in ASCII digits"),
+    ("launch_cluster", {**LAUNCH, "wait_timeout": -1}, "wait_timeout"),
     ("destroy_cluster", {**DESTROY, "cluster_name": ""}, "destroy_cluster needs cluster_name"),
     ("destroy_cluster", {**DESTROY, "zone": "us-west-2"}, "destroy_cluster needs cluster_name"),
     ("destroy_cluster", {**DESTROY, "cluster_name": "Bad_Name"}, "must be lowercase"),
     ("autoscale", {**AUTOSCALE, "node_types": ""}, "autoscale needs cluster_name"),
     ("autoscale", {**AUTOSCALE, "demand": ["not", "a", "mapping"]}, "demand a mapping"),
     ("autoscale", {**AUTOSCALE, "beta_inertia": 0.95}, "beta_inertia must be between 0 and 0.9"),
+    ("autoscale", {**AUTOSCALE, "workers": "0-100000"}, "more than 5000 nodes"),
+    ("autoscale", {**AUTOSCALE, "workers": "0-٣"}, "is not a number of nodes"),
+    ("autoscale", {**AUTOSCALE, "node_storage": "٥٠"}, "node_storage is GiB (8 to 16384)"),
+    ("autoscale", {**AUTOSCALE, "scale_down_idle_seconds": -1}, "node_storage is GiB (8 to 16384)"),
+    ("autoscale", {**AUTOSCALE, "demand": {"pods": [{"name": "x", "cpu": "١"}]}}, "'١' is not a Kubernetes quantity"),
+    ("plan", {"toil_cluster_name": CLUSTER, "toil_zone": ZONE, "toil_node_types": "m5.large", "toil_workers": "٣"}, "is not a number of nodes"),
+    ("plan", {"toil_cluster_name": CLUSTER, "toil_zone": ZONE, "toil_worker_pools": [{"node_types": "m5.large", "count": 100000}]}, "more than 5000"),
+    ("run_workflow", {**DESTROY, "workflow": "/etc/hostname", "toil_options": ["--batchSys", "slurm"]}, "may not set --batchSystem"),
+    ("run_workflow", {**DESTROY, "workflow": "/etc/hostname", "toil_options": ["--jobSt=file:/tmp/x"]}, "may not set --jobStore"),
+    ("run_workflow", {**DESTROY, "workflow": "/etc/hostname", "toil_options": ["--resta"]}, "may not set --restart"),
 ]
 
 BAD_INPUTS = [

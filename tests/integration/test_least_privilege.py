@@ -16,9 +16,11 @@ import functools
 from collections import defaultdict
 
 import botocore.session
+import pytest
 
 from ansible_collections.toil.cluster.plugins.module_utils.iam_policies import leader_policies, toil_policies
-from harness.iam_enforcement import ACCOUNT, admin_client, admin_leftovers, run_as
+from ansible_collections.toil.cluster.plugins.module_utils.nodepool import ClusterContext, launch_request, validate_pool_spec, worker_tags
+from harness.iam_enforcement import ACCOUNT, admin_client, admin_leftovers, run_as, run_instances_denials
 from harness.jobstores import make_job_store
 from harness.leaks import format_leftovers
 from harness.paths import REPO
@@ -82,8 +84,27 @@ def _operations(service):
     return set(botocore.session.get_session().get_service_model(service).operation_names)
 
 
+# The cluster the node policy is pinned to, and another one in another VPC of the same account.
+GROUP, VPC, KEY, SUBNET = "sg-0123456789abcdef0", "vpc-0123456789abcdef0", "my-key", "subnet-0123456789abcdef0"
+OTHER_GROUP, OTHER_VPC, OTHER_SUBNET = "sg-0fedcba9876543210", "vpc-0fedcba9876543210", "subnet-0fedcba9876543210"
+WHERE = {"region": "us-west-2", "account": ACCOUNT, "subnet_vpcs": {SUBNET: VPC, OTHER_SUBNET: OTHER_VPC}}
+
+
+def node_policies():
+    return leader_policies(
+        "my-cluster",
+        region="us-west-2",
+        account_id=ACCOUNT,
+        role_name="my_cluster_toil",
+        s3_buckets=["my-lab-data"],
+        security_group_id=GROUP,
+        vpc_id=VPC,
+        key_pair_name=KEY,
+    )
+
+
 def ours():
-    return _actions(leader_policies("my-cluster", region="us-west-2", account_id=ACCOUNT, role_name="my_cluster_toil", s3_buckets=["my-lab-data"]))
+    return _actions(node_policies())
 
 
 def comparison_table():
@@ -110,6 +131,59 @@ def test_nodes_policy_action_by_action_against_toils():
     by_service = {s: sorted(a for a in granted if a.startswith(f"{s}:")) for s in TOIL_SERVICES}
     assert by_service["sdb"] == [] and by_service["iam"] == ["iam:PassRole"]
     assert 0 < len(by_service["ec2"]) < len(_operations("ec2")) / 20  # a few of EC2's hundreds
+
+
+# ---------------------------------------------------------------------- RunInstances pinned to the cluster
+def pool_request(node_types="m5.large"):
+    """The RunInstances request toil_nodepool (and so the scaler) sends for one node of my-cluster."""
+    spec = validate_pool_spec({"cluster": "my-cluster", "name": "p", "node_types": node_types, "count": 1})
+    context = ClusterContext(leader={}, group_id=GROUP, vpc_id=VPC, profile_arn=None, key_name=KEY, base_tags={"clusterName": "my-cluster", "Owner": "me"})
+    image = {"ImageId": "ami-0123456789abcdef0", "RootDeviceName": "/dev/xvda"}
+    return launch_request(spec, context, spec.node_type.instance_types[0], image, SUBNET, 1, worker_tags(spec, context))
+
+
+@pytest.mark.parametrize("node_types", ["m5.large", "m5.large:0.5"])
+def test_nodes_may_launch_their_pools_workers(node_types):
+    assert run_instances_denials(node_policies(), pool_request(node_types), **WHERE) == []
+
+
+def _without_metadata(request):
+    request.pop("MetadataOptions")
+
+
+def _unencrypted(request):
+    request["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] = False
+
+
+def _tagged_for(cluster):
+    def change(request):
+        for spec in request["TagSpecifications"]:
+            spec["Tags"] = [dict(t, Value=cluster) if t["Key"] == "clusterName" else t for t in spec["Tags"]]
+
+    return change
+
+
+# Each a launch a job on a node could ask for, to put a machine somewhere the cluster's role should not reach.
+ATTACKS = {
+    "into another cluster's security group": (lambda r: r.update(SecurityGroupIds=[OTHER_GROUP]), f"security-group/{OTHER_GROUP}"),
+    "into the cluster's and another group": (lambda r: r.update(SecurityGroupIds=[GROUP, OTHER_GROUP]), f"security-group/{OTHER_GROUP}"),
+    "into the VPC's default group": (lambda r: r.pop("SecurityGroupIds"), "security-group/sg-vpc-default"),
+    "into a subnet of another VPC": (lambda r: r.update(SubnetId=OTHER_SUBNET), f"subnet/{OTHER_SUBNET}"),
+    "with someone else's key pair": (lambda r: r.update(KeyName="admin-key"), "key-pair/admin-key"),
+    "with IMDSv1 on": (lambda r: r["MetadataOptions"].update(HttpTokens="optional"), "instance/*"),
+    "without metadata options": (_without_metadata, "instance/*"),
+    "with an unencrypted volume": (_unencrypted, "volume/*"),
+    "tagged for another cluster": (_tagged_for("other-cluster"), "instance/*"),
+}
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_nodes_cannot_launch_outside_their_cluster(attack):
+    change, refused = ATTACKS[attack]
+    request = pool_request()
+    change(request)
+    denied = run_instances_denials(node_policies(), request, **WHERE)
+    assert any(resource.endswith(":" + refused) for resource in denied), denied
 
 
 def test_security_doc_has_the_comparison_table():

@@ -5,7 +5,11 @@ launch_cluster makes a leader, a static pool of one worker and a ranged pool of 
 the launch runs, stand in for the instances: a real toil_ec2 inventory source maps each node to a container
 through its ``compose`` (connection and address: the leader's and the worker's instance IDs to two of them, any
 node launched later to the spare). configure_cluster then configures the two over real SSH and tags the joined
-worker on the endpoint, and a second run changes nothing; autoscale (at -vvv, printing no join token), given a
+worker on the endpoint, and a second run changes nothing. The endpoint's console output of each instance holds its
+stand-in's real host keys in cloud-init's format (issue #16, point 5), and the first run meets two attacks: a node whose
+console names other keys than the host at its address shows (it is not connected to and gets no join token), and the
+worker's tags asking for the control plane's label (it does not get it); each join token is revoked once used;
+autoscale (at -vvv, printing no join token), given a
 demand the static worker cannot hold, launches one node in the ranged pool (toil_scaler, giving it the leader's
 key), and its configure step (configure_new_only) joins only that node, through the spare host;
 destroy_cluster removes it all (the aws fixture's leak check proves nothing is left).
@@ -71,6 +75,41 @@ def slowest(run, count=8):
             start, end = (datetime.fromisoformat(duration[k].replace("Z", "+00:00")) for k in ("start", "end"))
             spans.append((round((end - start).total_seconds(), 1), entry["task"]["name"]))
     return sorted(spans, reverse=True)[:count]
+
+
+def host_keys(host):
+    """The stand-in's own host keys (made at its first boot), as ``type base64``."""
+    return [" ".join(line.split()[:2]) for line in host.sh("cat /etc/ssh/ssh_host_*_key.pub").splitlines() if line.strip()]
+
+
+def cloud_init_console(keys):
+    """A console output as cloud-init's keys_to_console writes it (tools/write-ssh-key-fingerprints)."""
+    return "\r\n".join(
+        [
+            "[    0.000000] Linux version 6.1.0-27-cloud-amd64",
+            "ec2: #############################################################",
+            "ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----",
+            "ec2: -----END SSH HOST KEY FINGERPRINTS-----",
+            "ec2: #############################################################",
+            "-----BEGIN SSH HOST KEY KEYS-----",
+            *(f"{key} root@stand-in" for key in keys),
+            "-----END SSH HOST KEY KEYS-----",
+            "",
+        ]
+    )
+
+
+def join_labels(host):
+    """The node labels of the stand-in's last kubeadm join (the double keeps a copy of each configuration)."""
+    copies = host.sh("ls /var/log/kube-double/ | grep 'kubeadm-join.yaml'").split()
+    join = next(d for d in yaml.safe_load_all(host.read(f"/var/log/kube-double/{copies[-1]}")) if d["kind"] == "JoinConfiguration")
+    args = {a["name"]: a["value"] for a in join["nodeRegistration"].get("kubeletExtraArgs", [])}
+    return dict(item.split("=", 1) for item in args.get("node-labels", "").split(",") if item)
+
+
+def live_join_tokens(host):
+    """`kubeadm token list` on the control plane: the live tokens made for a join."""
+    return [line for line in host.sh("kubeadm token list").splitlines()[1:] if "join of" in line]
 
 
 def stand_in_inventory(path, lab, addresses):
@@ -145,7 +184,7 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
                 **repo.role_vars(REPO_MOUNT),
             }
 
-            def play(name, extra, verbose=()):
+            def play(name, extra, verbose=(), expect_failure=False):
                 started = time.monotonic()
                 result = run_ansible_playbook(
                     f"playbooks/{name}.yml",
@@ -159,12 +198,55 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
                     timeout=1200,
                 )
                 print(f"\n{name}: {time.monotonic() - started:.0f} s; slowest tasks {slowest(result)}")
-                assert result.rc == 0, failures(result)
+                assert (result.rc != 0) if expect_failure else (result.rc == 0), failures(result)
                 return result
 
-            # configure_cluster (the host half of launch_cluster): init on the leader, join on the worker.
-            configured = play("configure_cluster", overrides)
-            assert {h: s["failures"] for h, s in configured.stats.items() if h != "localhost"} == {leader_id: 0, worker_id: 0}
+            # Each instance's console output shows its stand-in's host keys, as cloud-init prints them; any other
+            # instance (the inventory maps it to the spare) shows the spare's.
+            keys = {role: host_keys(host) for role, host in hosts.items()}
+            aws.endpoint.set_console_output(leader_id, cloud_init_console(keys["leader"]))
+            aws.endpoint.set_console_output(worker_id, cloud_init_console(keys["worker"]))
+            aws.endpoint.set_console_output("*", cloud_init_console(keys["new"]))
+            # Attack 1: a node of the cluster whose console names the worker's keys, while its address (the spare)
+            # answers with other keys, as a man in the middle would. Attack 2: the worker's tags ask for the control
+            # plane's label and another pool's (a node may launch instances with any tags).
+            ec2 = aws.client("ec2")
+            worker = nodes["worker"]
+            impostor_id = ec2.run_instances(
+                ImageId=worker["ImageId"],
+                InstanceType=worker["InstanceType"],
+                MinCount=1,
+                MaxCount=1,
+                SubnetId=worker["SubnetId"],
+                SecurityGroupIds=[g["GroupId"] for g in worker["SecurityGroups"]],
+                TagSpecifications=[{"ResourceType": "instance", "Tags": worker["Tags"]}],
+            )["Instances"][0]["InstanceId"]
+            aws.endpoint.set_console_output(impostor_id, cloud_init_console(keys["worker"]))
+            ec2.create_tags(
+                Resources=[worker_id], Tags=[{"Key": "toil.cluster/labels", "Value": f"node-role.kubernetes.io/control-plane=,toil.cluster/pool={RANGED}"}]
+            )
+
+            # configure_cluster (the host half of launch_cluster): init on the leader, join on the worker; the
+            # impostor fails (ssh refuses its host key), so the run fails.
+            first = play("configure_cluster", dict(overrides, ssh_timeout=20), expect_failure=True)
+            problems = []
+            impostor = first.stats.get(impostor_id, {})
+            if impostor.get("failures", 0) + impostor.get("unreachable", 0) != 1 or "Host key verification failed" not in first.stdout:
+                problems.append(f"the impostor was not refused for its host key: {impostor}")
+            if [c[0] for c in kubeadm_calls(hosts["new"]) if c[0] in ("init", "join")]:
+                problems.append("the impostor's host ran kubeadm join")
+            made_for = [c for c in kubeadm_calls(hosts["leader"]) if c[:2] == ["token", "create"]]
+            if [c[-1] for c in made_for] != [f"toil.cluster: join of {worker_id}"]:
+                problems.append(f"join tokens were made for {[c[-1] for c in made_for]}")
+            if join_labels(hosts["worker"]) != {"toil.cluster/pool": STATIC, "node.kubernetes.io/instance-type": "t3.large"}:
+                problems.append(f"the worker got the labels of its tags: {join_labels(hosts['worker'])}")
+            if live_join_tokens(hosts["leader"]):
+                problems.append(f"join tokens outlive their join: {live_join_tokens(hosts['leader'])}")
+            assert not problems, problems
+            ec2.terminate_instances(InstanceIds=[impostor_id])
+            ec2.get_waiter("instance_terminated").wait(InstanceIds=[impostor_id], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+            configured = first
+            assert {h: s["failures"] for h, s in configured.stats.items() if h not in ("localhost", impostor_id)} == {leader_id: 0, worker_id: 0}
             leader_calls, worker_calls = kubeadm_calls(hosts["leader"]), kubeadm_calls(hosts["worker"])
             assert [c[0] for c in leader_calls if c[0] in ("init", "join")] == ["init"]
             assert [c[0] for c in worker_calls if c[0] in ("init", "join")] == ["join"]
@@ -208,7 +290,8 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
             assert kubeadm_calls(hosts["worker"]) == worker_calls
             leader_now = kubeadm_calls(hosts["leader"])
             assert leader_now[: len(leader_calls)] == leader_calls
-            assert [c[:2] for c in leader_now[len(leader_calls) :]] == [["token", "create"]]
+            assert [c[:2] for c in leader_now[len(leader_calls) :]] == [["token", "create"], ["token", "delete"]]
+            assert live_join_tokens(hosts["leader"]) == []  # revoked once the node joined
             new_calls = kubeadm_calls(hosts["new"])
             assert [c for c in new_calls if c[0] in ("init", "join")] == [["join", "--config", "/etc/kubernetes/kubeadm-join.yaml"]]
             # The join used the token made for it now and the CA hash pinned from the leader.
@@ -225,6 +308,7 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
             )
             assert join["discovery"]["bootstrapToken"]["caCertHashes"] == [f"sha256:{ca_hash}"]
             assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == f"{hosts['leader'].address}:6443"
+            assert join_labels(hosts["new"]) == {"toil.cluster/pool": RANGED, "node.kubernetes.io/instance-type": "t3.medium"}
             assert tags(now[new_id]).get("toil.cluster/joined") == "true"
             assert "toil.cluster/joined" not in tags(now[leader_id])
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import subprocess
 
+from harness.netns import OfflineNetns
 from harness.paths import venv_executable
 from harness.playbooks import ansible_environment
+from harness.toil_shapes import make_toil_cluster
 
 ZONE = "us-west-2a"
 CLUSTER = "pb-c"
@@ -235,7 +237,7 @@ OTHER_BAD_CASES = [
     (
         "run_workflow",
         {"cluster_name": CLUSTER, "zone": ZONE, "workflow": "/etc/hostname", "toil_options": ["--batchSystem", "slurm"]},
-        "Check the inputs",
+        "Check toil_options against the options this playbook sets",
         "may not set\n--batchSystem",
     ),
     (
@@ -268,3 +270,80 @@ def test_bad_inputs_of_the_other_playbooks_are_refused_before_any_change(aws, ru
         result = run_playbook(f"playbooks/{playbook}.yml", extra_vars=extra_vars, env=aws_calls.env, expect_rc=None)
         assert_refused(result, task, words)
     assert aws_calls.mutating_calls() == []
+
+
+# ---------------------------------------------------------------------- ssh_config against hostile tags and variables
+# Issue #16, point 2: a tag or a variable holding a line break must never add a directive to the ssh configuration.
+SSH_CLUSTER = "pb-ssh"
+
+
+def ssh_directives(path):
+    return [line.split()[0].lower() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def run_ssh_offline(netns, config, host):
+    """``ssh -F config host true`` where only loopback exists: it can reach nothing (54.x included), but a
+    ProxyCommand or LocalCommand would still run here."""
+    argv = ["ssh", "-F", str(config), "-o", "ConnectTimeout=3", "-o", "BatchMode=yes", host, "true"]
+    return netns.run(argv, timeout=60)
+
+
+def test_ssh_config_writes_no_directive_from_tags_or_variables(aws, run_playbook, tmp_path):
+    """Workers whose pool, Name and other tags hold "\\nHost *\\n  ProxyCommand touch MARKER" (and \\r variants),
+    and variables with line breaks: the playbook refuses the variables and writes no directive from the tags;
+    ssh itself, run on the file in a loopback-only namespace, never runs the command."""
+    shaped = make_toil_cluster(aws, SSH_CLUSTER, workers=3)
+    ec2 = aws.client("ec2")
+    markers = []
+
+    def injection(newline, name):
+        marker = tmp_path / f"pwned-{name}"
+        markers.append(marker)
+        return f"x{newline}Host *{newline}  ProxyCommand touch {marker}{newline}  LocalCommand touch {marker}"
+
+    cluster = {"cluster_name": SSH_CLUSTER, "zone": ZONE}
+    # Variables with line breaks (tags still clean, so each run stands alone): refused before anything is written.
+    bad_variables = [
+        ({"identity_file": injection("\n", "identity-lf")}, "identity_file must be a path without control characters"),
+        ({"identity_file": injection("\r", "identity-cr")}, "identity_file must be a path without control characters"),
+        ({"ssh_user": injection("\n", "user-lf")}, "ssh_user must be a user name"),
+        ({"ssh_user": "admin\r" + injection("\r", "user-cr")}, "ssh_user must be a user name"),
+        ({"ssh_options": ["ConnectTimeout 5" + injection("\n", "option-lf")]}, "is not one 'Name value' line"),
+        ({"ssh_options": [f"ProxyCommand touch {tmp_path / 'pwned-option'}"]}, "ProxyCommand is not allowed"),
+    ]
+    markers.append(tmp_path / "pwned-option")
+    written, refusals = [], []
+    for index, (override, words) in enumerate(bad_variables):
+        path = tmp_path / f"bad-{index}" / "config"
+        result = run_playbook("playbooks/ssh_config.yml", extra_vars=dict(cluster, ssh_config_file=str(path), **override), expect_rc=None)
+        if path.exists():  # the old playbook wrote it: let ssh read it, as a user would
+            written.append((override, path))
+        refusals.append((words, result))
+
+    # Hostile tags (AWS's XML answers turn a \r into \n, as XML's end-of-line rule says; both are sent).
+    for worker_id, (newline, name) in zip(shaped.worker_ids, [("\n", "lf"), ("\r", "cr"), ("\r\n", "crlf")], strict=True):
+        hostile = injection(newline, f"tag-{name}")
+        tags = {"toil.cluster/pool": hostile, "Name": hostile, "Owner": hostile, "toil.cluster/labels": hostile}
+        ec2.create_tags(Resources=[worker_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    assert "\n" in ec2.describe_tags(Filters=[{"Name": "key", "Values": ["toil.cluster/pool"]}])["Tags"][0]["Value"]
+    config = tmp_path / "ssh" / "config"
+    run_playbook("playbooks/ssh_config.yml", extra_vars=dict(cluster, ssh_config_file=str(config), identity_file="~/.ssh/toil"))
+
+    with OfflineNetns(aws.url) as netns:
+        assert netns.probe(ssh_g(config, "leader")["hostname"])["route"] is False  # the leader's 54.x is unreachable
+        for path in [config] + [p for _o, p in written]:
+            for host in ["leader", *shaped.worker_ids]:
+                run_ssh_offline(netns, path, host)
+    assert [m.name for m in markers if m.exists()] == []
+    assert written == [], "the playbook wrote a configuration from variables with line breaks"
+    for words, result in refusals:
+        assert result.rc == 2, result.describe()
+        failed = result.failed_tasks()
+        assert len(failed) == 1 and words in failed[0][2], result.describe()
+        assert "Traceback" not in result.stdout + result.stderr
+    expected = ["host", "hostname", "localforward", "localforward", "exitonforwardfailure"]
+    expected += ["host", "hostname", "proxyjump"] * 3
+    expected += ["host", "user", "identityfile", "identitiesonly", "stricthostkeychecking", "serveraliveinterval"]
+    assert ssh_directives(config) == expected, config.read_text()
+    for host in ["leader", *shaped.worker_ids, "any-other-host"]:
+        assert "proxycommand" not in ssh_g(config, host) and "localcommand" not in ssh_g(config, host)

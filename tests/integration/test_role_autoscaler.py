@@ -20,7 +20,7 @@ from harness.paths import REPO
 from harness.playbooks import run_ansible_playbook
 
 ROLE = REPO / "roles" / "autoscaler"
-TEMPLATES = ["toil-autoscaler.service.j2", "toil-autoscaler.timer.j2", "autoscale.yml.j2", "toil_ec2.yml.j2"]
+TEMPLATES = ["toil-autoscaler.service.j2", "toil-autoscaler.timer.j2", "autoscale.yml.j2", "toil_ec2.yml.j2", "environment.j2"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "autoscaler_workers": "0-4,0-10",
         "autoscaler_plan_only": True,
         "autoscaler_extra_vars": {"demand": {"pods": []}},
-        "autoscaler_environment": {"HTTPS_PROXY": "http://proxy.internal:3128"},
+        "autoscaler_environment": {"HTTPS_PROXY": "http://user:s3cr'et@proxy.internal:3128"},
     }
     run_ansible_playbook(play, dict(os.environ), tmp_path_factory.mktemp("playbook"), extra_vars=extra, timeout=120)
     return out
@@ -123,9 +123,45 @@ def test_the_run_gets_the_autoscale_playbooks_variables(rendered: Path) -> None:
     }
     service = _unit(rendered / "toil-autoscaler.service")
     assert "ANSIBLE_PRIVATE_KEY_FILE=/etc/toil-cluster/id_ed25519" in service["Environment"]
-    assert '"HTTPS_PROXY=http://proxy.internal:3128"' in service["Environment"]
+    # User-given environment: in the root-only EnvironmentFile, never in the world-readable unit.
+    assert "s3cr" not in (rendered / "toil-autoscaler.service").read_text()
+    assert service["EnvironmentFile"] == ["/etc/toil-cluster/environment"]
+    script = f"set -a; . {rendered / 'environment'}; env"
+    env = dict(line.split("=", 1) for line in subprocess.run(["sh", "-c", script], env={}, capture_output=True, text=True, check=True).stdout.splitlines())
+    assert env["HTTPS_PROXY"] == "http://user:s3cr'et@proxy.internal:3128"
     inventory = yaml.safe_load((rendered / "toil_ec2.yml").read_text())
     assert inventory == {"plugin": "toil.cluster.toil_ec2", "clusters": ["demo"], "regions": ["us-west-2"]}  # the option toil_ec2 knows
+
+
+def test_user_given_values_are_root_only_and_units_hold_none() -> None:
+    tasks = {t["name"]: t for t in yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())}
+    environment = tasks["Write the runs' extra environment (root only, it holds user-given values)"]["ansible.builtin.template"]
+    assert (environment["dest"], environment["owner"], environment["mode"]) == ("{{ _autoscaler_environment_path }}", "root", "0600")
+    for name in ("Write the toil_ec2 inventory of the cluster", "Write the scaler's variables"):
+        assert tasks[name]["ansible.builtin.template"]["mode"] == "0640"
+    assert tasks["Install the checked units"]["ansible.builtin.copy"]["mode"] == "0644"
+    assert "{{ autoscaler_environment" not in (ROLE / "templates" / "toil-autoscaler.service.j2").read_text()
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{"BAD NAME": "x"}, {"X": "one\nline two"}],
+    ids=["name-with-a-space", "value-with-a-newline"],
+)
+def test_bad_environment_is_refused_before_anything_is_written(tmp_path: Path, environment: dict[str, str]) -> None:
+    """A newline would start a new variable in the EnvironmentFile (or a name systemd refuses): the check stops it."""
+    checks = [t for t in yaml.safe_load((ROLE / "tasks" / "main.yml").read_text()) if t["name"] == "Check the role's inputs"]
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+        "vars": {"toil_cluster": "demo", "toil_region": "us-west-2", "toil_zone": "us-west-2c"},
+        "tasks": checks,
+    }
+    extra = {"autoscaler_node_types": "t3.large", "autoscaler_workers": "0-4", "autoscaler_environment": environment}
+    result = run_ansible_playbook(play, dict(os.environ), tmp_path, extra_vars=extra, expect_rc=None, timeout=120)
+    assert result.rc != 0
+    assert "autoscaler_environment maps variable names" in result.stdout
 
 
 def test_the_role_checks_units_before_installing_them() -> None:

@@ -225,6 +225,13 @@ def test_one_run_plans_a_resize_and_changes_nothing(leader: Leader) -> None:
     assert int(plan["queue_size"]) == 3
     sizes = {pool["name"]: (pool["current"], pool["desired"]) for pool in plan["pools"]}
     assert sizes == {"t3-large": (0, 3), "c5-large-spot": (0, 0)}, plan  # 3 pending pods: 3 new on-demand nodes
+    # The run had the user-given environment (it reached the endpoint), from the root-only EnvironmentFile: no local
+    # user reads the credentials in the unit (systemctl cat and /etc/systemd/system are open to all).
+    assert host.sh("stat -c '%U %G %a' /etc/toil-cluster/environment").split() == ["root", "root", "600"]
+    assert host.sh("stat -c '%U %a' /etc/systemd/system/toil-autoscaler.service").split() == ["root", "644"]
+    assert "AWS_SECRET_ACCESS_KEY" not in host.sh("systemctl cat toil-autoscaler.service")
+    assert "AWS_SECRET_ACCESS_KEY" not in host.sh("systemctl show -p Environment --value toil-autoscaler.service")
+    assert host.sh("su -s /bin/sh nobody -c 'cat /etc/toil-cluster/environment' 2>&1 || echo refused", check=False).strip().endswith("refused")
     # It asked the endpoint (through the relay) and, planning only, changed nothing there.
     assert ("ec2", "DescribeInstances") in leader.proxy.calls, leader.proxy.calls
     assert leader.proxy.mutating_calls() == []

@@ -159,10 +159,11 @@ def test_service_settings(rendered: Path) -> None:
     assert "\nPORT=3903\n" in mtail
 
 
-def test_grafana_is_view_only_for_anonymous_users_and_never_admin_admin(rendered: Path) -> None:
+def test_grafana_is_on_loopback_without_anonymous_users_and_never_admin_admin(rendered: Path) -> None:
     ini = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"))
     ini.read_string((rendered / "grafana.ini").read_text())
-    assert ini["auth.anonymous"]["enabled"] == "true"
+    assert ini["server"]["http_addr"] == "127.0.0.1"  # reached through an ssh forward, like toil ssh-cluster --grafana_port
+    assert ini["auth.anonymous"]["enabled"] == "false"  # an opt-in: dashboard_grafana_anonymous_enabled
     assert ini["auth.anonymous"]["org_role"] == "Viewer"
     assert ini["users"]["allow_sign_up"] == "false"
     assert ini["security"]["admin_password"] == "$__file{/etc/grafana/admin-password}"
@@ -176,6 +177,34 @@ def test_grafana_is_view_only_for_anonymous_users_and_never_admin_admin(rendered
     password_tasks = [t for t in tasks if "admin password" in t["name"]]
     assert len(password_tasks) == 2
     assert all(t.get("no_log") is True for t in password_tasks)
+
+
+def test_anonymous_viewers_are_an_opt_in(tmp_path: Path) -> None:
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+        "tasks": [
+            {
+                "name": "Render",
+                "ansible.builtin.template": {"src": str(ROLE / "templates" / "grafana.ini.j2"), "dest": str(tmp_path / "grafana.ini"), "mode": "0644"},
+            }
+        ],
+    }
+    run_ansible_playbook(play, dict(os.environ), tmp_path / "run", extra_vars={"dashboard_grafana_anonymous_enabled": True}, timeout=120)
+    ini = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"))
+    ini.read_string((tmp_path / "grafana.ini").read_text())
+    assert (ini["auth.anonymous"]["enabled"], ini["auth.anonymous"]["org_role"]) == ("true", "Viewer")
+
+
+def test_only_toils_group_writes_the_message_directory() -> None:
+    """Was 1777 (anyone could fill the disk or plant files mtail reads): now root:toil 2775."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "leader.yml").read_text())
+    (directory,) = [t["ansible.builtin.file"] for t in tasks if t.get("ansible.builtin.file", {}).get("path") == "{{ dashboard_mtail_log_directory }}"]
+    assert (directory["owner"], directory["group"], directory["mode"]) == ("root", "{{ dashboard_mtail_log_group }}", "02775")
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    toil_defaults = yaml.safe_load((REPO / "roles" / "toil" / "defaults" / "main.yml").read_text())
+    assert defaults["dashboard_mtail_log_group"] == toil_defaults["toil_group"] == "toil"
 
 
 def test_grafana_provisioning(rendered: Path) -> None:

@@ -188,6 +188,15 @@ def expected_series() -> dict[str, dict[str, float]]:
     return out
 
 
+def test_only_toils_group_writes_toils_message_files(leader: Leader) -> None:
+    """/var/log/toil was 1777: any local user or service could fill it or plant files mtail reads."""
+    host = leader.host
+    assert host.sh("stat -c '%U %G %a' /var/log/toil").split() == ["root", "toil", "2775"]
+    attempt = host.sh("su -s /bin/sh nobody -c 'touch /var/log/toil/planted.log' 2>&1 || echo refused", check=False)
+    assert attempt.strip().endswith("refused"), attempt
+    assert host.sh("test -e /var/log/toil/planted.log && echo planted || echo absent").strip() == "absent"
+
+
 def test_promql_returns_mtails_toil_counters_for_real_toil_lines(leader: Leader) -> None:
     host = leader.host
     host.sh("install -m 0644 /dev/null /var/log/toil/workflow.log")  # Toil creates its message file empty, then writes
@@ -224,7 +233,7 @@ def test_grafana_is_provisioned_with_prometheus_and_the_toil_dashboard(leader: L
     loaded = get_json(leader.url(3000, "/api/test-double"))  # what the double read, as Grafana reads it
     assert loaded["dashboards"] == ["toil"]
     assert [d["url"] for d in loaded["datasources"]] == ["http://127.0.0.1:9090"]
-    assert loaded["anonymous_role"] == "Viewer"
+    assert loaded["anonymous_role"] == ""  # no anonymous access unless dashboard_grafana_anonymous_enabled
     datasources = yaml.safe_load(host.read("/etc/grafana/provisioning/datasources/toil.yml"))
     assert datasources["datasources"] == [{
         "name": "Prometheus", "uid": "prometheus", "type": "prometheus", "access": "proxy",
@@ -240,7 +249,8 @@ def test_grafana_is_provisioned_with_prometheus_and_the_toil_dashboard(leader: L
     ini = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"))
     ini.read_string(host.read("/etc/grafana/grafana.ini"))
     assert (ini["server"]["http_addr"], ini["server"]["http_port"]) == ("127.0.0.1", "3000")
-    assert ini["auth.anonymous"]["org_role"] == "Viewer"
+    assert ini["auth.anonymous"]["enabled"] == "false"
+    assert ini["auth.anonymous"]["org_role"] == "Viewer"  # what anonymous users would get, once allowed
     # The generated admin password: readable by root and grafana only, never "admin".
     assert host.sh("stat -c '%U %G %a' /etc/grafana/admin-password").split() == ["root", "grafana", "640"]
     password = host.read("/etc/grafana/admin-password").strip()

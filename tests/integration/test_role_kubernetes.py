@@ -13,6 +13,7 @@ Every container, volume and network is removed at the end, also after a failure.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -290,6 +291,27 @@ def test_metrics_server_is_secure_by_default(cluster: Cluster) -> None:
     assert any(a.startswith("--kubelet-preferred-address-types=") for a in args)
     service = next(d for d in docs if d["kind"] == "APIService")
     assert service["metadata"]["name"] == "v1beta1.metrics.k8s.io"
+    # The aggregator verifies metrics-server: caBundle is the CA the leader made, which signed the serving certificate.
+    host = cluster.host(LEADER)
+    assert "insecureSkipTLSVerify" not in service["spec"]
+    ca = host.read("/etc/kubernetes/pki/metrics-server/ca.crt")
+    assert base64.b64decode(service["spec"]["caBundle"]).decode() == ca
+    serving = x509.load_pem_x509_certificate(host.read("/etc/kubernetes/pki/metrics-server/tls.crt").encode())
+    serving.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.encode()))
+    assert "metrics-server.kube-system.svc" in serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    pki = "/etc/kubernetes/pki/metrics-server"
+    assert host.sh(f"stat -c '%U %a' {pki} {pki}/ca.key {pki}/tls.key").split() == ["root", "700", "root", "600", "root", "600"]
+    assert "PRIVATE KEY" not in host.read("/etc/kubernetes/toil.cluster/metrics-server.yml")
+
+
+def test_the_csr_approver_listens_on_the_control_planes_loopback_only(cluster: Cluster) -> None:
+    docs = manifest_docs(cluster.host(LEADER).read("/etc/kubernetes/toil.cluster/kubelet-csr-approver.yml"))
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    args = pod["containers"][0]["args"]
+    assert args[args.index("-metrics-bind-address") + 1] == "127.0.0.1:8080"
+    assert args[args.index("-health-probe-bind-address") + 1] == "127.0.0.1:8081"
+    assert pod["containers"][0]["livenessProbe"]["httpGet"]["host"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,17 @@ def test_login_shells_get_toil_and_its_environment(leader: Leader) -> None:
     assert leader.host.sh("test -d /var/lib/toil && echo yes").strip() == "yes"
 
 
+def test_the_environment_is_for_toils_group_only(leader: Leader) -> None:
+    """User-given values (toil_extra_environment, toil_aws_tags) are in it: root and group toil read it, others not."""
+    host = leader.host
+    assert host.sh("stat -c '%U %G %a' /etc/toil/environment").split() == ["root", "toil", "640"]
+    assert "toil" in host.sh("id -nG admin").split()  # the login user, who runs Toil
+    assert host.sh("su -s /bin/sh nobody -c 'cat /etc/toil/environment' 2>&1 || echo refused", check=False).strip().endswith("refused")
+    # Others still get Toil on the PATH, and no error, in their login shells.
+    other = host.sh("su -s /bin/sh nobody -c '. /etc/profile.d/toil.sh && echo PATH=$PATH' 2>&1", check=False)
+    assert other.strip() == other.strip().splitlines()[-1] and "/opt/toil/bin" in other, other
+
+
 def test_a_workflow_runs_with_the_single_machine_batch_system(leader: Leader) -> None:
     leader.host.sh(f"cat > /home/admin/squares.py <<'EOF'\n{WORKFLOW}EOF\nchown admin: /home/admin/squares.py")
     command = "cd ~ && python squares.py file:$HOME/jobstore --batchSystem single_machine --maxCores 1 --out $HOME/sum.txt 2>&1"

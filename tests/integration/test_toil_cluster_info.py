@@ -36,35 +36,40 @@ def test_reads_every_page_of_nodes(aws, run_playbook):
     # moto pages DescribeInstances at 100 reservations; Toil's single call sees only the first page.
     group_id = make_group(aws, "tc-many")
     run_nodes(aws, 1, group_id=group_id, tags={"ToilNodeType": "leader", "clusterName": "tc-many"})
-    run_nodes(aws, 129, group_id=group_id)
+    run_nodes(aws, 129, group_id=group_id, tags={"ToilNodeType": "worker", "clusterName": "tc-many"})
     cluster = run_playbook(info_play(name="tc-many")).task("info")["clusters"][0]
     assert cluster["node_count"] == 130
     assert len(cluster["workers"]) == 129
 
 
-def test_membership_by_tag_or_group_and_leader_by_tag(aws, run_playbook):
+def test_members_need_group_and_tag_and_the_leader_its_tag(aws, run_playbook):
     group_id = make_group(aws, "tc-mixed")
-    # The oldest node is an untagged worker in the group; the tagged leader is younger: the tag wins.
-    (old_worker,) = run_nodes(aws, 1, group_id=group_id)
+    # The oldest member is a worker; the tagged leader is younger: the tag decides, never the age.
+    (old_worker,) = run_nodes(aws, 1, group_id=group_id, tags={"clusterName": "tc-mixed", "ToilNodeType": "worker"})
     time.sleep(1.1)
     (leader,) = run_nodes(aws, 1, group_id=group_id, tags={"ToilNodeType": "leader", "clusterName": "tc-mixed"})
-    # A node outside the group, tagged for the cluster, belongs to it too.
+    # Tagged for the cluster outside its group, or in the group untagged: not members (test_membership.py).
     (tagged_only,) = run_nodes(aws, 1, tags={"clusterName": "tc-mixed", "ToilNodeType": "worker"})
-    # A node of another cluster does not.
+    (untagged,) = run_nodes(aws, 1, group_id=group_id)
     run_nodes(aws, 1, tags={"clusterName": "tc-other", "ToilNodeType": "worker"})
-    cluster = run_playbook(info_play(name="tc-mixed")).task("info")["clusters"][0]
+    result = run_playbook(info_play(name="tc-mixed"))
+    cluster = result.task("info")["clusters"][0]
     assert cluster["leader"]["instance_id"] == leader
-    assert sorted(w["instance_id"] for w in cluster["workers"]) == sorted([old_worker, tagged_only])
+    assert [w["instance_id"] for w in cluster["workers"]] == [old_worker]
+    assert cluster["node_count"] == 2
+    warnings = " ".join(result.task("info").get("warnings", []))
+    assert tagged_only in warnings and untagged in warnings
 
 
-def test_oldest_node_is_leader_without_tags(aws, run_playbook):
+def test_no_leader_without_the_leader_tag(aws, run_playbook):
     group_id = make_group(aws, "tc-untagged")
-    (first,) = run_nodes(aws, 1, group_id=group_id)
+    tags = {"clusterName": "tc-untagged"}
+    (first,) = run_nodes(aws, 1, group_id=group_id, tags=tags)
     time.sleep(1.1)  # LaunchTime has one-second resolution, on AWS as on moto
-    (second,) = run_nodes(aws, 1, group_id=group_id)
+    (second,) = run_nodes(aws, 1, group_id=group_id, tags=tags)
     cluster = run_playbook(info_play(name="tc-untagged")).task("info")["clusters"][0]
-    assert cluster["leader"]["instance_id"] == first
-    assert [w["instance_id"] for w in cluster["workers"]] == [second]
+    assert cluster["leader"] is None  # the oldest node is never taken for the leader
+    assert [w["instance_id"] for w in cluster["workers"]] == [first, second]
 
 
 def test_iam_ownership_is_exact(aws, run_playbook):
@@ -82,7 +87,7 @@ def test_stopped_nodes_only_on_request(aws, run_playbook):
     aws.client("ec2").stop_instances(InstanceIds=[shaped.leader_id])
     live = run_playbook(info_play(name="tc-stopped")).task("info")["clusters"][0]
     assert live["node_count"] == 1
-    assert live["leader"]["instance_id"] != shaped.leader_id  # only the worker is left to be oldest
+    assert live["leader"] is None  # the worker is never taken for the leader
     everything = run_playbook(info_play(name="tc-stopped", include_stopped=True)).task("info")["clusters"][0]
     assert everything["node_count"] == 2
     assert everything["leader"]["instance_id"] == shaped.leader_id
@@ -92,7 +97,7 @@ def test_stopped_nodes_only_on_request(aws, run_playbook):
 def test_spot_workers_are_preemptible(aws, run_playbook):
     group_id = make_group(aws, "tc-spot")
     run_nodes(aws, 1, group_id=group_id, tags={"ToilNodeType": "leader", "clusterName": "tc-spot"})
-    (spot,) = run_nodes(aws, 1, group_id=group_id, spot=True)
+    (spot,) = run_nodes(aws, 1, group_id=group_id, spot=True, tags={"clusterName": "tc-spot"})
     workers = run_playbook(info_play(name="tc-spot")).task("info")["clusters"][0]["workers"]
     assert [(w["instance_id"], w["preemptible"]) for w in workers] == [(spot, True)]
 

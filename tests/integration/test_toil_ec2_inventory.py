@@ -103,10 +103,11 @@ def test_clusters_of_every_origin_in_two_regions(aws, run_playbook, key_pair, in
     toil_leader = _toil_launched_cluster(aws, key_pair)
     shaped = make_toil_cluster(aws, SHAPED, workers=2)
     ec2 = aws.client("ec2")
-    # Toil's rule alone: a node in the cluster's group that Toil has not tagged yet.
+    # The group alone is not membership: a node in the cluster's group without its clusterName tag (Toil's,
+    # before it tags it, or anyone's) is a stray, warned of and left out (test_membership.py).
     (untagged,) = run_nodes(aws, 1, group_id=shaped.group_id)
-    # Tags alone are not membership: a worker moved out of the cluster's group (here the VPC's default group)
-    # is not a node by Toil's rule, and finding it would cost a second listing per region.
+    # Nor are tags alone: a worker moved out of the cluster's group (here the VPC's default group); the second
+    # listing per region (by the clusterName tag) finds it to warn of it.
     default_group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
     base = {"Name": SHAPED, "Owner": "me", "clusterName": SHAPED}
     (outside,) = run_nodes(aws, 1, group_id=default_group, tags={**base, "ToilNodeType": "worker"}, spot=True)
@@ -123,10 +124,10 @@ def test_clusters_of_every_origin_in_two_regions(aws, run_playbook, key_pair, in
     found = everything.by_id()
     pool_ids = [i["instance_id"] for i in pool["instances"]]
     spot_ids = [i["instance_id"] for i in spot["instances"]]
-    assert sorted(found) == sorted(
-        [leader, *pool_ids, *spot_ids, toil_leader, shaped.leader_id, *shaped.worker_ids, untagged, east.leader_id, *east.worker_ids]
-    )
-    assert not {outside, stopped, stranger, not_toil} & set(found)
+    assert sorted(found) == sorted([leader, *pool_ids, *spot_ids, toil_leader, shaped.leader_id, *shaped.worker_ids, east.leader_id, *east.worker_ids])
+    assert not {untagged, outside, stopped, stranger, not_toil} & set(found)
+    assert f"Instance {untagged} was left out of cluster {SHAPED}" in everything.stderr
+    assert f"Instance {outside} was left out of cluster {SHAPED}" in everything.stderr
     # Every host is named by its instance ID (the default), connects to its public address.
     assert all(name == v["toil_instance_id"] and v["ansible_host"] == v["toil_public_ip"] for name, v in everything.hostvars.items())
 
@@ -134,7 +135,7 @@ def test_clusters_of_every_origin_in_two_regions(aws, run_playbook, key_pair, in
     groups = everything.group_ids
     assert groups("toil_cluster_inv_coll") == sorted([leader, *pool_ids, *spot_ids])
     assert groups("toil_cluster_inv_toil") == [toil_leader]
-    assert groups("toil_cluster_inv_shaped") == sorted([shaped.leader_id, *shaped.worker_ids, untagged])
+    assert groups("toil_cluster_inv_shaped") == sorted([shaped.leader_id, *shaped.worker_ids])
     assert groups("toil_cluster_inv_east") == sorted([east.leader_id, *east.worker_ids])
     assert groups("toil_leaders") == sorted([leader, toil_leader, shaped.leader_id, east.leader_id])
     assert groups("toil_preemptible") == sorted(spot_ids)
@@ -146,19 +147,18 @@ def test_clusters_of_every_origin_in_two_regions(aws, run_playbook, key_pair, in
 
     # Variables: who logs in, which cluster, which leader, where.
     assert {found[i][1]["ansible_user"] for i in (leader, *pool_ids, *spot_ids)} == {"admin"}  # this collection's Debian
-    assert {found[i][1]["ansible_user"] for i in (toil_leader, shaped.leader_id, untagged, east.leader_id)} == {"core"}  # Toil's Flatcar
+    assert {found[i][1]["ansible_user"] for i in (toil_leader, shaped.leader_id, east.leader_id)} == {"core"}  # Toil's Flatcar
     assert {found[i][1]["toil_leader"] for i in pool_ids} == {leader}
-    assert found[untagged][1]["toil_node_type"] == "worker" and found[untagged][1]["ec2_tags"] == {}
     assert found[east.leader_id][1]["toil_region"] == EAST
     worker = found[pool_ids[0]][1]
     assert worker["toil_pool"] == "m5-large" and worker["toil_cluster"] == COLLECTION and worker["toil_preemptible"] is False
     assert worker["ec2_tags"]["toil.cluster/pool"] == "m5-large" and "tags" not in worker
     assert worker["toil_zone"] == ZONE and worker["toil_instance_type"] == "m5.large" and worker["toil_launch_time"].endswith("+00:00")
 
-    # Per region: one DescribeSecurityGroups and one listing of the clusters' groups in pages of 1,000; nothing else.
+    # Per region: one DescribeSecurityGroups and two listings in pages of 1,000 (by the clusters' groups, by their tag); nothing else.
     assert sorted({action for _service, action in aws_calls.calls}) == ["DescribeInstances", "DescribeSecurityGroups"]
     assert aws_calls.count("DescribeSecurityGroups") == 2
-    assert aws_calls.count("DescribeInstances") == aws_calls.count("DescribeInstances", MaxResults="1000") == 2
+    assert aws_calls.count("DescribeInstances") == aws_calls.count("DescribeInstances", MaxResults="1000") == 4
 
     # Narrowed: my nodes of two clusters, stopped ones too, workers only, named by private IP, through the leader.
     aws_calls.clear()
@@ -176,7 +176,7 @@ def test_clusters_of_every_origin_in_two_regions(aws, run_playbook, key_pair, in
     }
     mine = inventory(config, env=aws_calls.env)
     found = mine.by_id()
-    # inv-coll's Owner is its key pair's name, inv-east's is "you"; the untagged node has no Owner at all.
+    # inv-coll's Owner is its key pair's name, inv-east's is "you"; the untagged stray has no Owner at all.
     assert sorted(found) == sorted([*shaped.worker_ids, stopped])
     assert mine.group_ids("toil_stopped") == [stopped]
     assert mine.group_ids("region_us_west_2") == sorted(found)
@@ -188,13 +188,14 @@ def test_clusters_of_every_origin_in_two_regions(aws, run_playbook, key_pair, in
         assert variables["ansible_python_interpreter"] == "/usr/bin/python3"
         if variables["toil_private_ip"]:
             assert name == variables["toil_private_ip"] == variables["ansible_host"]
-    # Named clusters are the groups to list: one request, no DescribeSecurityGroups.
-    assert [action for _service, action in aws_calls.calls] == ["DescribeInstances"]
+    # Named clusters are the groups to list: one request by group, one by tag, no DescribeSecurityGroups.
+    assert [action for _service, action in aws_calls.calls] == ["DescribeInstances", "DescribeInstances"]
     assert aws_calls.count("DescribeInstances", **{"Filter.1.Name": "instance.group-name"}) == 1
+    assert aws_calls.count("DescribeInstances", **{"Filter.1.Name": "tag:clusterName"}) == 1
 
 
 def test_many_reservations_cache_and_assumed_role(aws, inventory, aws_calls, tmp_path):
-    """101 reservations (moto pages at 100), read in one page; a cache hit makes no AWS call, not even STS."""
+    """101 reservations (moto pages at 100), read in one page per listing; a cache hit makes no AWS call, not even STS."""
     shaped = make_toil_cluster(aws, SHAPED, workers=0)
     tags = {"Name": SHAPED, "Owner": "me", "clusterName": SHAPED, "ToilNodeType": "worker"}
     with ThreadPoolExecutor(4) as pool:  # one reservation per node, as Toil launches them; four at a time
@@ -213,7 +214,7 @@ def test_many_reservations_cache_and_assumed_role(aws, inventory, aws_calls, tmp
     assert sorted(first.by_id()) == sorted([shaped.leader_id, *shaped.worker_ids])
     assert first.group_ids("type_m5_large") == sorted(shaped.worker_ids)
     assert aws_calls.count("AssumeRole") == 1
-    assert aws_calls.count("DescribeInstances") == aws_calls.count("DescribeInstances", MaxResults="1000") == 1
+    assert aws_calls.count("DescribeInstances") == aws_calls.count("DescribeInstances", MaxResults="1000") == 2  # by group, by tag
     assert any(cache.iterdir())
 
     aws_calls.clear()
@@ -224,10 +225,10 @@ def test_many_reservations_cache_and_assumed_role(aws, inventory, aws_calls, tmp
     # Another question is another cache entry; --flush-cache asks AWS again.
     narrower = inventory({**config, "node_types": ["leader"], "clusters": [SHAPED]}, env=aws_calls.env)
     assert list(narrower.by_id()) == [shaped.leader_id]
-    assert aws_calls.count("DescribeInstances") == 1
+    assert aws_calls.count("DescribeInstances") == 2
     aws_calls.clear()
     inventory(config, env=aws_calls.env, args=["--flush-cache"])
-    assert aws_calls.count("DescribeInstances") == 1
+    assert aws_calls.count("DescribeInstances") == 2
 
 
 def test_bad_configuration_is_a_clear_error(aws, inventory, tmp_path):

@@ -10,6 +10,7 @@ import base64
 import threading
 
 import pytest
+import yaml
 
 from harness.bad_inputs import POOL_BAD_INPUTS
 from harness.playbooks import assert_bad_inputs_fail, run_ansible_playbook
@@ -200,7 +201,7 @@ def test_authorized_keys_reach_the_nodes_through_cloud_init(aws, cluster, pool):
     data = aws.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
     text = base64.b64decode(data).decode()
     assert text.startswith("#cloud-config\n")
-    assert f"  - {key}" in text
+    assert yaml.safe_load(text) == {"ssh_authorized_keys": [key]}  # as cloud-init reads it
 
 
 def test_toils_provisioner_lists_the_workers(aws, cluster, pool):

@@ -48,29 +48,43 @@ def hosts_by_id(inventory):
 
 
 # ---------------------------------------------------------------------- membership
-def test_members_by_group_or_by_tags():
+def test_members_are_in_the_group_and_tagged_and_strays_are_warned_of():
     inventory = build(
         [
             node("i-01", cluster="c1", role="leader", minute=1),
-            node("i-02", groups=["c1"], minute=2),  # Toil's rule only: in the group, no tags (Toil tags after launch)
-            node("i-03", cluster="c1", role="worker", groups=["default"], minute=3),  # tags only: outside the group
-            node("i-04", groups=["default"], extra_tags={"Name": "c1"}),  # neither: a Name tag alone is not Toil's
-            node("i-05", groups=["web"], extra_tags={"clusterName": "c1"}),  # clusterName without ToilNodeType is not either
+            node("i-02", groups=["c1"], minute=2),  # in the group, no clusterName (Toil's worker before its tags, or anyone's)
+            node("i-03", cluster="c1", role="worker", groups=["default"], minute=3),  # tagged c1 outside the group
+            node("i-04", groups=["default"], extra_tags={"Name": "c1"}),  # neither: a Name tag alone says nothing
+            node("i-05", cluster="c2", role="worker", groups=["c1"], minute=4),  # another cluster's node in c1's group
+            node("i-06", groups=["c1"], extra_tags={"clusterName": "c1"}, minute=5),  # both: a member, a worker
         ],
         cluster_groups=["c1"],
     )
-    assert sorted(hosts_by_id(inventory)) == ["i-01", "i-02", "i-03"]
+    assert sorted(hosts_by_id(inventory)) == ["i-01", "i-06"]
     assert {h.variables["toil_cluster"] for h in inventory.hosts} == {"c1"}
+    assert hosts_by_id(inventory)["i-06"].variables["toil_node_type"] == "worker"
+    warned = {line.split()[2]: line for line in inventory.warnings}
+    assert sorted(warned) == ["i-02", "i-03", "i-05"]
+    assert "without a clusterName tag" in warned["i-02"]
+    assert "tagged clusterName=c1 outside c1's security group" in warned["i-03"]
+    assert "in c1's security group but tagged clusterName=c2" in warned["i-05"]
 
 
-def test_name_tag_stands_in_for_cluster_name():
-    (host,) = build([node("i-01", role="leader", groups=["default"], extra_tags={"Name": "old"})], cluster_groups=[]).hosts
-    assert host.variables["toil_cluster"] == "old"
+def test_a_name_tag_does_not_stand_in_for_cluster_name():
+    inventory = build([node("i-01", role="leader", groups=["old"], extra_tags={"Name": "old"})], cluster_groups=["old"])
+    assert inventory.hosts == [] and len(inventory.warnings) == 1
 
 
-def test_security_group_wins_over_disagreeing_tags():
+def test_another_clusters_node_in_the_group_belongs_to_neither():
     inventory = build([node("i-01", cluster="c2", role="worker", groups=["c1"])], cluster_groups=["c1", "c2"])
-    assert inventory.hosts[0].variables["toil_cluster"] == "c1"
+    assert inventory.hosts == []
+    assert len(inventory.warnings) == 2  # c1's group without c1's tag; c2's tag outside c2's group
+
+
+def test_warnings_follow_the_clusters_asked_for():
+    instances = [node("i-01", cluster="c2", role="worker", groups=["c1"])]
+    assert len(build(instances, cluster_groups=["c1", "c2"], clusters=("c1",)).warnings) == 1
+    assert build(instances, cluster_groups=["c1", "c2"], clusters=("c3",)).warnings == []
 
 
 def test_clusters_and_owners_select():
@@ -91,11 +105,11 @@ def test_tagged_leader_even_if_younger():
     assert hosts["i-01"].variables["toil_leader"] == "i-02"
 
 
-def test_untagged_oldest_is_leader_but_never_a_tagged_worker():
-    instances = [node("i-01", cluster="c1", role="worker", minute=0), node("i-02", groups=["c1"], minute=3), node("i-03", groups=["c1"], minute=5)]
+def test_only_a_tagged_leader_leads_never_the_oldest_node():
+    instances = [node("i-01", cluster="c1", role="worker", minute=0), node("i-02", cluster="c1", minute=3), node("i-03", groups=["c1"], minute=5)]
     hosts = hosts_by_id(build(instances))
-    assert [i for i, h in sorted(hosts.items()) if h.variables["toil_node_type"] == "leader"] == ["i-02"]
-    # With the leader stopped (not listed), workers stay workers.
+    assert {h.variables["toil_node_type"] for h in hosts.values()} == {"worker"}
+    # With the leader stopped or terminated (not listed), workers stay workers.
     only_workers = hosts_by_id(build([node("i-01", cluster="c1", role="worker"), node("i-04", cluster="c1", role="worker", minute=1)]))
     assert {h.variables["toil_node_type"] for h in only_workers.values()} == {"worker"}
     assert {h.variables["toil_leader"] for h in only_workers.values()} == {None}

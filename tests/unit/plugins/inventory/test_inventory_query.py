@@ -166,15 +166,16 @@ def test_regions_in_parallel_one_listing_each():
     assert result["us-west-2"]["cluster_groups"] == result["us-east-1"]["cluster_groups"] == ["c1"]
     assert [r["InstanceId"] for r in result["us-west-2"]["instances"]] == ["i-1"]
     for ec2 in (west, east):
-        assert ec2.actions() == ["DescribeSecurityGroups", "DescribeInstances"]
+        assert ec2.actions() == ["DescribeSecurityGroups", "DescribeInstances", "DescribeInstances"]  # by group, by tag
 
 
 def test_named_clusters_need_no_security_group_listing():
     ec2 = FakeEC2(paged_answer([[[instance_xml("i-1", groups=["c1"])]]]))
     result = query_regions({"us-west-2": ec2.client}, clusters=["c1", "c9"])
-    assert ec2.actions() == ["DescribeInstances"]
+    assert ec2.actions() == ["DescribeInstances", "DescribeInstances"]
     assert result["us-west-2"]["cluster_groups"] == ["c1", "c9"]
-    assert filters_of(ec2.requests[0])["instance.group-name"] == ["c1", "c9"]
+    by_group, by_tag = (filters_of(r) for r in ec2.requests)
+    assert by_group["instance.group-name"] == by_tag["tag:clusterName"] == ["c1", "c9"]
 
 
 def test_a_node_listed_twice_is_reported_once():
@@ -186,23 +187,24 @@ def test_a_node_listed_twice_is_reported_once():
     ec2 = FakeEC2(answer)
     clusters = [f"c{i}" for i in range(FILTER_VALUES_MAX + 5)]
     result = query_regions({"us-west-2": ec2.client}, clusters=clusters)
-    assert ec2.actions() == ["DescribeInstances", "DescribeInstances"]
+    assert ec2.actions() == ["DescribeInstances"] * 4  # two chunks, by group and by tag
     assert [r["InstanceId"] for r in result["us-west-2"]["instances"]] == ["i-1"]
 
 
 # ---------------------------------------------------------------------- what is asked
 def test_plan_without_clusters_uses_toils_groups_and_group_filter_first():
     groups = [("c1", TOIL), ("c2", TOIL), ("default", "default VPC security group"), ("web", "x")]
-    cluster_groups, (members,) = plan_queries(groups)
+    cluster_groups, (members, claimants) = plan_queries(groups)
     assert cluster_groups == ["c1", "c2"]
     assert members == [
         {"Name": "instance.group-name", "Values": ["c1", "c2"]},
         {"Name": "instance-state-name", "Values": ["pending", "running"]},
     ]
+    assert claimants == [{"Name": "tag:clusterName", "Values": ["c1", "c2"]}, members[1]]
 
 
 def test_plan_with_clusters_owners_and_stopped_nodes():
-    cluster_groups, (members,) = plan_queries(None, clusters=["c1", "missing", "c1"], owners=["me"], include_stopped=True)
+    cluster_groups, (members, _by_tag) = plan_queries(None, clusters=["c1", "missing", "c1"], owners=["me"], include_stopped=True)
     assert cluster_groups == ["c1", "missing"]
     assert members == [
         {"Name": "instance.group-name", "Values": ["c1", "missing"]},
@@ -214,10 +216,11 @@ def test_plan_with_clusters_owners_and_stopped_nodes():
 def test_plan_keeps_every_request_under_the_filter_value_limit():
     groups = [(f"c{i}", TOIL) for i in range(450)] + [(f"g{i}", "other") for i in range(250)]
     cluster_groups, queries = plan_queries(groups, owners=["a", "b"])
-    assert len(cluster_groups) == 450 and len(queries) == 3
+    assert len(cluster_groups) == 450 and len(queries) == 6  # three chunks, by group and by tag
     for query in queries:
         assert sum(len(f["Values"]) for f in query) <= FILTER_VALUES_MAX
-    assert sorted(v for q in queries for v in q[0]["Values"]) == sorted(cluster_groups)
+    assert sorted(v for q in queries[:3] for v in q[0]["Values"]) == sorted(cluster_groups)
+    assert sorted(v for q in queries[3:] for v in q[0]["Values"]) == sorted(cluster_groups)
 
 
 def test_too_many_owners_are_refused():
@@ -232,7 +235,8 @@ def test_plan_with_no_groups_asks_nothing():
 def test_filter_values_are_sent_as_planned():
     ec2 = FakeEC2(paged_answer([[]], groups=[("c1", TOIL), ("default", "d")]))
     query_regions({"us-west-2": ec2.client}, owners=["me"])
-    (sent,) = (filters_of(r) for r in ec2.requests if r["Action"] == "DescribeInstances")
+    sent, by_tag = (filters_of(r) for r in ec2.requests if r["Action"] == "DescribeInstances")
+    assert by_tag == {"tag:clusterName": ["c1"], "instance-state-name": ["pending", "running"], "tag:Owner": ["me"]}
     assert sent == {"instance.group-name": ["c1"], "instance-state-name": ["pending", "running"], "tag:Owner": ["me"]}
     assert list(sent)[0] == "instance.group-name"
 

@@ -69,7 +69,14 @@ def test_every_variable_and_group_made_is_documented():
         "InstanceLifecycle": "spot",
         "Tags": [{"Key": "ToilNodeType", "Value": "worker"}, {"Key": "clusterName", "Value": "c1"}, {"Key": "toil.cluster/pool", "Value": "p"}],
     }
-    leader = dict(record, InstanceId="i-0", State="running", LaunchTime="2024-01-01T00:00:00.000+00:00", PublicIpAddress="54.0.0.1", Tags=[])
+    leader = dict(
+        record,
+        InstanceId="i-0",
+        State="running",
+        LaunchTime="2024-01-01T00:00:00.000+00:00",
+        PublicIpAddress="54.0.0.1",
+        Tags=[{"Key": "ToilNodeType", "Value": "leader"}, {"Key": "clusterName", "Value": "c1"}],
+    )
     result = {"us-west-2": {"cluster_groups": ["c1"], "instances": [leader, record]}}
     inventory = build_inventory(result, InventoryOptions(leader_as_bastion=True))
     documented = set(re.findall(r"C\(([a-z0-9_]+)\)", TEXT))

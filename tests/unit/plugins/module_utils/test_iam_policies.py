@@ -34,6 +34,11 @@ ACCOUNT = "123456789012"
 CLUSTER = "my-cluster"
 ROLE = iam_name(CLUSTER)  # my_cluster_toil
 REGION = "us-west-2"
+# What the node policy pins RunInstances to: the cluster's group, VPC and key pair.
+GROUP_ID = "sg-0123456789abcdef0"
+VPC_ID = "vpc-0123456789abcdef0"
+KEY_NAME = "my-key"
+LAUNCH = {"security_group_id": GROUP_ID, "vpc_id": VPC_ID, "key_pair_name": KEY_NAME}
 DOCS = Path(__file__).resolve().parents[4] / "docs" / "iam.md"
 
 # Variations of the nodes' policy every structural test runs on.
@@ -50,7 +55,7 @@ FORBIDDEN_ACTIONS = ("*", "*:*", "ec2:*", "s3:*", "iam:*", "sdb:*")
 
 
 def nodes(scenario="kubernetes", **overrides):
-    kwargs = {"region": REGION, "account_id": ACCOUNT, "role_name": ROLE, **SCENARIOS[scenario], **overrides}
+    kwargs = {"region": REGION, "account_id": ACCOUNT, "role_name": ROLE, **LAUNCH, **SCENARIOS[scenario], **overrides}
     return leader_policies(kwargs.pop("cluster_name", CLUSTER), **kwargs)
 
 
@@ -81,7 +86,7 @@ def condition_holds(condition, context):
     for operator, tests in condition.items():
         for key, value in tests.items():
             expected = as_list(value)
-            if operator == "StringEquals":
+            if operator in ("StringEquals", "ArnEquals", "Bool"):
                 if context.get(key) not in expected:
                     return False
             elif operator == "Null":
@@ -139,7 +144,7 @@ def assert_valid_document(document):
         for resource in resources:
             assert resource == "*" or resource.startswith("arn:"), resource
         for operator, tests in statement.get("Condition", {}).items():
-            assert operator in ("StringEquals", "Null"), operator
+            assert operator in ("StringEquals", "Null", "ArnEquals", "Bool"), operator
             assert tests
             for key, value in tests.items():
                 assert isinstance(key, str)
@@ -374,30 +379,63 @@ def test_scaler_read_calls_are_allowed(action):
     assert allowed(nodes(), action, "*")
 
 
-@pytest.mark.parametrize("kind", ["instance/i-0abc", "volume/vol-0abc", "network-interface/eni-0abc"])
+IN_VPC = {"ec2:Vpc": f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{VPC_ID}"}
+# What each created resource must also be: IMDSv2 only, encrypted, in the cluster's VPC.
+CREATED = {
+    "instance/i-0abc": {"ec2:MetadataHttpTokens": "required"},
+    "volume/vol-0abc": {"ec2:Encrypted": "true"},
+    "network-interface/eni-0abc": IN_VPC,
+}
+UNSAFE = {
+    "instance/i-0abc": {"ec2:MetadataHttpTokens": "optional"},
+    "volume/vol-0abc": {"ec2:Encrypted": "false"},
+    "network-interface/eni-0abc": {"ec2:Vpc": f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/vpc-0fedcba9876543210"},
+}
+
+
+@pytest.mark.parametrize("kind", list(CREATED))
 def test_workers_launch_only_with_the_clusters_tag(kind):
     policies = nodes()
-    assert allowed(policies, "ec2:RunInstances", ec2_arn(kind), TAGGED)
-    assert not allowed(policies, "ec2:RunInstances", ec2_arn(kind))
-    assert not allowed(policies, "ec2:RunInstances", ec2_arn(kind), {"aws:RequestTag/clusterName": "other-cluster"})
-    assert not allowed(policies, "ec2:RunInstances", ec2_arn(kind, region="eu-west-1"), TAGGED)
-    assert not allowed(policies, "ec2:RunInstances", ec2_arn(kind, account="210987654321"), TAGGED)
+    assert allowed(policies, "ec2:RunInstances", ec2_arn(kind), {**TAGGED, **CREATED[kind]})
+    assert not allowed(policies, "ec2:RunInstances", ec2_arn(kind), CREATED[kind])
+    assert not allowed(policies, "ec2:RunInstances", ec2_arn(kind), {"aws:RequestTag/clusterName": "other-cluster", **CREATED[kind]})
+    assert not allowed(policies, "ec2:RunInstances", ec2_arn(kind, region="eu-west-1"), {**TAGGED, **CREATED[kind]})
+    assert not allowed(policies, "ec2:RunInstances", ec2_arn(kind, account="210987654321"), {**TAGGED, **CREATED[kind]})
+
+
+@pytest.mark.parametrize("kind", list(UNSAFE))
+def test_workers_launch_only_imdsv2_encrypted_in_the_clusters_vpc(kind):
+    assert not allowed(nodes(), "ec2:RunInstances", ec2_arn(kind), {**TAGGED, **UNSAFE[kind]})
+    assert not allowed(nodes(), "ec2:RunInstances", ec2_arn(kind), TAGGED)  # the key missing from the request
 
 
 @pytest.mark.parametrize(
-    "resource",
+    ("resource", "context"),
     [
-        f"arn:aws:ec2:{REGION}::image/ami-0abc",
-        f"arn:aws:ec2:{REGION}::snapshot/snap-0abc",
-        ec2_arn("subnet/subnet-0abc"),
-        ec2_arn("security-group/sg-0abc"),
-        ec2_arn("key-pair/my-key"),
-        ec2_arn("spot-instances-request/sir-0abc"),
+        (ec2_arn("security-group/sg-0fedcba9876543210"), {}),
+        (ec2_arn("key-pair/someone-elses-key"), {}),
+        (ec2_arn("subnet/subnet-0abc"), {"ec2:Vpc": f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/vpc-0fedcba9876543210"}),
+        (ec2_arn("subnet/subnet-0abc"), {}),
     ],
 )
-def test_launch_may_use_existing_resources_without_request_tags(resource):
+def test_launch_never_uses_another_group_key_or_vpc(resource, context):
+    assert not allowed(nodes(), "ec2:RunInstances", resource, context)
+
+
+@pytest.mark.parametrize(
+    ("resource", "context"),
+    [
+        (f"arn:aws:ec2:{REGION}::image/ami-0abc", {}),
+        (f"arn:aws:ec2:{REGION}::snapshot/snap-0abc", {}),
+        (ec2_arn("subnet/subnet-0abc"), IN_VPC),
+        (ec2_arn(f"security-group/{GROUP_ID}"), {}),
+        (ec2_arn(f"key-pair/{KEY_NAME}"), {}),
+        (ec2_arn("spot-instances-request/sir-0abc"), {}),
+    ],
+)
+def test_launch_may_use_existing_resources_without_request_tags(resource, context):
     """AWS authorises RunInstances on these too; they are not created, so carry no request tags."""
-    assert allowed(nodes(), "ec2:RunInstances", resource)
+    assert allowed(nodes(), "ec2:RunInstances", resource, context)
 
 
 @pytest.mark.parametrize("kind", ["instance/i-0abc", "volume/vol-0abc", "network-interface/eni-0abc", "spot-instances-request/sir-0abc"])
@@ -593,11 +631,14 @@ def longest_inputs(bucket_count):
         "partition": "aws-us-gov",
         "region": "us-gov-west-1",
         "s3_buckets": [f"{index:03d}" + "b" * 60 for index in range(bucket_count)],
+        "security_group_id": "sg-" + "f" * 17,
+        "vpc_id": "vpc-" + "f" * 17,
+        "key_pair_name": "k" * 255,
     }
 
 
-def test_thirty_five_longest_bucket_names_fit():
-    policies = nodes(**longest_inputs(35))
+def test_twenty_five_longest_bucket_names_fit():
+    policies = nodes(**longest_inputs(25))
     assert sum(policy_size(document) for document in policies.values()) <= ROLE_INLINE_POLICIES_MAX
 
 
@@ -731,7 +772,7 @@ def test_controller_passes_toil_roles_only():
 # --- docs/iam.md --------------------------------------------------------------------------------------
 
 GENERATED = {
-    "leader-example": lambda: leader_policies(CLUSTER, region=REGION, account_id=ACCOUNT, role_name=ROLE, s3_buckets=["my-lab-data"]),
+    "leader-example": lambda: leader_policies(CLUSTER, region=REGION, account_id=ACCOUNT, role_name=ROLE, s3_buckets=["my-lab-data"], **LAUNCH),
     "controller": lambda: controller_policy(account_id=ACCOUNT),
 }
 
@@ -747,3 +788,37 @@ def test_docs_explain_every_statement():
     text = DOCS.read_text()
     sids = {statement["Sid"] for statement in statements(nodes("buckets")) + statements(controller_policy(account_id=ACCOUNT))}
     assert [sid for sid in sorted(sids) if f"`{sid}`" not in text] == []
+
+
+# --- RunInstances pinned to the cluster; job stores narrowed by name ------------------------------
+
+
+def test_job_store_patterns_narrow_the_job_store_buckets():
+    policies = nodes(job_store_patterns=["my-lab-*", "runs", "my-lab-*"])
+    assert allowed(policies, "s3:CreateBucket", "arn:aws:s3:::my-lab-run1--toil")
+    assert allowed(policies, "s3:GetObject", "arn:aws:s3:::runs--toil/some/key")
+    assert not allowed(policies, "s3:CreateBucket", "arn:aws:s3:::other-team--toil")
+    assert not allowed(policies, "s3:DeleteObject", "arn:aws:s3:::other-team--toil/key")
+    assert nodes(job_store_patterns=["runs", "my-lab-*"]) == policies  # any order, repeats once
+
+
+@pytest.mark.parametrize("patterns", [["*"], ["My-Lab"], ["a--b"], ["a/b"], "my-lab-*", [""], [None]])
+def test_bad_job_store_patterns_are_refused(patterns):
+    with pytest.raises(ToilInputError, match="job store name pattern|job_store_patterns must be a list"):
+        nodes(job_store_patterns=patterns)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"security_group_id": "sg-*"}, "Invalid security group ID"),
+        ({"security_group_id": None}, "Invalid security group ID"),
+        ({"vpc_id": "vpc-0abc/*"}, "Invalid VPC ID"),
+        ({"key_pair_name": "*"}, "Invalid key pair name"),
+        ({"key_pair_name": "k\n"}, "Invalid key pair name"),
+        ({"key_pair_name": ""}, "Invalid key pair name"),
+    ],
+)
+def test_launch_pins_are_validated(overrides, message):
+    with pytest.raises(ToilInputError, match=message):
+        nodes(**overrides)

@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.toil.cluster.plugins.module_utils.binpacking import GIB, PoolDecision, PoolShape, Resources
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.scaler import load_state, metrics_text, normalize_demand, save_state, validate_settings
+from harness.ssh_key_lines import ED25519
 
 
 def test_demand_in_the_issues_format():
@@ -67,7 +68,7 @@ def test_settings_need_ranged_distinct_pools():
 
 
 def test_the_scalers_new_nodes_get_the_authorized_keys():
-    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVtYm9pbGVyIGxlYWRlciBrZXkgZm9yIHRlc3Rpbmc leader"
+    key = ED25519  # a real key: keys are parsed as OpenSSH public keys (ssh_keys.py)
     base = {"cluster": "c1", "pools": [{"node_types": "m5.large", "min_size": 0, "max_size": 3}]}
     (spec,), *_settings = validate_settings({**base, "authorized_keys": [key]})
     assert spec.authorized_keys == (key,)
