@@ -6,9 +6,10 @@ play as plain text runs CMD on the controller. Here a cluster's nodes carry such
 labels, a tag of the user's, a tag key), and each supported core (harness.ansible_cores: 2.17, the oldest, and the
 current one) runs ``ansible-inventory`` with compose, keyed and conditional groups, plays that use every host
 variable, and the collection's playbooks that read host variables or module results (status, a whole autoscale
-cycle and configure_cluster's choice of nodes, from a ``toil_ec2`` inventory and from AWS with ``add_host``). No
+cycle and configure_cluster's choice of nodes, from a ``toil_ec2`` inventory and from AWS with ``add_host``;
+rsync_cluster and run_workflow up to their first ssh; destroy_cluster in check mode). No
 marker file may appear, and the text arrives as it was written. AWS only: nothing connects to an instance
-(configure_cluster's later plays ssh to 127.0.0.1, port 1).
+(configure_cluster's, rsync_cluster's and run_workflow's later plays ssh to 127.0.0.1, port 1).
 """
 
 from __future__ import annotations
@@ -210,3 +211,35 @@ def test_autoscale_and_configure_cluster_read_them_as_text(aws, core, hostile_cl
         for item in entry["hosts"]["localhost"]["results"]:
             added[item["add_host"]["host_vars"]["toil_instance_id"]] = item["add_host"]["host_vars"]["ec2_tags"]
     assert added == written
+
+
+def test_rsync_run_workflow_and_destroy_read_them_as_text(aws, core, hostile_cluster, tmp_path):
+    """The other playbooks that read host variables or module results: rsync_cluster and run_workflow find the
+    leader through the inventory's host variables (tasks/find_leader.yml) and stop at their first ssh (127.0.0.1,
+    port 1); destroy_cluster (check mode) reads and reports the cluster's description."""
+    markers, written = hostile_cluster
+    config = _inventory_config(aws, tmp_path)
+    workflow = tmp_path / "sort.py"
+    workflow.write_text("print('sorted')\n")
+    commands = {
+        "rsync_cluster": {"src": str(workflow), "dest": "/home/admin/"},
+        "run_workflow": {"workflow": str(workflow), "clean_job_store": False},
+    }
+    for name, command_vars in commands.items():
+        for source in (str(config), "localhost,"):
+            result = core.run_playbook(
+                f"playbooks/{name}.yml",
+                aws.env,
+                tmp_path / f"{name}-{source[-4:]}",
+                inventory=source,
+                extra_vars={**CLUSTER_VARS, **NO_SSH, **command_vars},
+                expect_rc=None,
+            )
+            _assert_no_marker(markers, f"{name} with inventory {source} (ansible-core {core.name})")
+            found = result.task("Use the inventory's host for the leader, else its address on AWS")
+            assert found.get("failed") is not True, result.describe()
+            assert found["add_host"]["host_vars"]["toil_region"] == "us-west-2", result.describe()
+    # In check mode: it reads and reports the whole cluster (the fixture's clean-up removes it).
+    destroyed = core.run_playbook("playbooks/destroy_cluster.yml", aws.env, tmp_path / "destroy", extra_vars=CLUSTER_VARS, args=["--check"])
+    _assert_no_marker(markers, f"destroy_cluster (ansible-core {core.name})")
+    assert destroyed.rc == 0, destroyed.describe()
