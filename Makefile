@@ -33,9 +33,10 @@ HARNESS_PATH := PYTHONPATH=$(CURDIR)/tests:$(CURDIR)/$(VENV)/collections
 # The integration tests that need no podman host run on two pytest-xdist workers, each with its own endpoint.
 XDIST := -n 2
 # `make test`'s stages, each timed by tools/stages.py (a table of the times at the end). ansible-test sanity (mostly
-# building its own virtualenvs on a fresh clone) runs in the background while the others run: the integration tests
-# leave a core partly idle. Its output comes in one piece after theirs, and a failure still fails `make test`.
-TEST_STAGES := setup 'sanity&' lint units integration
+# building its own virtualenvs on a fresh clone) and the linters run in the background while the tests run: the
+# integration tests wait on podman hosts and subprocesses and leave the cores partly idle. Their output comes in one
+# piece after the tests', and a failure still fails `make test`.
+TEST_STAGES := setup 'sanity&' 'lint&' units integration
 CHECK_STAGES := setup lint units integration-aws
 
 .PHONY: help setup test check test-vm lint ruff ansible-lint docs-lint sanity units integration integration-aws integration-hosts \
@@ -100,8 +101,8 @@ sanity: setup
 units: setup
 	$(PYTEST) tests/unit
 
-# All of them (but the VM's) in one pytest run: the podman-host tests (marker `hosts`) one after the other on one
-# xdist worker, the AWS-only ones on both (tests/integration/conftest.py groups them).
+# All of them (but the VM's) in one pytest run: the podman-host tests (marker `hosts`) in two lanes, one per xdist
+# worker, each lane's tests one after the other; the AWS-only ones on whichever worker is free (tests/integration/conftest.py).
 integration: setup
 	$(PYTEST) tests/integration -m "not vm" $(XDIST) --dist loadgroup
 

@@ -1,6 +1,6 @@
 """Run `make` stages, time each, and end with a table of their times.
 
-    python3 tools/stages.py setup 'sanity&' lint units integration    # what `make test` runs
+    python3 tools/stages.py setup 'sanity&' 'lint&' units integration   # what `make test` runs
 
 Each stage is ``$(MAKE) <stage>``. Stages run one after the other, their output streamed as it comes; a stage
 written ``name&`` starts in the background instead and runs alongside the stages after it, its output kept in a

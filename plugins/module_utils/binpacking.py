@@ -333,14 +333,19 @@ def decide(pools, nodes, packing, previous, beta, compensation, idle_threshold, 
             reasons.append(f"capped at max_size {pool.max_size}")
         if desired < pool.min_size:
             reasons.append(f"raised to min_size {pool.min_size}")
-        desired = max(pool.min_size, min(desired, pool.max_size), min(busy, len(members)))
+        # Never above max_size: busy nodes beyond it are kept until idle (the victims are idle
+        # ones only), never counted as room to grow.
+        desired = max(pool.min_size, min(desired, pool.max_size))
         victims = [n.instance_id for n in removable[: max(0, len(members) - desired)]]
         if victims:
             reasons.append(f"{len(victims)} idle node(s) for {idle_threshold:g}s or more removed")
+        kept = len(members) - len(victims) - desired
+        if kept > 0:
+            reasons.append(f"{kept} busy node(s) above the desired size kept until idle")
         decisions[pool.name] = PoolDecision(
             name=pool.name,
             current=len(members),
-            desired=max(desired, len(members) - len(victims)) if desired < len(members) else desired,
+            desired=desired,
             reason="; ".join(reasons),
             placed=packing.placed.get(pool.name, 0),
             new_nodes=packing.new_nodes.get(pool.name, 0),

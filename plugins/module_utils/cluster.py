@@ -32,7 +32,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.names import iam_name
 from ansible_collections.toil.cluster.plugins.module_utils.node_specs import validate_instance_type
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import STOPPED_STATES, cluster_instances, find_leader, instance_summary, node_type_of
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import ensure_security_group
-from ansible_collections.toil.cluster.plugins.module_utils.tags import NODE_TYPE_LEADER, TAG_NODE_TYPE, cluster_tags, node_tags, tag_dict
+from ansible_collections.toil.cluster.plugins.module_utils.tags import NODE_TYPE_LEADER, POOL_TAG, TAG_NODE_TYPE, cluster_tags, node_tags, tag_dict
 from ansible_collections.toil.cluster.plugins.module_utils.zones import resolve_zone
 
 CLUSTER_TYPES = ("kubernetes",)
@@ -63,6 +63,7 @@ class ClusterSpec:
     node_policy: str = "least_privilege"
     job_store_patterns: tuple = ()
     ssh_cidrs: tuple = ("0.0.0.0/0", "::/0")
+    replace_lost_leader: bool = False
 
     @property
     def leader_tags(self):
@@ -119,6 +120,7 @@ def validate_spec(params, environ=None):
         raise ToilInputError(f"node_policy must be one of {', '.join(NODE_POLICIES)}.")
     cidrs = params.get("ssh_cidrs")
     spec.ssh_cidrs = tuple(_cidr(c) for c in (cidrs if cidrs is not None else ClusterSpec.ssh_cidrs))
+    spec.replace_lost_leader = bool(params.get("replace_lost_leader"))
     return spec
 
 
@@ -164,19 +166,28 @@ def _converge_leader_tags(ec2, instance, wanted, check_mode):
 PLACEHOLDER_GROUP_ID = "sg-" + "0" * 17
 
 
-def _leader_or_refuse(ec2, cluster_name):
-    """The cluster's leader (tagged leader), or None for a new cluster; refuses, before any change, a
-    cluster whose nodes are there without a leader: launching one would not bring them back."""
+def _node_line(instance):
+    tags = tag_dict(instance.get("Tags"))
+    pool = tags.get(POOL_TAG)
+    return f"{instance['InstanceId']} ({node_type_of(instance) or 'untagged'}{', pool ' + pool if pool else ''}, {instance['State']['Name']})"
+
+
+def _leader_or_refuse(ec2, cluster_name, replace_lost_leader=False):
+    """The cluster's leader (tagged leader) and the nodes left without one. A cluster whose nodes are there
+    without a leader is refused before any change (a worker is never made leader), unless
+    ``replace_lost_leader``: a new leader is then launched and the nodes are returned, for configure_cluster
+    to reset and re-join them."""
     members = cluster_instances(ec2, cluster_name, include_stopped=True)
     leader = find_leader(members)
-    if leader is None and members:
-        named = ", ".join(f"{i['InstanceId']} ({node_type_of(i) or 'untagged'}, {i['State']['Name']})" for i in members)
+    if leader is None and members and not replace_lost_leader:
+        named = ", ".join(_node_line(i) for i in members)
         raise ToilInputError(
-            f"Cluster {cluster_name} has nodes but no leader (no instance tagged {TAG_NODE_TYPE}={NODE_TYPE_LEADER}): {named}. "
-            "A worker is never made leader and nothing was changed. Remove the cluster with destroy_cluster "
-            "(toil_cluster state=absent), then launch it again."
+            f"Cluster {cluster_name} has no leader (it was lost: no instance is tagged {TAG_NODE_TYPE}={NODE_TYPE_LEADER}); its live nodes are: {named}. "
+            "A worker is never made leader and nothing was changed. Launch a new leader for them with replace_lost_leader: true "
+            "(configure_cluster then resets the workers and joins them to it), or remove the cluster with destroy_cluster "
+            "(toil_cluster state=absent) and launch it again."
         )
-    return leader
+    return leader, ([] if leader else members)
 
 
 def present(ec2, iam, sts, spec, check_mode, wait, wait_timeout, warn):
@@ -184,7 +195,7 @@ def present(ec2, iam, sts, spec, check_mode, wait, wait_timeout, warn):
     launch = check_with_aws(ec2, spec)
     vpc_id = launch.subnet["VpcId"]
     # A leader is only ever the node tagged leader: workers without one are never promoted (nodes.find_leader).
-    existing = _leader_or_refuse(ec2, spec.name)
+    existing, orphans = _leader_or_refuse(ec2, spec.name, spec.replace_lost_leader)
     node_policies = None
     if not spec.profile_arn:  # checked before any change: it validates s3_buckets; the group ID comes later
         identity = sts.get_caller_identity(aws_retry=True)
@@ -202,6 +213,7 @@ def present(ec2, iam, sts, spec, check_mode, wait, wait_timeout, warn):
                 vpc_id=vpc_id,
                 key_pair_name=spec.key_pair_name,
                 job_store_patterns=spec.job_store_patterns,
+                extra_security_group_ids=spec.extra_group_ids,
             )
 
         node_policies(PLACEHOLDER_GROUP_ID)
@@ -225,6 +237,11 @@ def present(ec2, iam, sts, spec, check_mode, wait, wait_timeout, warn):
         leader_before = None
         leader_changed = True
         instance = None
+        if orphans:
+            warn(
+                f"Cluster {spec.name} had lost its leader: {'a new leader is' if not check_mode else 'a new leader would be'} launched for its "
+                f"nodes {', '.join(_node_line(i) for i in orphans)}; configure_cluster resets them and joins them to it."
+            )
         if not check_mode:
             request = leader_request(
                 spec.name,
@@ -251,6 +268,8 @@ def present(ec2, iam, sts, spec, check_mode, wait, wait_timeout, warn):
         "image_id": launch.image["ImageId"],
         "vpc_id": vpc_id,
         "subnet_id": launch.subnet["SubnetId"],
+        "replaced_lost_leader": bool(orphans),
+        "rejoin_instance_ids": sorted(i["InstanceId"] for i in orphans),
     }
     planned_leader = {"instance_type": spec.leader_node_type, "image_id": launch.image["ImageId"], "zone": spec.zone, "tags": wanted_tags}
     diff = {

@@ -306,15 +306,20 @@ def _check_inputs(cluster_name, partition, region, account_id, role_name, node_p
         raise ToilInputError(f"Invalid IAM role name {role_name!r}: 1 to 64 characters among letters, digits and '+=,.@_-'.")
 
 
-def _launch_inputs(security_group_id, vpc_id, key_pair_name):
-    """The cluster's group, VPC and key pair, as they go into ARNs (values from AWS: checked too)."""
-    if not isinstance(security_group_id, str) or not _SECURITY_GROUP_ID.fullmatch(security_group_id):
-        raise ToilInputError(f"Invalid security group ID {security_group_id!r}: expected sg- and 8 or 17 hexadecimal digits.")
+def _launch_inputs(security_group_id, vpc_id, key_pair_name, extra_security_group_ids=()):
+    """The cluster's group (and the extra groups every node also gets), VPC and key pair, as they go into ARNs
+    (values from AWS: checked too)."""
+    if isinstance(extra_security_group_ids, str) or not isinstance(extra_security_group_ids, list | tuple):
+        raise ToilInputError(f"extra_security_group_ids must be a list of security group IDs, not {extra_security_group_ids!r}.")
+    for group_id in (security_group_id, *extra_security_group_ids):
+        if not isinstance(group_id, str) or not _SECURITY_GROUP_ID.fullmatch(group_id):
+            raise ToilInputError(f"Invalid security group ID {group_id!r}: expected sg- and 8 or 17 hexadecimal digits.")
     if not isinstance(vpc_id, str) or not _VPC_ID.fullmatch(vpc_id):
         raise ToilInputError(f"Invalid VPC ID {vpc_id!r}: expected vpc- and 8 or 17 hexadecimal digits.")
     if not isinstance(key_pair_name, str) or not _KEY_PAIR_NAME.fullmatch(key_pair_name) or any(c in key_pair_name for c in "*?"):
         raise ToilInputError(f"Invalid key pair name {key_pair_name!r}: 1 to 255 printable ASCII characters, without '*' or '?'.")
-    return {"security_group_id": security_group_id, "vpc_id": vpc_id, "key_pair_name": key_pair_name}
+    extras = sorted(set(extra_security_group_ids) - {security_group_id})
+    return {"security_group_id": security_group_id, "extra_security_group_ids": extras, "vpc_id": vpc_id, "key_pair_name": key_pair_name}
 
 
 def _job_store_patterns(patterns):
@@ -408,6 +413,8 @@ def _node_scaling_policy(cluster_name, partition, region, account_id, role_name,
             ["ec2:RunInstances"],
             [
                 ec2("security-group/" + launch["security_group_id"]),
+                # Toil's --awsEc2ExtraSecurityGroupId: every node gets the leader's extra groups, these and no other.
+                *(ec2("security-group/" + group_id) for group_id in launch["extra_security_group_ids"]),
                 ec2("key-pair/" + launch["key_pair_name"]),
                 ec2("image/*", account=""),
                 ec2("snapshot/*", account=""),
@@ -469,18 +476,20 @@ def leader_policies(
     vpc_id,
     key_pair_name,
     job_store_patterns=(),
+    extra_security_group_ids=(),
 ):
     """The inline policies of the cluster's role: policy name -> policy document.
 
     ``least_privilege`` (the default) grants what the leader and its workers call; its
-    RunInstances only into ``security_group_id``, subnets of ``vpc_id``, with ``key_pair_name``,
+    RunInstances only into ``security_group_id`` (and ``extra_security_group_ids``, the groups every node
+    also gets), subnets of ``vpc_id``, with ``key_pair_name``,
     IMDSv2 and encrypted volumes; job stores only named like ``job_store_patterns`` when given.
     ``toil`` is Toil's own broad set, byte for byte. Inputs are validated first and a
     bad one raises ToilInputError, whatever ``node_policy`` is.
     """
     _check_inputs(cluster_name, partition, region, account_id, role_name, node_policy)
     buckets = _bucket_names(s3_buckets)
-    launch = _launch_inputs(security_group_id, vpc_id, key_pair_name)
+    launch = _launch_inputs(security_group_id, vpc_id, key_pair_name, extra_security_group_ids)
     patterns = _job_store_patterns(job_store_patterns)
     if node_policy == "toil":
         return toil_policies(kubernetes=kubernetes)

@@ -18,6 +18,10 @@ job *prefers* (two weight-1 terms) nodes labelled ``eks.amazonaws.com/capacityTy
 ``cloud.google.com/gke-preemptible In [true]`` and tolerates the GKE taint; a non-preemptible job
 *requires* one term ``NotIn [SPOT]`` and ``NotIn [true]`` on those labels.
 
+Nodes and instances (``match_instances``): a node is its ``spec.providerID``'s instance (provider_id.py), else
+the instance whose private DNS name or address it carries; a node whose instance is gone is never supply. Its
+idle timer is its ``toil.cluster/idle-since`` annotation, so every scheduler running the scaler reads the same.
+
 A pod's ``preemptible`` here means "may run on a spot node" (``false``: must avoid spot). It is
 false exactly when every required node-selector term (or ``nodeSelector``) rules out a node
 carrying one of Toil's preemptible labels, true otherwise, so a pod with no affinity at all is
@@ -28,13 +32,13 @@ only exists on GKE nodes, never on this collection's spot nodes.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from ansible_collections.toil.cluster.plugins.module_utils.binpacking import PodGroup, Resources, node_state
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.kube_pods import blocks_eviction, is_daemonset_pod, is_mirror_pod, is_terminal, pod_name
+from ansible_collections.toil.cluster.plugins.module_utils.provider_id import instance_of
 from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, format_bytes, format_cpu, millicores
 from ansible_collections.toil.cluster.plugins.module_utils.tags import POOL_LABEL, SPOT_LABELS
 
@@ -42,7 +46,10 @@ from ansible_collections.toil.cluster.plugins.module_utils.tags import POOL_LABE
 CONTROL_PLANE_KEYS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 # The resources packed, in the order of the integer triples: (Kubernetes name, demand option key).
 RESOURCES = (("cpu", "cpu"), ("memory", "memory"), ("ephemeral-storage", "ephemeral_storage"))
-_PROVIDER_ID = re.compile(r"^aws://.*?/(i-[0-9a-f]+)$")
+# Where every scheduler (the leader's timer, an AWX schedule) sees when a node became idle: on the Node itself.
+IDLE_SINCE_ANNOTATION = "toil.cluster/idle-since"
+# Node addresses that carry the instance's private DNS name (InternalDNS from a cloud provider, Hostname from the kubelet).
+_DNS_ADDRESS_TYPES = ("InternalDNS", "Hostname")
 ZERO = (0, 0, 0)
 
 
@@ -213,8 +220,16 @@ def is_control_plane(node):
 
 def instance_id(node):
     """The EC2 instance of a node, from ``spec.providerID`` (``aws:///us-west-2a/i-0abc``); None when not on AWS."""
-    match = _PROVIDER_ID.match(getattr(node.spec, "provider_id", None) or "")
-    return match.group(1) if match else None
+    return instance_of(getattr(node.spec, "provider_id", None))
+
+
+def _addresses(node):
+    return tuple((a.type, a.address) for a in getattr(node.status, "addresses", None) or () if getattr(a, "address", None))
+
+
+def _is_ready(node):
+    """The node's Ready condition is True (a node whose kubelet is gone turns Unknown after 40 s)."""
+    return any(c.type == "Ready" and c.status == "True" for c in getattr(node.status, "conditions", None) or ())
 
 
 @dataclass(frozen=True)
@@ -230,6 +245,12 @@ class WorkerNode:
     safe_to_evict: bool
     unschedulable: bool
     listed: tuple = ()  # the Kubernetes names of the resources its allocatable lists
+    provider_id: str = None  # spec.providerID as listed
+    addresses: tuple = ()  # (type, address) pairs of status.addresses
+    ready: bool = True
+    idle_since: str = None  # the IDLE_SINCE_ANNOTATION this run wants on the node (None: none)
+    idle_annotation: str = None  # the annotation as listed
+    resource_version: str = None
 
     def node_state(self):
         """The node as the packer sees it."""
@@ -250,20 +271,28 @@ def _parse_time(value):
     return parsed if parsed.tzinfo else None
 
 
+def rfc3339(moment):
+    """A timezone-aware datetime as Kubernetes writes times: ``2026-01-05T12:00:00Z`` (seconds, UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def read_demand(pods, nodes, now, idle_since=None, group=True):
-    """The pending pods and the worker nodes from a pod and a node listing, and the idle timers to persist.
+    """The pending pods and the worker nodes from a pod and a node listing, and the idle timers.
 
     ``pods``/``nodes``: what ``list_pod_for_all_namespaces``/``list_node`` return (or lists of
     their items). ``now``: a timezone-aware datetime. ``idle_since``: ``{node name: ISO time
-    first seen idle}`` from the previous run. Returns ``(pod groups, worker nodes, idle_since)``:
+    first seen idle}`` kept by older runs in their state file, read only for a node whose
+    ``toil.cluster/idle-since`` annotation is missing. Returns ``(pod groups, worker nodes, idle_since)``:
 
     - the Unschedulable pending pods as ``PodGroup``s named ``ns/pod``, identical shapes grouped
       (``count``, the group named after its first pod plus `` (+N)``) unless ``group`` is false;
-    - every node but the control plane, as a ``WorkerNode``;
+    - every node but the control plane, as a ``WorkerNode``, whose ``idle_since`` is the
+      annotation it should carry (its first idle time; None when busy);
     - the new ``idle_since``: the idle nodes only, each keeping its first idle time.
 
     A node is idle when it runs nothing but DaemonSet and mirror (static) pods; finished
-    pods (Succeeded, Failed) count for nothing.
+    pods (Succeeded, Failed) count for nothing. The timer lives on the Node, so every
+    scheduler running the scaler sees the same one.
     """
     if not isinstance(now, datetime) or now.tzinfo is None:
         raise ToilInputError(f"now must be a timezone-aware datetime, got {now!r}.")
@@ -280,18 +309,21 @@ def read_demand(pods, nodes, now, idle_since=None, group=True):
         if is_control_plane(node):
             continue
         name = node.metadata.name
+        annotation = (getattr(node.metadata, "annotations", None) or {}).get(IDLE_SINCE_ANNOTATION)
         running = on_node.get(name, [])
         requested = ZERO
         for pod in running:
             requested = _add(requested, pod_request(pod, parser))
         workload = [pod for pod in running if not is_daemonset_pod(pod) and not is_mirror_pod(pod)]
         idle_seconds = 0
+        wanted = None
         if not workload:
-            since = _parse_time(idle_since.get(name))
+            since = _parse_time(annotation) if annotation is not None else _parse_time(idle_since.get(name))
             if since is None or since > now:
                 since = now
             new_idle_since[name] = since.isoformat()
             idle_seconds = int((now - since).total_seconds())
+            wanted = annotation if annotation is not None and _parse_time(annotation) == since else rfc3339(since)
         allocatable = getattr(node.status, "allocatable", None) or {}
         workers.append(
             WorkerNode(
@@ -304,9 +336,79 @@ def read_demand(pods, nodes, now, idle_since=None, group=True):
                 safe_to_evict=not any(blocks_eviction(pod) for pod in workload),
                 unschedulable=bool(getattr(node.spec, "unschedulable", None)),
                 listed=tuple(kube_name for kube_name, _key in RESOURCES if kube_name in allocatable),
+                provider_id=getattr(node.spec, "provider_id", None),
+                addresses=_addresses(node),
+                ready=_is_ready(node),
+                idle_since=wanted,
+                idle_annotation=annotation,
+                resource_version=getattr(node.metadata, "resource_version", None),
             )
         )
     return _pending_groups(pod_items, parser, group), workers, new_idle_since
+
+
+# ----------------------------------------------------------------------------- nodes and instances
+
+
+def _short(name):
+    return name.split(".", 1)[0] if name else name
+
+
+def match_instances(workers, instances, gone_ids=()):
+    """Each worker node's instance, and the nodes whose instance is gone.
+
+    ``instances``: the cluster's live instances (DescribeInstances records). A node is its
+    providerID's instance; a node without one (the kubelet had no ``--provider-id``) is the
+    instance whose ``PrivateDnsName`` is the node's name or its InternalDNS/Hostname address (the
+    kubelet's default name is the host name, the DNS name's first label), else whose
+    ``PrivateIpAddress`` is its InternalIP; a name or address shared by two instances matches
+    neither. ``gone_ids``: instance ids EC2 reports terminated or shutting down, or does not know.
+
+    Returns ``(workers, gone)``: the workers that are live instances, or unknown ones whose node
+    is Ready (instance_id None), with ``instance_id`` set; and the workers whose instance is gone
+    (its providerID names a gone instance, or it has none, matches no live instance and is not Ready:
+    a node object outlives its instance when no cloud controller removes it). The gone ones are
+    never supply.
+    """
+    live = {i["InstanceId"]: i for i in instances}
+    by_dns, by_short, by_ip = {}, {}, {}
+    for instance in instances:
+        dns = instance.get("PrivateDnsName")
+        for index, key in ((by_dns, dns), (by_short, _short(dns)), (by_ip, instance.get("PrivateIpAddress"))):
+            if key:
+                index.setdefault(key.lower(), set()).add(instance["InstanceId"])
+    gone_ids = set(gone_ids)
+    kept, gone = [], []
+    for worker in workers:
+        found = instance_of(worker.provider_id)
+        if found is not None:
+            if found in live:
+                kept.append(replace(worker, instance_id=found))
+            elif found in gone_ids:
+                gone.append(worker)
+            else:  # stopped, or not this cluster's: neither supply nor ours to delete
+                kept.append(replace(worker, instance_id=None))
+            continue
+        names = [worker.name] + [address for kind, address in worker.addresses if kind in _DNS_ADDRESS_TYPES]
+        ips = [address for kind, address in worker.addresses if kind == "InternalIP"]
+        candidates = set()
+        for name in names:
+            key = (name or "").lower()
+            candidates = by_dns.get(key, set()) if "." in key else by_short.get(key, set())
+            if candidates:
+                break
+        if not candidates:
+            for ip in ips:
+                candidates = by_ip.get(ip, set())
+                if candidates:
+                    break
+        if len(candidates) == 1:
+            kept.append(replace(worker, instance_id=next(iter(candidates))))
+        elif candidates or worker.ready:  # ambiguous, or a live node that is not one of ours: left alone, never removed
+            kept.append(replace(worker, instance_id=None))
+        else:
+            gone.append(worker)
+    return kept, gone
 
 
 # ----------------------------------------------------------------------------- for people

@@ -18,7 +18,7 @@ import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
-from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError, ToilOperationError
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import GONE_STATES, launch_settings, refresh, wait_for
 
 AMI_ENV_VAR = "TOIL_AWS_AMI"
@@ -27,6 +27,8 @@ _DEBIAN_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
 # How long to retry RunInstances while a new instance profile is not yet visible to EC2.
 PROFILE_PROPAGATION_ATTEMPTS = 20
 PROFILE_PROPAGATION_DELAY = 3
+# Leaders one cluster generation (one security group) may have had: each lost leader replaced uses one token.
+LEADER_TOKENS = 16
 
 
 def instance_type_info(ec2, instance_type):
@@ -136,10 +138,13 @@ def _is_profile_not_ready(error):
 def run_leader(ec2, cluster_name, request, group_id, sleep=time.sleep):
     """Launch the leader once: the ClientToken returns the same instance on a retry.
 
-    A token can outlive its instance (AWS remembers it after termination), so a token that
-    answers with a terminated instance is moved on to the next attempt.
+    A token outlives its instance (EC2 keeps it "at least 24 hours after the termination of the
+    instance" and answers it with that instance), so a token that answers with a terminated
+    leader (a lost leader replaced, replace_lost_leader) or with other settings
+    (IdempotentParameterMismatch) is moved on to the next attempt: the same order every run, so
+    a retry still lands on the same new leader.
     """
-    for attempt in range(5):
+    for attempt in range(LEADER_TOKENS):
         params = dict(request, ClientToken=client_token(cluster_name, group_id, attempt))
         instance = None
         for wait in range(PROFILE_PROPAGATION_ATTEMPTS):
@@ -154,7 +159,10 @@ def run_leader(ec2, cluster_name, request, group_id, sleep=time.sleep):
                 sleep(PROFILE_PROPAGATION_DELAY)
         if instance and instance["State"]["Name"] not in GONE_STATES:
             return instance
-    raise RuntimeError(f"Could not launch a leader for {cluster_name}: every launch token answered with a terminated instance.")
+    raise ToilOperationError(
+        f"Could not launch a leader for {cluster_name}: each of its {LEADER_TOKENS} launch tokens answered with an earlier leader; "
+        "nothing was launched. Destroy the cluster and launch it again (a new security group starts new tokens)."
+    )
 
 
 def wait_running(ec2, instance_id, timeout):

@@ -7,12 +7,15 @@ A pool is the cluster's workers tagged ``toil.cluster/pool=<name>``. Unlike Toil
 RunInstances per instance type tried (Toil tags each node with one call per tag after launch,
 and leaves their volumes untagged); a capacity error moves on to the pool's next instance type
 and what could not be launched is reported as ``deficit``; a ClientToken derived from the
-pool's intent (its members and target) makes a retried or concurrent run launch once.
+pool's intent in this generation of the cluster (its security group and leader, the pool's live
+members and target) makes a retried or concurrent run launch once, and a pool that comes back to
+an earlier intent (2 -> 0 -> 2, a lost node, a relaunched cluster) launches anew (``launch_token``).
 Scale-down never goes below the pool's minimum and never touches the leader.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import statistics
@@ -21,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
-from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError, ToilOperationError
 from ansible_collections.toil.cluster.plugins.module_utils.leader import instance_type_info, resolve_image
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
 from ansible_collections.toil.cluster.plugins.module_utils.node_specs import normalize_worker_pool
@@ -68,7 +71,11 @@ CAPACITY_ERRORS = (
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+_GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
 SPOT_HISTORY_DAYS = 7
+# A launch token answered with an earlier generation's reservation; how many tokens of one intent to try.
+STALE_TOKEN = "stale launch token"
+TOKEN_CHAIN_LENGTH = 64
 
 
 @dataclass
@@ -165,6 +172,7 @@ class ClusterContext:
     profile_arn: str
     key_name: str
     base_tags: dict
+    extra_group_ids: tuple = ()
 
 
 def cluster_context(ec2, cluster):
@@ -174,12 +182,24 @@ def cluster_context(ec2, cluster):
     groups = find_cluster_security_groups(ec2, cluster, leader.get("VpcId"))
     if not groups:
         raise ToilInputError(f"Cluster '{cluster}' has no security group named {cluster} in {leader.get('VpcId')}.")
+    group_id = groups[0]["GroupId"]
+    # Toil's --awsEc2ExtraSecurityGroupId reaches every node: Toil's workers get the leader's groups
+    # (AWSProvisioner._getSecurityGroupIDs); so do these. A value from AWS: checked.
+    extras = []
+    for group in leader.get("SecurityGroups") or ():
+        extra = group.get("GroupId")
+        if extra == group_id:
+            continue
+        if not isinstance(extra, str) or not _GROUP_ID.fullmatch(extra):
+            raise ToilInputError(f"The leader of {cluster} has a security group {extra!r} that is not a security group ID.")
+        extras.append(extra)
     tags = tag_dict(leader.get("Tags"))
     base = {k: v for k, v in tags.items() if k not in (TAG_NODE_TYPE, TAG_SSH_KEY_NAME) and not k.startswith("aws:")}
     base.setdefault(TAG_CLUSTER_NAME, cluster)
     return ClusterContext(
         leader=leader,
-        group_id=groups[0]["GroupId"],
+        group_id=group_id,
+        extra_group_ids=tuple(sorted(set(extras))),
         vpc_id=leader.get("VpcId"),
         profile_arn=leader.get("IamInstanceProfile", {}).get("Arn"),
         key_name=leader.get("KeyName") or tags.get(TAG_SSH_KEY_NAME),
@@ -255,9 +275,31 @@ def pool_subnets(ec2, spec, context):
     return [in_zone[0]["SubnetId"]]
 
 
-def launch_token(spec, members, instance_type, target, attempt=0):
-    """The same intent (pool, its current members, the target size, the type) gives the same token."""
-    intent = "/".join([spec.cluster, spec.name, instance_type, str(target), ",".join(sorted(i["InstanceId"] for i in members)), str(attempt)])
+def launch_token(spec, context, members, instance_type, subnet_id, target, attempt=0, link=0):
+    """The pool's intent in this generation of the cluster, as a ClientToken.
+
+    The same intent (cluster generation: its security group and leader; pool, its live members, type,
+    subnet, target, minimum) gives the same token, so a retried or concurrent run launches once. EC2
+    keeps a token "at least 24 hours after the termination of the instance" and then answers it with
+    those (terminated) instances: ``link`` moves a pool that comes back to an intent it had before
+    (2 -> 0 -> 2, a lost node) on to the next token of the same chain (``scale_up``), deterministically,
+    so a retry follows the same chain to the same reservation.
+    """
+    intent = "/".join(
+        [
+            "toil.cluster/pool",
+            spec.cluster,
+            context.group_id or "",
+            context.leader.get("InstanceId", ""),
+            spec.name,
+            instance_type,
+            subnet_id,
+            str(target),
+            ",".join(sorted(i["InstanceId"] for i in members)),
+            str(attempt),
+            str(link),
+        ]
+    )
     return hashlib.sha256(intent.encode()).hexdigest()[:64]
 
 
@@ -268,7 +310,7 @@ def launch_request(spec, context, instance_type, image, subnet_id, count, tags):
         "MinCount": 1,
         "MaxCount": count,
         "SubnetId": subnet_id,
-        "SecurityGroupIds": [context.group_id],
+        "SecurityGroupIds": [context.group_id, *context.extra_group_ids],
     }
     if context.key_name:
         request["KeyName"] = context.key_name
@@ -286,11 +328,30 @@ def launch_request(spec, context, instance_type, image, subnet_id, count, tags):
 
 
 def _run_capacity(ec2, request):
-    """RunInstances, or None when EC2 has no capacity for it (a code in CAPACITY_ERRORS)."""
+    """RunInstances, or the error code when EC2 has no capacity for it (a code in CAPACITY_ERRORS), or
+    STALE_TOKEN when the token belongs to an earlier generation (its instances are gone, or its
+    parameters differ: ``IdempotentParameterMismatch``)."""
     try:
-        return ec2.run_instances(aws_retry=True, **request)["Instances"]
+        instances = ec2.run_instances(aws_retry=True, **request)["Instances"]
     except is_boto3_error_code(list(CAPACITY_ERRORS)) as error:
         return error.response["Error"]["Code"]
+    except is_boto3_error_code("IdempotentParameterMismatch"):
+        return STALE_TOKEN
+    if any(i["State"]["Name"] not in LIVE_STATES for i in instances):
+        return STALE_TOKEN  # an earlier generation's reservation: EC2 launched nothing now
+    return instances
+
+
+def _run_fresh(ec2, request, token_for):
+    """RunInstances with the first token of the chain that is not an earlier generation's."""
+    for link in range(TOKEN_CHAIN_LENGTH):
+        answer = _run_capacity(ec2, dict(request, ClientToken=token_for(link)))
+        if answer != STALE_TOKEN:
+            return answer
+    raise ToilOperationError(
+        f"RunInstances answered {TOKEN_CHAIN_LENGTH} launch tokens of this intent with earlier generations' instances; "
+        "nothing was launched. Run again with another target size, or after EC2 forgets the tokens (24 hours after those instances ended)."
+    )
 
 
 def scale_up(ec2, spec, context, members, shortfall, images, subnets):
@@ -310,8 +371,8 @@ def scale_up(ec2, spec, context, members, shortfall, images, subnets):
                     return launched, 0, errors
                 request = launch_request(spec, context, instance_type, images[instance_type], subnet_id, shortfall, tags)
                 request["MinCount"] = min(minimum, shortfall)
-                request["ClientToken"] = launch_token(spec, members + launched, instance_type, target, attempt=request["MinCount"])
-                answer = _run_capacity(ec2, request)
+                token_for = functools.partial(launch_token, spec, context, members + launched, instance_type, subnet_id, target, request["MinCount"])
+                answer = _run_fresh(ec2, request, token_for)
                 if isinstance(answer, str):
                     errors.append(f"{instance_type} in {subnet_id} (at least {request['MinCount']}): {answer}")
                     continue

@@ -21,12 +21,16 @@ from datetime import UTC, datetime
 
 from ansible_collections.toil.cluster.plugins.module_utils.binpacking import PodGroup, PoolShape, Resources, decide, node_capacity, node_state, pack
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.kube_client import load_clients, read_cluster
-from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import read_demand
+from ansible_collections.toil.cluster.plugins.module_utils.kube_client import ApiException, api_message, load_clients, read_cluster
+from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import IDLE_SINCE_ANNOTATION, match_instances, read_demand
 from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import drain_nodes
+from ansible_collections.toil.cluster.plugins.module_utils.kube_lease import FileLock, KubeLease, coordination_client
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec
+from ansible_collections.toil.cluster.plugins.module_utils.nodes import GONE_STATES, cluster_instances, refresh
+from ansible_collections.toil.cluster.plugins.module_utils.provider_id import instance_of
 from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, millicores
+from ansible_collections.toil.cluster.plugins.module_utils.tags import POOL_TAG, tag_dict
 from ansible_collections.toil.cluster.plugins.module_utils.zones import resolve_region
 
 STATE_VERSION = 1
@@ -145,12 +149,19 @@ class ScalerSettings:
     drain_timeout: int = 300
     state_path: str = None
     metrics_path: str = None
+    lease_wait: int = 30
+    lease_duration: int = 60
 
     @classmethod
     def from_params(cls, params, check_mode=False):
         """From the module's parameters; raises ToilInputError on a bad name, pool or range."""
         validate_cluster_name(params["cluster"])
         specs, beta, compensation, idle = validate_settings(params)
+        lease_wait, lease_duration = params.get("lease_wait", 30), params.get("lease_duration", 60)
+        if not 0 <= lease_wait <= 3600:
+            raise ToilInputError(f"lease_wait must be between 0 and 3600 seconds, got {lease_wait}.")
+        if not 15 <= lease_duration <= 3600:
+            raise ToilInputError(f"lease_duration must be between 15 and 3600 seconds (client-go's default is 15), got {lease_duration}.")
         return cls(
             cluster=params["cluster"],
             pools=tuple(specs),
@@ -168,6 +179,8 @@ class ScalerSettings:
             drain_timeout=params["drain_timeout"],
             state_path=params["state_path"],
             metrics_path=params["metrics_path"],
+            lease_wait=lease_wait,
+            lease_duration=lease_duration,
         )
 
 
@@ -195,20 +208,36 @@ def save_state(path, state):
 
 
 def instance_type_shapes(ec2, instance_types, cache):
-    """vCPUs and memory per instance type, from DescribeInstanceTypes, cached in the state."""
-    missing = sorted(set(instance_types) - set(cache))
+    """vCPUs, memory and instance-store size per instance type, from DescribeInstanceTypes, cached in the state.
+
+    ``storage_gib``: the instance-store disks' total (``InstanceStorageInfo``: count x size, in
+    GB as EC2 writes it, read as GiB as Toil's ``E2Instances`` does); 0 for EBS-only types. An
+    entry cached by an older run without it is described again.
+    """
+    missing = sorted(t for t in set(instance_types) if "storage_gib" not in cache.get(t, {}))
     for start in range(0, len(missing), 100):
         answer = ec2.describe_instance_types(InstanceTypes=missing[start : start + 100], aws_retry=True)["InstanceTypes"]
         for info in answer:
-            cache[info["InstanceType"]] = {"vcpus": info["VCpuInfo"]["DefaultVCpus"], "memory_mib": info["MemoryInfo"]["SizeInMiB"]}
+            disks = (info.get("InstanceStorageInfo") or {}).get("Disks") or ()
+            storage = sum(int(d.get("Count", 0)) * int(d.get("SizeInGB", 0)) for d in disks)
+            cache[info["InstanceType"]] = {"vcpus": info["VCpuInfo"]["DefaultVCpus"], "memory_mib": info["MemoryInfo"]["SizeInMiB"], "storage_gib": storage}
     return cache
+
+
+def node_disk_gib(type_info, node_storage):
+    """The disk pods get on a node, as Toil's getNodeShape counts it: the instance-store disks when the type has
+    any (the kubernetes role puts the kubelet's and containerd's directories on them), else the root volume."""
+    return type_info.get("storage_gib") or node_storage
 
 
 def pool_shapes(specs, type_cache):
     """Each pool's node shape: the smallest of its interchangeable instance types, less Toil's overhead."""
     shapes = []
     for spec in specs:
-        capacities = [node_capacity(type_cache[t]["vcpus"], type_cache[t]["memory_mib"], spec.node_storage) for t in spec.node_type.instance_types]
+        capacities = [
+            node_capacity(type_cache[t]["vcpus"], type_cache[t]["memory_mib"], node_disk_gib(type_cache[t], spec.node_storage))
+            for t in spec.node_type.instance_types
+        ]
         capacity = Resources(min(c.cpu for c in capacities), min(c.memory for c in capacities), min(c.disk for c in capacities))
         shapes.append(
             PoolShape(
@@ -270,17 +299,22 @@ def _decide(shapes, nodes, packing, state, settings, deficits):
     )
 
 
-def run(ec2, settings, shapes, pods, nodes, state, drain=None):
+def run(ec2, settings, shapes, pods, nodes, state, drain=None, pool_sizes=None, still_leading=None):
     """Plan, then (if ``settings.apply``) resize the pools: spot pools first, so their deficits can be compensated.
 
     ``drain``, given the victims (NodeStates), returns the instance ids whose node is drained: only
-    those are terminated. Returns ``(packing, decisions, results, changed)``.
+    those are terminated. ``pool_sizes``: each pool's live instances on EC2, when known; a pool is
+    never asked to shrink below its nodes minus the drained victims (busy nodes above max_size
+    stay until idle), nor to grow past the desired size. ``still_leading``, called before each
+    resize, raises when this run lost its Lease. Returns ``(packing, decisions, results, changed)``.
     """
     packing, decisions = plan(shapes, pods, nodes, state, settings)
     results, changed, deficits = {}, False, dict(state.get("deficits", {}))
     if settings.apply:
         by_name = {s.name: s for s in settings.pools}
         for shape in sorted(shapes, key=lambda s: not s.preemptible):
+            if still_leading:
+                still_leading()
             if not shape.preemptible and settings.preemptible_compensation:  # the deficits of this run, not the last
                 compared = [s for s in shapes if s.preemptible or s.name == shape.name]
                 decisions[shape.name] = _decide(compared, nodes, packing, state, settings, deficits)[shape.name]
@@ -289,10 +323,11 @@ def run(ec2, settings, shapes, pods, nodes, state, drain=None):
             if drain and decision.victims:
                 # Only nodes that were drained go; a node whose pods could not be evicted stays.
                 drained = drain([n for n in nodes if n.instance_id in decision.victims])
-                kept = [v for v in decision.victims if v not in drained]
                 decision.victims = [v for v in decision.victims if v in drained]
-                decision.desired += len(kept)
-            spec.desired = decision.desired
+            floor = decision.current - len(decision.victims)
+            if pool_sizes is not None:
+                floor = min(floor, pool_sizes.get(shape.name, 0))
+            spec.desired = max(decision.desired, floor)
             spec.victims = tuple(decision.victims)
             pool_changed, summary, _diff = reconcile(ec2, spec, "present", False, settings.wait, settings.wait_timeout)
             changed = changed or pool_changed
@@ -311,34 +346,163 @@ def queue_size(pods):
     return sum(p.count for p in pods)
 
 
-def read_pods_and_nodes(settings, state, warn):
-    """The pending pod groups, the nodes and a drain function (None without Kubernetes).
+def gone_instance_ids(ec2, workers, instances):
+    """The instances named by nodes' providerIDs that are not live members: those EC2 reports
+    shutting down or terminated, or does not know (terminated over an hour ago)."""
+    live = {i["InstanceId"] for i in instances}
+    named = sorted({iid for w in workers if (iid := instance_of(w.provider_id)) and iid not in live})
+    known = set()
+    for start in range(0, len(named), 200):  # EC2 takes at most 200 values per filter
+        known.update(i["InstanceId"] for i in refresh(ec2, named[start : start + 200]) if i["State"]["Name"] not in GONE_STATES)
+    return set(named) - known
 
-    From the ``demand`` option when given; else from the Kubernetes API, whose idle timers go
-    into ``state["idle_since"]`` and whose nodes the drain function cordons, evicts and deletes.
+
+def remove_gone_nodes(core_v1, gone, act, warn):
+    """Delete the Node objects whose instance is gone (no cloud controller does); only reported when ``act`` is false."""
+    removed = []
+    for worker in gone:
+        entry = {"name": worker.name, "provider_id": worker.provider_id, "deleted": False}
+        if act:
+            try:
+                core_v1.delete_node(worker.name)
+                entry["deleted"] = True
+            except ApiException as error:
+                if error.status == 404:
+                    entry["deleted"] = True
+                else:
+                    warn(f"Node {worker.name}, whose instance is gone, could not be deleted: {api_message(error)}")
+        removed.append(entry)
+    return removed
+
+
+def annotate_idle(core_v1, workers, warn):
+    """Set or clear each node's idle-since annotation, where it differs from what the run saw.
+
+    A merge patch carrying the node's resourceVersion: the API refuses it (409) when the node
+    changed since it was listed; then the fresh node is read and the patch made again only if
+    its annotation is still the one this run saw (else another run's timer stands).
+    """
+    for worker in workers:
+        if worker.idle_since == worker.idle_annotation:
+            continue
+        version, seen = worker.resource_version, worker.idle_annotation
+        for _attempt in range(2):
+            body = {"metadata": {"annotations": {IDLE_SINCE_ANNOTATION: worker.idle_since}}}
+            if version:
+                body["metadata"]["resourceVersion"] = version
+            try:
+                core_v1.patch_node(worker.name, body)
+                break
+            except ApiException as error:
+                if error.status == 404:
+                    break
+                if error.status != 409:
+                    warn(f"The idle timer of node {worker.name} could not be written: {api_message(error)}")
+                    break
+            try:
+                fresh = core_v1.read_node(worker.name)
+            except ApiException:
+                break
+            if (fresh.metadata.annotations or {}).get(IDLE_SINCE_ANNOTATION) != seen:
+                break
+            version = fresh.metadata.resource_version
+
+
+def pool_sizes_of(instances):
+    """Live instances per pool tag."""
+    sizes = {}
+    for instance in instances:
+        pool = tag_dict(instance.get("Tags")).get(POOL_TAG)
+        if pool:
+            sizes[pool] = sizes.get(pool, 0) + 1
+    return sizes
+
+
+@dataclass
+class Observed:
+    """What one run read: the pending pod groups, the nodes as the packer sees them, and, with Kubernetes,
+    the drain function, each pool's live instances and the Node objects whose instance is gone."""
+
+    pods: list
+    nodes: list
+    drain: object = None
+    pool_sizes: dict = None
+    gone: list = None
+    core_v1: object = None
+    workers: list = None
+
+
+def read_pods_and_nodes(settings, state, warn, ec2=None, clients=None):
+    """What the run acts on.
+
+    From the ``demand`` option when given; else from the Kubernetes API (``clients``: CoreV1Api and PolicyV1Api),
+    each node matched to its instance among the cluster's live ones (``kube_demand.match_instances``); the idle
+    timers come from the nodes' annotations (an older run's ``state["idle_since"]`` is read once, for a node
+    without one, and dropped from the state). The drain function cordons, evicts and deletes.
     """
     if settings.demand is not None:
         pods, nodes = normalize_demand(settings.demand)
-        return pods, nodes, None
-    core_v1, policy_v1 = load_clients(settings.kubeconfig, settings.context)
+        return Observed(pods, nodes)
+    core_v1, policy_v1 = clients or load_clients(settings.kubeconfig, settings.context)
     listed_pods, listed_nodes = read_cluster(core_v1)
-    pods, workers, state["idle_since"] = read_demand(listed_pods, listed_nodes, now_utc(), state.get("idle_since", {}))
+    pods, workers, _timers = read_demand(listed_pods, listed_nodes, now_utc(), state.pop("idle_since", None) or {})
+    instances = cluster_instances(ec2, settings.cluster) if ec2 is not None else []
+    gone_ids = gone_instance_ids(ec2, workers, instances) if ec2 is not None else set()
+    workers, gone = match_instances(workers, instances, gone_ids)
     drain = functools.partial(drain_nodes, core_v1, policy_v1, timeout=settings.drain_timeout, warn=warn)
-    return pods, [worker.node_state() for worker in workers], drain
+    return Observed(pods, [w.node_state() for w in workers], drain, pool_sizes_of(instances) if ec2 is not None else None, gone, core_v1, workers)
+
+
+def run_lock(settings, clients):
+    """What keeps two runs apart (None in check mode, which changes nothing): the cluster's Lease with
+    Kubernetes, a lock on the state file without (none without a state file: such runs share nothing)."""
+    if settings.check_mode:
+        return None
+    if clients is not None:
+        return KubeLease(coordination_client(clients[0]), settings.cluster, duration=settings.lease_duration, wait=settings.lease_wait)
+    if settings.state_path:
+        return FileLock(settings.state_path, wait=settings.lease_wait)
+    return None
 
 
 def scale(settings, ec2, warn):
     """One scaler run; returns ``toil_scaler``'s result.
 
     ``ec2`` is a retrying boto3 client of the cluster's region; ``warn`` reports a node that
-    could not be drained and pods that fit no pool. Raises ToilInputError for bad input (before
+    could not be drained and pods that fit no pool. The run holds the cluster's Lease (or the state
+    file's lock) from before it reads anything to its end, so a concurrent run waits up to
+    ``lease_wait`` seconds or stops naming the holder. Raises ToilInputError for bad input (before
     any change) and lets AWS's errors through.
     """
+    clients = load_clients(settings.kubeconfig, settings.context) if settings.demand is None else None
+    lock = run_lock(settings, clients)
+    if lock is None:
+        return _scale(settings, ec2, warn, clients, None)
+    lock.acquire()
+    try:
+        result = _scale(settings, ec2, warn, clients, lock)
+    finally:
+        lock.release()
+    if isinstance(lock, KubeLease):
+        result["lease"] = {"name": f"{lock.namespace}/{lock.name}", "holder": lock.identity}
+    return result
+
+
+def _scale(settings, ec2, warn, clients, lease):
     state = load_state(settings.state_path)
-    pods, nodes, drain = read_pods_and_nodes(settings, state, warn)
+    observed = read_pods_and_nodes(settings, state, warn, ec2, clients)
     state["instance_types"] = instance_type_shapes(ec2, {t for s in settings.pools for t in s.node_type.instance_types}, state.get("instance_types", {}))
     shapes = pool_shapes(settings.pools, state["instance_types"])
-    packing, decisions, results, changed = run(ec2, settings, shapes, pods, nodes, state, drain)
+    removed = []
+    if observed.core_v1 is not None:
+        if lease is not None:
+            lease.still_held()
+        removed = remove_gone_nodes(observed.core_v1, observed.gone, settings.apply, warn)
+        if not settings.check_mode:
+            annotate_idle(observed.core_v1, observed.workers, warn)
+    still_leading = lease.still_held if lease is not None else None
+    packing, decisions, results, changed = run(ec2, settings, shapes, observed.pods, observed.nodes, state, observed.drain, observed.pool_sizes, still_leading)
+    changed = changed or any(r["deleted"] for r in removed)
     pools = []
     for name, decision in decisions.items():
         entry = decision.as_dict()
@@ -348,10 +512,20 @@ def scale(settings, ec2, warn):
     if not settings.check_mode:
         save_state(settings.state_path, state)
         if settings.metrics_path and os.path.isdir(os.path.dirname(os.path.abspath(settings.metrics_path))):
-            write_metrics(settings.metrics_path, metrics_text(decisions, shapes, queue_size(pods)))
+            write_metrics(settings.metrics_path, metrics_text(decisions, shapes, queue_size(observed.pods)))
     for pod in packing.unplaceable:
         warn(
             f"{pod['count']} pod(s) {pod['name']} requesting {pod['request']} fit no pool (the largest node offers {pod['largest_shape']}): "
             "they will wait forever unless a larger node type is added."
         )
-    return {"changed": changed, "pools": pools, "unplaceable": packing.unplaceable, "queue_size": queue_size(pods), "applied": settings.apply}
+    for entry in removed:
+        if not entry["deleted"] and not settings.apply:
+            warn(f"Node {entry['name']} ({entry['provider_id'] or 'no providerID'}) has no live instance: it would be deleted (plan only).")
+    return {
+        "changed": changed,
+        "pools": pools,
+        "unplaceable": packing.unplaceable,
+        "queue_size": queue_size(observed.pods),
+        "applied": settings.apply,
+        "removed_nodes": removed,
+    }

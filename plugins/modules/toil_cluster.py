@@ -91,8 +91,12 @@ options:
     type: str
   aws_ec2_extra_security_group_ids:
     description:
-      - More security groups for the leader. They must be in the leader's VPC and must not be named like the
-        cluster (destroying the cluster deletes every group named like it). They are never deleted.
+      - More security groups for every node (Toil's C(--awsEc2ExtraSecurityGroupId)), to reach EFS or a database from
+        jobs. The leader gets them here; M(toil.cluster.toil_nodepool) and M(toil.cluster.toil_scaler) give each worker
+        the leader's groups, as Toil does, and the nodes' own launch permission (O(node_policy=least_privilege)) names
+        exactly the cluster's group and these.
+      - They must be in the leader's VPC and must not be named like the cluster (destroying the cluster deletes every
+        group named like it). They are never deleted.
     type: list
     elements: str
     default: []
@@ -125,6 +129,18 @@ options:
     type: list
     elements: str
     default: ["0.0.0.0/0", "::/0"]
+  replace_lost_leader:
+    description:
+      - What to do with a cluster whose nodes are there but whose leader is gone (terminated behind the collection's
+        back). V(false) stops before any change, with a message naming the live nodes (instance IDs and pools).
+        V(true) launches a new leader with the cluster's name, tags, security group and instance profile.
+      - The old leader's Kubernetes control plane and its state are gone with it. The playbook
+        C(toil.cluster.configure_cluster) (run by C(toil.cluster.launch_cluster)) then resets every worker joined
+        to the old API server (C(kubeadm reset -f)) and joins it to the new leader. The result lists them in
+        RV(rejoin_instance_ids).
+      - A worker is never made leader.
+    type: bool
+    default: false
   wait:
     description:
       - Wait until the leader runs (O(state=present)) or until every instance is terminated (O(state=absent)).
@@ -211,6 +227,15 @@ subnet_id:
   description: The leader's subnet.
   returned: state=present
   type: str
+replaced_lost_leader:
+  description: Whether the cluster had lost its leader and a new one was (in check mode, would be) launched (O(replace_lost_leader)).
+  returned: state=present
+  type: bool
+rejoin_instance_ids:
+  description: The nodes left by the lost leader, which C(toil.cluster.configure_cluster) resets and joins to the new one.
+  returned: state=present
+  type: list
+  elements: str
 removed:
   description: What was (or in check mode would be) removed.
   returned: state=absent
@@ -253,6 +278,7 @@ def main():
             job_store_patterns=dict(type="list", elements="str", default=[]),
             node_policy=dict(type="str", choices=["least_privilege", "toil"], default="least_privilege"),
             ssh_cidrs=dict(type="list", elements="str", default=["0.0.0.0/0", "::/0"]),
+            replace_lost_leader=dict(type="bool", default=False),
             **WAIT_SPEC,
         ),
         supports_check_mode=True,

@@ -10,13 +10,20 @@ version_added: 0.1.0
 description:
   - The worker half of C(toil launch-cluster --nodeTypes ... -w ...), and the actuator of M(toil.cluster.toil_scaler).
   - A pool is the cluster's workers tagged C(toil.cluster/pool=<name>). Workers join the cluster's security group (so
-    Toil's own provisioner sees them), use the leader's instance profile and key pair, require IMDSv2, boot from an
+    Toil's own provisioner sees them) and the leader's other security groups (Toil's C(--awsEc2ExtraSecurityGroupId)
+    reaches every node), use the leader's instance profile and key pair, require IMDSv2, boot from an
     encrypted gp3 root volume, and carry the cluster's tags plus C(ToilNodeType=worker), the pool and whether they are
     preemptible, on the instance and its volumes.
   - Scale-up launches the shortfall with one RunInstances call per instance type tried. When a type has no capacity
     (or spot costs more than the bid) the next type of the pool is tried, and what could not be launched is returned
-    as RV(pool.deficit) instead of failing. A ClientToken derived from the pool's intent makes a retried or
-    concurrent run launch once.
+    as RV(pool.deficit) instead of failing. A ClientToken derived from the pool's intent in this generation of the
+    cluster (its security group and leader, the pool's live members and its target) makes a retried or concurrent run
+    launch once. EC2 keeps a token at least 24 hours after its instances end and answers it with them; a pool that comes
+    back to an earlier intent (2 -> 0 -> 2, a node lost behind the collection's back, a cluster relaunched under its
+    name) moves on to the next token of the same deterministic chain, so it launches new nodes and a retry still lands
+    on the same ones.
+  - A static pool's node lost behind the collection's back is replaced by the next run (what
+    C(toil.cluster.launch_cluster) and C(toil.cluster.autoscale) run).
   - Scale-down never goes below the pool's minimum and never touches the leader. It removes
     O(terminate_instance_ids) first, then nodes that have not joined Kubernetes yet (no C(toil.cluster/joined=true)
     tag), then the newest.

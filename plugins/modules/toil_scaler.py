@@ -22,6 +22,20 @@ description:
     pod annotated C(cluster-autoscaler.kubernetes.io/safe-to-evict=false) (every Toil pod is), never below
     O(pools[].min_size). With Kubernetes, such a node is cordoned, drained through the Eviction API and deleted
     before its instance is terminated.
+  - Each Kubernetes node is matched to its instance by its C(spec.providerID) (C(aws:///<zone>/<instance-id>), which
+    the C(kubernetes) role gives every kubelet), else by its name or address against the instances' private DNS
+    names and IP addresses. A node whose instance is gone (terminated, or unknown to EC2) is deleted from the API
+    (only reported in check mode or with O(apply=false)) and never counted; a pool is never sized past
+    O(pools[].max_size) (busy nodes above it stay until idle).
+  - Idle timers are the nodes' annotation C(toil.cluster/idle-since) (RFC 3339), set and cleared by the scaler with
+    resourceVersion-checked patches, so every scheduler running it (the leader's timer, an AWX schedule) sees the
+    same timers. Timers an older version kept in O(state_path) are read once, for nodes without the annotation.
+  - One run at a time. With Kubernetes, the run takes the C(coordination.k8s.io/v1) Lease
+    C(kube-system/toil-scaler-<cluster>) before reading anything, as client-go's leader election does (a unique
+    holder, renewed every third of O(lease_duration), released at the end); a concurrent run waits up to O(lease_wait)
+    seconds, then fails naming the holder, having changed nothing. With O(demand), the same through an exclusive
+    lock on C(<state_path>.lock) (runs without O(state_path) share nothing and are not kept apart). Check mode
+    takes neither.
   - Pools are resized by the same code as M(toil.cluster.toil_nodepool).
 author:
   - toil.cluster contributors (@toil-cluster)
@@ -55,7 +69,10 @@ options:
         type: int
         required: true
       node_storage:
-        description: Root volume size of new nodes, in GiB, 8 to 16384 (also the disk pods may use).
+        description:
+          - Root volume size of new nodes, in GiB, 8 to 16384. It is also the disk pods may use on instance types without
+            instance-store disks; on those with some (C(c5d.4xlarge) has 400 GB), the instance-store disks are, as Toil
+            counts them.
         type: int
         default: 50
   demand:
@@ -110,6 +127,15 @@ options:
     description: How long to wait for an idle node's pods to be evicted, in seconds (0 to 86400).
     type: int
     default: 300
+  lease_wait:
+    description: How long to wait for another run's Lease (or state file lock) before failing, in seconds (0 to 3600).
+    type: int
+    default: 30
+  lease_duration:
+    description: The Lease's C(leaseDurationSeconds) (15 to 3600); a run that stops renewing it (killed) is taken over
+      after this long.
+    type: int
+    default: 60
   wait:
     description: Wait until new nodes run and removed ones are terminated.
     type: bool
@@ -184,6 +210,16 @@ applied:
   description: Whether the pools were resized.
   returned: always
   type: bool
+removed_nodes:
+  description: Kubernetes nodes whose instance is gone, with C(name), C(provider_id) and C(deleted) (false in check mode
+    and with O(apply=false)).
+  returned: always
+  type: list
+  elements: dict
+lease:
+  description: The Lease this run held (C(name), C(holder)).
+  returned: when the demand was read from Kubernetes, outside check mode
+  type: dict
 """
 
 from ansible_collections.toil.cluster.plugins.module_utils.modules import WAIT_SPEC, ToilAWSModule
@@ -218,6 +254,8 @@ def main():
             state_path=dict(type="path"),
             metrics_path=dict(type="path"),
             drain_timeout=dict(type="int", default=300),
+            lease_wait=dict(type="int", default=30),
+            lease_duration=dict(type="int", default=60),
             **WAIT_SPEC,
         ),
         supports_check_mode=True,

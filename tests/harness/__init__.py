@@ -27,5 +27,6 @@ Hosts (podman, for the role and playbook tests marked ``hosts``):
     hosts.apt_repo        ``AptRepository``: the one signed apt repository builder for the doubles below
     hosts.kube_double_repo, hosts.grafana_double_repo   the kubeadm/kubelet/kubectl and grafana-server test doubles
 
+kube_api: ``KubeApi``, a Kubernetes API server stand-in (HTTPS, stdlib only) for the kubernetes client and kubectl.
 paths: where the checkout, its virtual environments and the Ansible settings are.
 """

@@ -12,7 +12,6 @@ only trusted text. A test parametrised with ``CORES`` sees both behaviours.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.paths import REPO, VENV
-from harness.playbooks import PlaybookResult, ansible_environment, playbook_file
+from harness.playbooks import PlaybookResult, ansible_environment, run_ansible_playbook
 
 CORE217_VENV = VENV / "core-2.17"
 CORE217_REQUIREMENTS = REPO / "tests" / "core217-requirements.txt"
@@ -75,44 +74,20 @@ class AnsibleCore:
         aws_env: Mapping[str, str],
         workdir: Path,
         *,
-        inventory: str = "localhost,",
-        extra_vars: Mapping[str, Any] | None = None,
-        args: Sequence[str] = (),
         env: Mapping[str, str | None] | None = None,
-        expect_rc: int | None = 0,
-        timeout: float = 600,
+        **options: Any,
     ) -> PlaybookResult:
-        """ansible-playbook of this core, as ``harness.playbooks.run_ansible_playbook`` runs the current one."""
-        workdir.mkdir(parents=True, exist_ok=True)
-        path = playbook_file(playbook, workdir)
-        cmd = [self.executable("ansible-playbook"), "-i", inventory]
-        if extra_vars:
-            cmd += ["-e", json.dumps(dict(extra_vars))]
-        cmd += [*args, str(path)]
-        proc = subprocess.run(  # rc is checked below, with the output in the message
-            cmd,
-            env=self.environment(aws_env, workdir, env),
-            cwd=str(path.parent),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
+        """``harness.playbooks.run_ansible_playbook`` with this core's ansible-playbook and Python, the connection
+        left to the inventory and the plays (``options``: inventory, extra_vars, args, expect_rc, timeout...)."""
+        return run_ansible_playbook(
+            playbook,
+            aws_env,
+            workdir,
+            env={"ANSIBLE_PYTHON_INTERPRETER": self.python, **(env or {})},
+            executable=self.executable("ansible-playbook"),
+            local=False,
+            **options,
         )
-        result = PlaybookResult(proc.returncode, proc.stdout, proc.stderr, _json_document(proc.stdout), cmd, str(path))
-        if expect_rc is not None and result.rc != expect_rc:
-            raise AssertionError(f"ansible-playbook ({self.name}) exited {result.rc}, expected {expect_rc}\n{result.describe()}")
-        return result
-
-
-def _json_document(stdout: str) -> dict[str, Any] | None:
-    """The ansible.posix.json callback's one document (stray lines before it are skipped)."""
-    text = stdout.strip()
-    start = 0 if text.startswith("{") else text.find("\n{") + 1
-    try:
-        return json.loads(text[start:]) if text else None
-    except json.JSONDecodeError:
-        return None
 
 
 CURRENT = AnsibleCore("current", VENV)

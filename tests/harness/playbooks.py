@@ -156,7 +156,11 @@ def ansible_environment(aws_env: Mapping[str, str], workdir: Path, extra: Mappin
         ANSIBLE_HOST_KEY_CHECKING="false",
         ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="true",
         PYTHONDONTWRITEBYTECODE="1",
+        # AnsiballZ unpacks each module under the system temp directory; a module killed on purpose (test_crashes)
+        # leaves its payload there, so the run's own directory takes them.
+        TMPDIR=str(home / "payloads"),
     )
+    (home / "payloads").mkdir(parents=True, exist_ok=True)
     for key, value in (extra or {}).items():
         if value is None:
             env.pop(key, None)
@@ -178,11 +182,16 @@ def run_ansible_playbook(
     args: Sequence[str] = (),
     env: Mapping[str, str | None] | None = None,
     timeout: float = 600,
+    executable: str | None = None,
+    local: bool = True,
 ) -> PlaybookResult:
-    """Run ansible-playbook locally (``-i localhost, -c local``) against the endpoint; see the run_playbook fixture."""
+    """Run ansible-playbook locally (``-i localhost, -c local``) against the endpoint; see the run_playbook fixture.
+
+    ``executable``: another ansible-playbook (harness.ansible_cores runs each supported core through here);
+    ``local=False`` leaves the connection to the inventory and the plays."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = playbook_file(playbook, workdir)
-    cmd = [venv_executable("ansible-playbook"), "-i", inventory, "-c", "local"]
+    cmd = [executable or venv_executable("ansible-playbook"), "-i", inventory, *(["-c", "local"] if local else [])]
     if extra_vars:
         cmd += ["-e", json.dumps(dict(extra_vars))]
     if check:

@@ -5,10 +5,28 @@ Tests point a client at the proxy instead of moto to learn which AWS API calls a
 that a re-run or a check-mode run makes no mutating call. ``fail_next(action, ...)`` makes
 the next calls of an action (optionally only those with given parameters) fail the way AWS
 fails them. ``client_tokens=True`` gives RunInstances EC2's documented idempotency, which moto
-lacks: a request whose ClientToken was seen gets the first request's answer, also when both
-arrive at once. ``chaos(rate, seed)`` fails a seeded random share of every call the way AWS does
+lacks (see "EC2 ClientToken" below). ``chaos(rate, seed)`` fails a seeded random share of every call the way AWS does
 under load (throttling and 5xx); ``on_call`` sees each call before it is answered. Everything
 stays on 127.0.0.1.
+
+EC2 ClientToken (``client_tokens=True``), as EC2 documents it ("Ensuring idempotency in Amazon EC2 API
+requests", docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html, and the API reference's
+Run_Instance_Idempotency page):
+
+- "If you repeat a request with the same client token, the same response is returned for each repeated
+  request. The only information that might vary in the response is the state of the instance": the
+  proxy answers a repeat with the first reservation (same reservation and instance IDs), each
+  instance's ``instanceState`` read from the endpoint now, terminated included. Nothing is launched.
+- "If you repeat a request with the same client token, but change another request parameter, Amazon EC2
+  returns an IdempotentParameterMismatch error" (other than the Region or the Availability Zone): the
+  proxy answers 400 ``IdempotentParameterMismatch`` and launches nothing.
+- "A client token is valid for at least 24 hours after the termination of the instance. You should not
+  reuse a client token in another call later on." (the issue's "7 days" is not in the text): the proxy
+  keeps every token for its whole life, which is longer than any test.
+- Tokens are per Region ("you can use the same client token for the same request across different
+  Regions ... we launch instances in each of those Regions"): the key is (region, token).
+- A request that failed launched nothing and completed nothing, so its token stays unused: only a
+  successful answer is remembered. Two requests with one token at once: the second waits for the first.
 """
 
 from __future__ import annotations
@@ -18,9 +36,13 @@ import random
 import re
 import threading
 import urllib.parse
+import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+_REGION = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/")
+# What EC2 ignores when it compares a repeated ClientToken's request with the first: the token, and the AZ.
+_TOKEN_EXEMPT = re.compile(r"^(ClientToken|Placement\.AvailabilityZone)$")
 # Calls that only read: a run that makes none of the others changed nothing.
 READ_ONLY = re.compile(r"^(Describe|Get|List|Head|Lookup|Select)|^(GET|HEAD) ")
 _ERRORS = {  # how AWS says "slow down" per service
@@ -30,6 +52,8 @@ _ERRORS = {  # how AWS says "slow down" per service
 # chaos(): a fifth of the faults are server errors, the rest the service's throttling answer.
 _SERVER_ERROR = (500, "InternalFailure")
 _SERVER_ERROR_SHARE = 0.2
+_MISMATCH = "Arguments on this idempotent request are inconsistent with arguments used in previous request(s)."
+_EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15"
 
 
 def _action(service, method, path, headers, body):
@@ -55,7 +79,8 @@ class AWSProxy:
         self.calls = []
         self.requests = []  # (service, action, form parameters) of form-encoded calls
         self.client_tokens = client_tokens
-        self._tokens = {}  # ClientToken -> [threading.Event, (status, reason, headers, body)]
+        self._tokens = {}  # (region, ClientToken) -> [threading.Event, (status, reason, headers, body) or None, parameters]
+        self.token_repeats = []  # (token, outcome) of every repeated ClientToken: "replayed" or "mismatch"
         self._faults = {}
         self._holds = {}
         self._chaos = None  # (rate, seed, actions or None)
@@ -70,13 +95,14 @@ class AWSProxy:
     def url(self):
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def fail_next(self, action, times=1, status=None, code=None, match=None):
+    def fail_next(self, action, times=1, status=None, code=None, match=None, lost=False):
         """Answer the next ``times`` calls of ``action`` (those whose parameters include ``match``) with an error.
 
         The default error is the service's throttling answer; ``status``/``code`` choose another.
+        ``lost=True``: the call is carried out first and only its answer is lost (as in ``chaos``).
         """
         with self._lock:
-            self._faults.setdefault(action, []).append([times, status, code, dict(match or {})])
+            self._faults.setdefault(action, []).append([times, status, code, dict(match or {}), lost])
 
     def chaos(self, rate, seed, actions=None, lost=0.0, keep_answers=()):
         """Fail ``rate`` of all calls (of ``actions`` only, when given), chosen by ``seed``.
@@ -128,7 +154,7 @@ class AWSProxy:
                     self.injected.append((service, action, *answer))
                 return answer
             status, code = _ERRORS.get(service, (400, "Throttling"))
-            answer = (fault[1] or status, fault[2] or code, False)
+            answer = (fault[1] or status, fault[2] or code, fault[4])
             self.injected.append((service, action, *answer))
             return answer
 
@@ -152,6 +178,39 @@ class AWSProxy:
         """How many calls of ``action`` had (at least) these form parameters."""
         with self._lock:
             return sum(1 for _s, a, p in self.requests if a == action and all(p.get(k) == v for k, v in match.items()))
+
+    def _replay(self, region, answer):
+        """The first RunInstances answer again, each instance's state as the endpoint has it now (EC2: "the only
+        information that might vary in the response is the state of the instance")."""
+        status, reason, headers, data = answer
+        namespace = re.search(rb'xmlns="([^"]+)"', data)
+        ns = namespace.group(1).decode() if namespace else _EC2_NS
+        ET.register_namespace("", ns)
+        root = ET.fromstring(data)
+        items = root.findall(f"{{{ns}}}instancesSet/{{{ns}}}item")
+        ids = [item.findtext(f"{{{ns}}}instanceId") for item in items]
+        states = {}
+        if ids:
+            import boto3  # noqa: PLC0415 - only a test run that repeats a token needs it
+
+            ec2 = boto3.client(
+                "ec2",
+                region_name=region or "us-east-1",
+                endpoint_url=f"http://{self.upstream[0]}:{self.upstream[1]}",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            for reservation in ec2.describe_instances(InstanceIds=ids)["Reservations"]:
+                for instance in reservation["Instances"]:
+                    states[instance["InstanceId"]] = instance["State"]
+        for item, instance_id in zip(items, ids, strict=True):
+            state = states.get(instance_id)
+            node = item.find(f"{{{ns}}}instanceState")
+            if state is None or node is None:
+                continue
+            node.find(f"{{{ns}}}code").text = str(state["Code"])
+            node.find(f"{{{ns}}}name").text = state["Name"]
+        return status, reason, headers, b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root)
 
     def start(self):
         proxy = self
@@ -184,33 +243,54 @@ class AWSProxy:
                     return
                 token = params.get("ClientToken") if proxy.client_tokens and action == "RunInstances" else None
                 if token:
-                    with proxy._lock:
-                        entry = proxy._tokens.get(token)
-                        first = entry is None
+                    region = (_REGION.search(self.headers.get("Authorization", "")) or [None, None])[1]
+                    key = (region, token)
+                    compared = {k: v for k, v in params.items() if not _TOKEN_EXEMPT.match(k)}
+                    while True:
+                        with proxy._lock:
+                            entry = proxy._tokens.get(key)
+                            first = entry is None
+                            if first:
+                                entry = proxy._tokens[key] = [threading.Event(), None, compared]
                         if first:
-                            entry = proxy._tokens[token] = [threading.Event(), None]
-                    if not first:
+                            break
                         entry[0].wait(120)
-                        if fault:
+                        if entry[1] is not None:
+                            break
+                        # the first request with this token failed: it completed nothing, so the token is unused
+                    if not first:
+                        if entry[2] != compared:
+                            proxy.token_repeats.append((token, "mismatch"))
+                            self._error(service, 400, "IdempotentParameterMismatch", _MISMATCH)
+                        elif fault:
                             self._error(service, *fault[:2])
                         else:
-                            self._answer(*entry[1])
+                            proxy.token_repeats.append((token, "replayed"))
+                            self._answer(*proxy._replay(region, entry[1]))
                         return
                 with proxy._lock:
                     held = proxy._holds.get(action)
                 if held:
                     held[1].wait(held[0])
-                answer = self._forward(body)
-                if token:
-                    entry[1] = answer
-                    entry[0].set()
+                answer = None
+                try:
+                    answer = self._forward(body)
+                finally:
+                    if token:
+                        if answer is not None and answer[0] == 200:
+                            entry[1] = answer
+                        else:
+                            with proxy._lock:
+                                if proxy._tokens.get(key) is entry:
+                                    del proxy._tokens[key]
+                        entry[0].set()
                 if fault:  # the call went through; its answer is lost
                     self._error(service, *fault[:2])
                     return
                 self._answer(*answer)
 
-            def _error(self, service, status, code):
-                error = f"<Error><Code>{code}</Code><Message>injected</Message></Error>"
+            def _error(self, service, status, code, message="injected"):
+                error = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
                 # S3 (REST-XML) reads a bare <Error>; EC2 and the query services accept <Errors><Error>.
                 payload = (error if service == "s3" else f"<Response><Errors>{error}</Errors></Response>").encode()
                 self.send_response(status)

@@ -34,15 +34,27 @@ from harness.proxy import AWSProxy
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist's ``--dist loadgroup`` (make test, make check), every test on podman hosts (marker ``hosts``)
-    is in the group ``hosts``: one worker runs them one after the other, while the other tests go one by one to
-    whichever worker is free. Each worker has its own endpoint (``aws_endpoint``, a free port)."""
+    """Under pytest-xdist's ``--dist loadgroup`` (make test, make check), the tests on podman hosts (marker ``hosts``)
+    form two lanes (``HOST_LANES``), each one group that one worker runs test after test; xdist hands out the biggest
+    groups first, so each worker starts with a lane and then takes the other tests one by one as it gets free. Each
+    worker has its own endpoint (``aws_endpoint``, a free port); host names carry a per-process prefix."""
     if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
         if item.get_closest_marker("hosts"):
-            item.add_marker(pytest.mark.xdist_group("hosts"))
-            _join_xdist_group(item, "hosts")
+            lane = HOST_LANES.get(item.module.__name__.rpartition(".")[2] if item.module else "", "hosts-2")
+            item.add_marker(pytest.mark.xdist_group(lane))
+            _join_xdist_group(item, lane)
+
+
+# The podman-host scenarios in two lanes of about the same length (the modules' times in a clean-clone run): the
+# kubernetes role's three hosts and configure_cluster's cluster in one, the single-host roles and playbooks (the
+# default) in the other. One lane alone was the integration stage's critical path, the other worker idle for minutes.
+HOST_LANES = {
+    "test_role_kubernetes": "hosts-1",
+    "test_role_kubernetes_ephemeral": "hosts-1",
+    "test_playbook_configure_cluster": "hosts-1",
+}
 
 
 def _join_xdist_group(item: pytest.Item, group: str) -> None:

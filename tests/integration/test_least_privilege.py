@@ -18,9 +18,10 @@ from collections import defaultdict
 import botocore.session
 import pytest
 
+from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.iam_policies import leader_policies, toil_policies
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import ClusterContext, launch_request, validate_pool_spec, worker_tags
-from harness.iam_enforcement import ACCOUNT, admin_client, admin_leftovers, run_as, run_instances_denials
+from harness.iam_enforcement import ACCOUNT, _as_list, admin_client, admin_leftovers, run_as, run_instances_denials
 from harness.jobstores import make_job_store
 from harness.leaks import format_leftovers
 from harness.paths import REPO
@@ -90,7 +91,7 @@ OTHER_GROUP, OTHER_VPC, OTHER_SUBNET = "sg-0fedcba9876543210", "vpc-0fedcba98765
 WHERE = {"region": "us-west-2", "account": ACCOUNT, "subnet_vpcs": {SUBNET: VPC, OTHER_SUBNET: OTHER_VPC}}
 
 
-def node_policies():
+def node_policies(**extra):
     return leader_policies(
         "my-cluster",
         region="us-west-2",
@@ -100,6 +101,7 @@ def node_policies():
         security_group_id=GROUP,
         vpc_id=VPC,
         key_pair_name=KEY,
+        **extra,
     )
 
 
@@ -134,10 +136,18 @@ def test_nodes_policy_action_by_action_against_toils():
 
 
 # ---------------------------------------------------------------------- RunInstances pinned to the cluster
-def pool_request(node_types="m5.large"):
+def pool_request(node_types="m5.large", extra_group_ids=()):
     """The RunInstances request toil_nodepool (and so the scaler) sends for one node of my-cluster."""
     spec = validate_pool_spec({"cluster": "my-cluster", "name": "p", "node_types": node_types, "count": 1})
-    context = ClusterContext(leader={}, group_id=GROUP, vpc_id=VPC, profile_arn=None, key_name=KEY, base_tags={"clusterName": "my-cluster", "Owner": "me"})
+    context = ClusterContext(
+        leader={},
+        group_id=GROUP,
+        vpc_id=VPC,
+        profile_arn=None,
+        key_name=KEY,
+        base_tags={"clusterName": "my-cluster", "Owner": "me"},
+        extra_group_ids=tuple(extra_group_ids),
+    )
     image = {"ImageId": "ami-0123456789abcdef0", "RootDeviceName": "/dev/xvda"}
     return launch_request(spec, context, spec.node_type.instance_types[0], image, SUBNET, 1, worker_tags(spec, context))
 
@@ -184,6 +194,29 @@ def test_nodes_cannot_launch_outside_their_cluster(attack):
     change(request)
     denied = run_instances_denials(node_policies(), request, **WHERE)
     assert any(resource.endswith(":" + refused) for resource in denied), denied
+
+
+EXTRA_GROUP = "sg-0aaaaaaaaaaaaaaaa"  # Toil's --awsEc2ExtraSecurityGroupId: an EFS or database group
+
+
+def test_workers_get_the_extra_groups_and_no_other():
+    """The leader's extra groups go to every worker (as Toil's do), so the node policy allows exactly those:
+    the cluster's group and the named extra groups, never another group or a wildcard."""
+    policies = node_policies(extra_security_group_ids=[EXTRA_GROUP])
+    request = pool_request(extra_group_ids=[EXTRA_GROUP])
+    assert request["SecurityGroupIds"] == [GROUP, EXTRA_GROUP]
+    assert run_instances_denials(policies, request, **WHERE) == []
+    assert run_instances_denials(node_policies(), request, **WHERE) == [f"arn:aws:ec2:us-west-2:{ACCOUNT}:security-group/{EXTRA_GROUP}"]
+    request["SecurityGroupIds"] = [GROUP, EXTRA_GROUP, OTHER_GROUP]
+    assert run_instances_denials(policies, request, **WHERE) == [f"arn:aws:ec2:us-west-2:{ACCOUNT}:security-group/{OTHER_GROUP}"]
+    groups = [r for d in policies.values() for st in d["Statement"] for r in _as_list(st["Resource"]) if ":security-group/" in r]
+    assert sorted(groups) == sorted(f"arn:aws:ec2:us-west-2:{ACCOUNT}:security-group/{g}" for g in (GROUP, EXTRA_GROUP))
+
+
+@pytest.mark.parametrize("bad", ["sg-*", "sg-0aaaaaaaaaaaaaaaa*", "sg-0aaaaaaaaaaaaaaaa/../*", "", "sg-0AAAAAAAAAAAAAAAA"])
+def test_an_extra_group_that_is_not_a_group_id_is_refused(bad):
+    with pytest.raises(ToilInputError, match="Invalid security group ID"):
+        node_policies(extra_security_group_ids=[bad])
 
 
 def test_security_doc_has_the_comparison_table():

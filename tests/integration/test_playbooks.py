@@ -26,6 +26,7 @@ LAUNCH = {
     "node_types": "t3.large,c5.large:0.5",
     "workers": "2,1-3",
     "tags": {"Project": "playbooks"},
+    "node_storage_overrides": "c5.large:100",  # Toil's --nodeStorageOverrides: the spot pool's root volumes
     "provision_only": True,
 }
 STATIC, SPOT = "t3-large", "c5-large-spot"
@@ -58,6 +59,11 @@ def leader_instance(aws):
     return [i for r in reservations for i in r["Instances"]]
 
 
+def root_volume_sizes(aws, instances):
+    ids = [m["Ebs"]["VolumeId"] for i in instances for m in i["BlockDeviceMappings"]]
+    return sorted(v["Size"] for v in aws.client("ec2").describe_volumes(VolumeIds=ids)["Volumes"])
+
+
 def sizes(aws):
     return {name: len(nodes) for name, nodes in workers_by_pool(aws).items()}
 
@@ -80,6 +86,7 @@ def test_cluster_lifecycle_in_provisioning_only_mode(aws, run_playbook, aws_call
     assert {i["InstanceType"] for i in pools[STATIC]} == {"t3.large"} and len(pools[STATIC]) == 2
     assert [i["InstanceType"] for i in pools[SPOT]] == ["c5.large"]
     assert pools[SPOT][0].get("InstanceLifecycle") == "spot"
+    assert root_volume_sizes(aws, pools[STATIC]) == [50, 50] and root_volume_sizes(aws, pools[SPOT]) == [100]
     # Provisioning only: the configure playbook stopped before choosing any host.
     assert "Read the inventory again (a toil_ec2 source now sees the new nodes)" not in first.task_names()
 
@@ -123,7 +130,9 @@ def test_cluster_lifecycle_in_provisioning_only_mode(aws, run_playbook, aws_call
         for i in instances
     ]
     demand = {"pods": [{"name": "align", "cpu": "1500m", "memory": "2Gi", "preemptible": True, "count": 2}], "nodes": nodes}
-    scale_vars = dict(cluster, node_types=LAUNCH["node_types"], workers=LAUNCH["workers"], demand=demand, plan_only=True)
+    scale_vars = dict(
+        cluster, node_types=LAUNCH["node_types"], workers=LAUNCH["workers"], node_storage_overrides=["c5.large:100"], demand=demand, plan_only=True
+    )
     aws_calls.clear()
     planned = run_playbook("playbooks/autoscale.yml", extra_vars=scale_vars, env=aws_calls.env)
     plan = {p["name"]: p for p in planned.task("Show the plan")["msg"]["pools"]}
@@ -144,6 +153,7 @@ def test_cluster_lifecycle_in_provisioning_only_mode(aws, run_playbook, aws_call
     assert sizes(aws) == {STATIC: 2, SPOT: plan[SPOT]["desired"]}
     new = [i["InstanceId"] for i in workers_by_pool(aws)[SPOT] if i["InstanceId"] not in before]
     assert len(new) == plan[SPOT]["desired"] - 1
+    assert set(root_volume_sizes(aws, [i for i in workers_by_pool(aws)[SPOT] if i["InstanceId"] in new])) == {100}
     for instance_id in new:
         user_data = aws.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
         assert scaler_key in base64.b64decode(user_data).decode()
@@ -207,6 +217,10 @@ LAUNCH_BAD_CASES = [
     ({"tags": {"clusterName": "other"}}, "Check the cluster name, node types, workers and tags as Toil would", "cannot be overridden"),
     ({"leader_node_type": "t3.large:0.5"}, "Check that the leader is one on-demand instance type", "one on-demand instance type"),
     ({"key_pair_name": "no-such-key"}, "Check the leader against AWS without changing anything (key pair, instance type, subnet, profile)", "no-such-key"),
+    # Toil's --nodeStorageOverrides rule: the type must be one of node_types'; gp3's sizes; ASCII digits; one line.
+    ({"node_storage_overrides": "m5.large:100"}, "Check node_storage_overrides", "one of node_types' (t3.large, c5.large)"),
+    ({"node_storage_overrides": ["c5.large:7", "t3.large:20000"]}, "Check node_storage_overrides", "each size 8 to 16384 GiB"),
+    ({"node_storage_overrides": ["c5.large:\u0661\u0660\u0660", "c5.large:100\nt3.large:9"]}, "Check node_storage_overrides", "in ASCII digits"),
 ]
 
 OTHER_BAD_CASES = [
@@ -215,6 +229,12 @@ OTHER_BAD_CASES = [
     ("status", {"cluster_name": CLUSTER, "zone": "us-west-2"}, "Check the cluster name and zone", "status needs cluster_name and zone"),
     ("ssh_config", {"cluster_name": CLUSTER, "zone": ZONE, "grafana_port": "http"}, "Check the inputs", "grafana_port and\nprometheus_port are port numbers"),
     ("autoscale", {"cluster_name": CLUSTER, "zone": ZONE}, "Check the scaler's inputs", "node_types with\nworkers as given to launch_cluster"),
+    (
+        "autoscale",
+        {"cluster_name": CLUSTER, "zone": ZONE, "node_types": "t3.large", "workers": "1-2", "node_storage_overrides": {"t3.large": 100}},
+        "Check node_storage_overrides",
+        "a list of instance-type:GiB",
+    ),
     (
         "autoscale",
         {"cluster_name": CLUSTER, "zone": ZONE, "node_types": "t3.large", "workers": "1-2,3"},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 from collections.abc import Generator
@@ -255,6 +256,17 @@ def test_workers_carry_their_pool_labels_and_spot_workers_the_spot_label(cluster
     assert labels(SPOT) == {"eks.amazonaws.com/capacityType": "SPOT", "toil.cluster/pool": "c5.large-spot"}
     assert labels(LEADER) == {}
     assert labels(LATE) == {"eks.amazonaws.com/capacityType": "SPOT"}  # from toil_preemptible alone
+
+
+def test_every_node_registers_with_its_provider_id(cluster: Cluster) -> None:
+    """spec.providerID comes only from the kubelet's --provider-id (no cloud controller runs): kubeadm gets it from
+    the inventory's instance id and zone, writes it into the kubelet's flags, and the kubelet registers with it."""
+    for name in (LEADER, WORKER, SPOT, LATE):
+        expected = f"aws:///{HOSTVARS[name]['toil_zone']}/{HOSTVARS[name]['toil_instance_id']}"
+        env = cluster.host(name).read("/var/lib/kubelet/kubeadm-flags.env")
+        assert re.findall(r"--provider-id=([^\s\"]+)", env) == [expected], env
+        node = json.loads(cluster.host(name).read("/var/lib/kubelet/double-node.json"))
+        assert node["spec"] == {"providerID": expected}
 
 
 def test_no_secret_appears_in_the_output(cluster: Cluster) -> None:

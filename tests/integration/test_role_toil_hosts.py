@@ -1,26 +1,39 @@
-"""Role ``toil`` converged on a podman test host (Debian 12, systemd) over real SSH, then a real Toil workflow.
+"""Role ``toil`` converged on a podman test host (Debian 12, systemd) over real SSH, then real Toil as the login user.
 
-The real Toil 9.6.0 with the ``aws`` and ``kubernetes`` extras installs into the role's virtual environment. Its
-wheels come from a wheelhouse on this machine (``pip wheel`` into .venv/wheelhouse/toil-9.6.0, made once and reused,
-mounted read-only into the host) through the role's ``toil_pip_extra_args: --no-index --find-links ...``; the role's
-default is PyPI. ``toil_build_packages: []`` leaves out the compiler: every dependency has a wheel. A small Python
-workflow (children and a follow-on) then runs on the host with the single-machine batch system, as the ssh user in a
-login shell, with the environment the role wrote. The container and network are removed at the end, also after a
-failure.
+The real Toil 9.6.0 with the role's default extras (``aws``, ``kubernetes``, ``cwl``, ``wdl``) installs into the
+role's virtual environment. Its wheels come from a wheelhouse on this machine (``pip wheel`` into
+.venv/wheelhouse/toil-9.6.0, made once for the role's extras and reused, mounted read-only into the host) through the
+role's ``toil_pip_extra_args: --no-index --find-links ...``; the role's default is PyPI. ``toil_build_packages: []``
+leaves out the compiler: every dependency has a wheel.
+
+Before the role runs, the host gets what the kubernetes role leaves on a leader, as far as Toil cares: an API server
+on 127.0.0.1:6443 and a root-only (0600) ``/etc/kubernetes/admin.conf`` for it, as kubeadm writes it. The API server
+is the harness's stand-in (tests/harness/kube_api.py, standard library only, run inside the host with python3; its
+own CA and a bearer token; each request logged to the journal). Then, as the ssh user in a login shell
+(``su - admin``), with the environment the role wrote: the user's own kubeconfig reaches the API and admin.conf does
+not open; a Python workflow (children and a follow-on) and a CWL CommandLineTool run to completion with the
+single-machine batch system; a run with Toil's Kubernetes batch system gets as far as its first API request,
+answered; the same run with the old role's ``KUBECONFIG=/etc/kubernetes/admin.conf`` dies on the PermissionError
+Toil does not catch. Last, a member whose ``~/.kube`` is a link elsewhere is refused. The container and network are
+removed at the end, also after a failure.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 import subprocess
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.hosts import podman_hosts
-from harness.hosts.role_hosts import ansible_env, assert_converged_then_unchanged, base_env
+from harness.hosts.role_hosts import ansible_env, assert_converged_then_unchanged, base_env, failures
 from harness.paths import REPO
 from harness.playbooks import PlaybookResult, run_ansible_playbook
 
@@ -30,12 +43,48 @@ LEADER = "tcl-toil-leader"
 TOIL_VERSION = "9.6.0"
 WHEELHOUSE = REPO / ".venv" / "wheelhouse" / f"toil-{TOIL_VERSION}"
 WHEELHOUSE_MOUNT = "/srv/wheelhouse"
+KUBE_API = REPO / "tests" / "harness" / "kube_api.py"
+KUBE_API_MOUNT = "/srv/kube_api.py"
+KUBE_API_UNIT = "kube-api-stand-in"
 HOSTVARS = {LEADER: {"toil_cluster": "lab", "toil_region": "us-west-2", "toil_zone": "us-west-2b", "toil_node_type": "leader"}}
+EXTRAS = yaml.safe_load((REPO / "roles" / "toil" / "defaults" / "main.yml").read_text())["toil_extras"]
+REQUIREMENT = f"toil[{','.join(EXTRAS)}]=={TOIL_VERSION}"
+# The cluster's tags as configure_cluster passes them; a user tag as hostile as a tag value can be.
+TAGS = {"Name": "lab", "Owner": "me", "clusterName": "lab", "Project": 'it\'s "q" $(touch /tmp/pwned) `id` ${HOME} \\ end\nKUBECONFIG=/x'}
 CONVERGE = """\
 - name: Toil on the leader
   hosts: toil_leaders
   roles:
     - role: toil.cluster.toil
+"""
+# The kubernetes role's leftovers as far as Toil cares: the API (the stand-in, its random token in the kubeconfig
+# it writes) and admin.conf as kubeadm writes it, root's, 0600 (tests/harness/hosts/kube-double/kubeadm).
+KUBE_API_SETUP = f"""\
+set -euo pipefail
+install -d -m 0700 /var/lib/kube-api-stand-in
+systemd-run --unit={KUBE_API_UNIT} --quiet python3 -u {KUBE_API_MOUNT} serve --host 127.0.0.1 --port 6443 \\
+    --cert-dir /var/lib/kube-api-stand-in --san 127.0.0.1 --verbose
+for _ in $(seq 150); do
+    [ -s /var/lib/kube-api-stand-in/kubeconfig ] && python3 -c 'import socket; socket.create_connection(("127.0.0.1", 6443), 1)' 2>/dev/null && break
+    sleep 0.2
+done
+install -d -m 0755 /etc/kubernetes
+install -m 0600 -o root -g root /var/lib/kube-api-stand-in/kubeconfig /etc/kubernetes/admin.conf
+"""
+CWL_TOOL = """\
+cwlVersion: v1.2
+class: CommandLineTool
+doc: Writes its message to a file.
+baseCommand: echo
+inputs:
+  message:
+    type: string
+    inputBinding:
+      position: 1
+stdout: hello.txt
+outputs:
+  greeting:
+    type: stdout
 """
 WORKFLOW = '''\
 """Squares of 1..4 in child jobs, summed by a follow-on: the sum is written to the file given."""
@@ -71,16 +120,21 @@ if __name__ == "__main__":
 
 
 def wheelhouse() -> Path:
-    """Toil's wheels for this machine's Python (the hosts' too: Debian 12, CPython 3.11), made once."""
-    if not any(WHEELHOUSE.glob(f"toil-{TOIL_VERSION}-*.whl")):
-        pip = [str(REPO / ".venv" / "bin" / "pip"), "wheel", "-q", f"toil[aws,kubernetes]=={TOIL_VERSION}", "-w", str(WHEELHOUSE)]
-        subprocess.run([*pip, "-c", str(REPO / "tests" / "toil-constraints.txt")], check=True, capture_output=True, timeout=900)
+    """Toil's wheels with the role's default extras, for this machine's Python (the hosts' too: Debian 12, CPython
+    3.11): made once, and again only when the requirement changes (its stamp, .requirement)."""
+    stamp = WHEELHOUSE / ".requirement"
+    if not (stamp.exists() and stamp.read_text() == REQUIREMENT):
+        pip = [str(REPO / ".venv" / "bin" / "pip"), "wheel", "-q", REQUIREMENT, "-w", str(WHEELHOUSE)]
+        subprocess.run([*pip, "-c", str(REPO / "tests" / "toil-constraints.txt")], check=True, capture_output=True, timeout=1800)
+        stamp.write_text(REQUIREMENT)
     return WHEELHOUSE
 
 
 @dataclass
 class Leader:
     lab: podman_hosts.PodmanLab
+    inventory: Path
+    workdir: Path
     runs: list[PlaybookResult] = field(default_factory=list)
 
     @property
@@ -91,6 +145,25 @@ class Leader:
         """Run ``script`` as the ssh user in a login shell (where /etc/profile.d/toil.sh applies)."""
         return self.host.sh(f"su - admin -c {shlex.quote(script)}", check=check)
 
+    def api_requests(self) -> list[tuple[str, str, int]]:
+        """(method, path with query, status) of every request the API stand-in answered so far, in order."""
+        log = self.host.sh(f"journalctl -q -u {KUBE_API_UNIT} -o cat --no-pager")
+        return [(m[1], m[2], int(m[3])) for m in re.finditer(r'"([A-Z]+) (\S+) HTTP/1\.1" (\d{3})', log)]
+
+    def api_requests_after(self, seen: int, timeout: float = 10) -> list[tuple[str, str, int]]:
+        """The requests after the first ``seen``, once there are any (the journal lags a little)."""
+        deadline = time.monotonic() + timeout
+        while len(requests := self.api_requests()) <= seen and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return requests[seen:]
+
+    def converge(self, name: str, extra: dict, args: tuple[str, ...] = ()) -> PlaybookResult:
+        overrides = {"toil_pip_extra_args": f"--no-index --find-links {WHEELHOUSE_MOUNT}", "toil_build_packages": [], "toil_aws_tags": TAGS, **extra}
+        env = ansible_env(self.workdir / "cp")
+        return run_ansible_playbook(
+            CONVERGE, base_env(), self.workdir / name, inventory=str(self.inventory), extra_vars=overrides, env=env, args=args, expect_rc=None, timeout=900
+        )
+
 
 @pytest.fixture(scope="module")
 def leader(tmp_path_factory: pytest.TempPathFactory) -> Generator[Leader, None, None]:
@@ -98,17 +171,13 @@ def leader(tmp_path_factory: pytest.TempPathFactory) -> Generator[Leader, None, 
         pytest.fail("podman is missing: run `make setup` (it installs the test hosts' Debian packages)", pytrace=False)
     podman_hosts.build_image()
     workdir = tmp_path_factory.mktemp("toil-role")
-    lab = podman_hosts.PodmanLab(workdir / "lab", mounts=[(str(wheelhouse()), WHEELHOUSE_MOUNT)])
+    lab = podman_hosts.PodmanLab(workdir / "lab", mounts=[(str(wheelhouse()), WHEELHOUSE_MOUNT), (str(KUBE_API), KUBE_API_MOUNT)])
     try:
         lab.start([LEADER], HOSTVARS)
-        inventory = lab.inventory({"toil_leaders": [LEADER]})
-        overrides = {"toil_pip_extra_args": f"--no-index --find-links {WHEELHOUSE_MOUNT}", "toil_build_packages": []}
-        result = Leader(lab)
-        env = ansible_env(workdir / "cp")
+        lab.hosts[LEADER].sh(KUBE_API_SETUP)
+        result = Leader(lab, lab.inventory({"toil_leaders": [LEADER]}), workdir)
         for run in ("first", "second"):
-            result.runs.append(
-                run_ansible_playbook(CONVERGE, base_env(), workdir / run, inventory=str(inventory), extra_vars=overrides, env=env, expect_rc=None, timeout=900)
-            )
+            result.runs.append(result.converge(run, {}))
             if result.runs[-1].rc != 0:
                 break
         yield result
@@ -123,12 +192,15 @@ def test_converges_then_changes_nothing(leader: Leader) -> None:
 
 def test_the_pinned_toil_with_its_extras_is_installed(leader: Leader) -> None:
     assert leader.host.sh("/opt/toil/bin/toil --version").strip() == TOIL_VERSION
-    script = "import boto3, kubernetes, toil.batchSystems.kubernetes, toil.jobStores.aws.jobStore; print('ok')"
+    script = "import boto3, kubernetes, cwltool, cwl_utils, WDL, toil.batchSystems.kubernetes, toil.jobStores.aws.jobStore, toil.cwl.cwltoil; print('ok')"
     assert leader.host.sh(f"/opt/toil/bin/python -c {shlex.quote(script)}").strip() == "ok"
+    # The runners run_workflow picks for .cwl and .wdl workflows, on the login user's PATH.
+    assert leader.login_shell("toil-cwl-runner --version 2>/dev/null").strip() == TOIL_VERSION
+    assert leader.login_shell("toil-wdl-runner --version 2>/dev/null").strip() == TOIL_VERSION
 
 
 def test_login_shells_get_toil_and_its_environment(leader: Leader) -> None:
-    env = dict(line.split("=", 1) for line in leader.login_shell("env").splitlines() if "=" in line)
+    env = dict(entry.split("=", 1) for entry in leader.login_shell("env -0").split("\0") if "=" in entry)
     here = subprocess.run(
         [str(REPO / ".venv-toil" / "bin" / "python"), "-c", "from toil.version import dockerRegistry, dockerTag; print(f'{dockerRegistry}/toil:{dockerTag}')"],
         capture_output=True, text=True, check=True,
@@ -136,11 +208,23 @@ def test_login_shells_get_toil_and_its_environment(leader: Leader) -> None:
     assert env["TOIL_APPLIANCE_SELF"] == here  # the appliance of the same Toil, read independently on this machine
     assert env["TOIL_APPLIANCE_SELF"].startswith(f"quay.io/ucsc_cgl/toil:{TOIL_VERSION}-")
     assert env["TOIL_AWS_ZONE"] == "us-west-2b"  # the toil_ec2 inventory's toil_zone
+    assert json.loads(env["TOIL_AWS_TAGS"]) == TAGS  # the cluster's tags, the hostile one intact
     assert env["TOIL_KUBERNETES_HOST_PATH"] == "/var/lib/toil"
-    assert env["KUBECONFIG"] == "/etc/kubernetes/admin.conf"
-    assert "TOIL_AWS_TAGS" not in env and not any(name.startswith("TOIL_S3_") for name in env)
+    assert env["TOIL_KUBERNETES_PRIVILEGED"] == "True"  # toil_allow_fuse's default, as Toil's --allowFuse
+    assert env["KUBECONFIG"] == "/home/admin/.kube/config"  # the user's own, not kubeadm's root-only admin.conf
+    assert not any(name.startswith("TOIL_S3_") for name in env)
     assert leader.login_shell("command -v toil").strip() == "/opt/toil/bin/toil"
     assert leader.host.sh("test -d /var/lib/toil && echo yes").strip() == "yes"
+    assert leader.host.sh("test -e /tmp/pwned && echo pwned || echo clean").strip() == "clean"
+
+
+def test_systemd_reads_the_environment_file_as_login_shells_do(leader: Leader) -> None:
+    """The file is systemd EnvironmentFile syntax: a unit reading it gets the same values, the hostile tag intact."""
+    unit = leader.host.sh("systemd-run --quiet --wait --pipe -p EnvironmentFile=/etc/toil/environment /usr/bin/env -0")
+    from_systemd = dict(entry.split("=", 1) for entry in unit.split("\0") if entry.startswith("TOIL_"))
+    login = dict(entry.split("=", 1) for entry in leader.login_shell("env -0").split("\0") if entry.startswith("TOIL_"))
+    assert from_systemd == login
+    assert json.loads(from_systemd["TOIL_AWS_TAGS"]) == TAGS
 
 
 def test_the_environment_is_for_toils_group_only(leader: Leader) -> None:
@@ -154,6 +238,20 @@ def test_the_environment_is_for_toils_group_only(leader: Leader) -> None:
     assert other.strip() == other.strip().splitlines()[-1] and "/opt/toil/bin" in other, other
 
 
+def test_the_login_user_reaches_kubernetes_with_its_own_kubeconfig(leader: Leader) -> None:
+    host = leader.host
+    assert host.sh("stat -c '%U %G %a' /etc/kubernetes/admin.conf").split() == ["root", "root", "600"]  # as kubeadm
+    assert host.sh("stat -c '%U %G %a' /home/admin/.kube /home/admin/.kube/config").split() == ["admin", "admin", "700", "admin", "admin", "600"]
+    assert host.sh("cmp /etc/kubernetes/admin.conf /home/admin/.kube/config && echo same").strip() == "same"
+    denied = leader.login_shell('cat /etc/kubernetes/admin.conf >/dev/null 2>&1 && echo read || echo denied; test -r "$KUBECONFIG" && echo mine')
+    assert denied.split() == ["denied", "mine"]
+    seen = len(leader.api_requests())
+    # What kubectl does, with the kubernetes client Toil uses: the current context of $KUBECONFIG, its CA and token.
+    script = "from kubernetes import client, config; config.load_kube_config(); print(len(client.CoreV1Api().list_node().items))"
+    assert leader.login_shell(f"python -c {shlex.quote(script)}").strip() == "0"
+    assert leader.api_requests_after(seen) == [("GET", "/api/v1/nodes", 200)]
+
+
 def test_a_workflow_runs_with_the_single_machine_batch_system(leader: Leader) -> None:
     leader.host.sh(f"cat > /home/admin/squares.py <<'EOF'\n{WORKFLOW}EOF\nchown admin: /home/admin/squares.py")
     command = "cd ~ && python squares.py file:$HOME/jobstore --batchSystem single_machine --maxCores 1 --out $HOME/sum.txt 2>&1"
@@ -162,3 +260,53 @@ def test_a_workflow_runs_with_the_single_machine_batch_system(leader: Leader) ->
     assert "result 30" in output
     assert leader.host.read("/home/admin/sum.txt") == "30"
     assert leader.host.sh("test -e /home/admin/jobstore && echo left || echo cleaned").strip() == "cleaned"
+
+
+def test_a_cwl_workflow_runs_with_the_single_machine_batch_system(leader: Leader) -> None:
+    leader.host.sh(f"cat > /home/admin/hello.cwl <<'EOF'\n{CWL_TOOL}EOF\nchown admin: /home/admin/hello.cwl")
+    command = (
+        "cd ~ && toil-cwl-runner --batchSystem single_machine --jobStore file:$HOME/cwl-store --outdir $HOME/cwl-out"
+        " hello.cwl --message 'hello from CWL' > cwl.json 2> cwl.log; echo rc=$?; tail -n 20 cwl.log"
+    )
+    output = leader.login_shell(command, check=False)
+    assert output.startswith("rc=0"), output[-5000:]
+    result = json.loads(leader.host.read("/home/admin/cwl.json"))
+    assert result["greeting"]["path"] == "/home/admin/cwl-out/hello.txt"
+    assert leader.host.read("/home/admin/cwl-out/hello.txt") == "hello from CWL\n"
+    assert leader.host.sh("test -e /home/admin/cwl-store && echo left || echo cleaned").strip() == "cleaned"
+
+
+def test_a_kubernetes_run_reaches_the_api_and_the_old_kubeconfig_does_not(leader: Leader) -> None:
+    """Toil's Kubernetes batch system as the login user: with the user's own kubeconfig its first request reaches the
+    API and is answered; with the old role's KUBECONFIG=/etc/kubernetes/admin.conf, it dies before any request on
+    the PermissionError its _api() does not catch (it catches only ConfigException)."""
+    run = "cd ~ && timeout 120 python squares.py file:$HOME/{store} --batchSystem kubernetes --out $HOME/{store}.txt > {store}.log 2>&1; echo rc=$?"
+    seen = len(leader.api_requests())
+    old = leader.login_shell("export KUBECONFIG=/etc/kubernetes/admin.conf; " + run.format(store="k8s-old"), check=False)
+    old_log = leader.host.read("/home/admin/k8s-old.log")
+    assert old.strip() != "rc=0" and "PermissionError: [Errno 13] Permission denied: '/etc/kubernetes/admin.conf'" in old_log, old_log[-3000:]
+    assert leader.api_requests_after(seen, timeout=2) == []
+
+    leader.login_shell(run.format(store="k8s"), check=False)  # it goes on past what the test needs: its end is not judged
+    requests = leader.api_requests_after(seen)
+    log = leader.host.read("/home/admin/k8s.log")
+    assert requests, log[-3000:]
+    method, path, status = requests[0]
+    # Toil's first request: the Kubernetes jobs of this run, by its toil_run label, in the kubeconfig's namespace.
+    assert (method, path.split("?")[0], status) == ("GET", "/apis/batch/v1/namespaces/default/jobs", 200), (requests[:5], log[-3000:])
+    assert re.search(r"labelSelector=toil_run%3Dtoil-[0-9a-f-]{36}", path), path
+    assert "PermissionError" not in log
+
+
+def test_a_member_whose_kube_directory_is_a_link_is_refused(leader: Leader) -> None:
+    """Root writes into members' homes: a member's ~/.kube linked to a system directory would have root chown it to
+    the member and copy the cluster's credentials there. The role stops, naming the link, before either."""
+    leader.host.sh("id mallory >/dev/null 2>&1 || useradd -m -s /bin/bash mallory; ln -sfn /etc/cron.d /home/mallory/.kube")
+    run = leader.converge("link", {"toil_group_members": ["admin", "mallory"]}, args=("--tags", "toil_configure"))
+    assert run.rc == 2, failures(run)
+    failed = run.failed_tasks()
+    assert [(name.split(" : ")[-1], host) for name, host, _ in failed] == [("Refuse a ~/.kube or ~/.kube/config that is a symbolic link", LEADER)]
+    refused = run.task("Refuse a ~/.kube or ~/.kube/config that is a symbolic link", host=LEADER)["results"]
+    assert [result["msg"].split(":")[0] for result in refused if result.get("failed")] == ["/home/mallory/.kube is a symbolic link"]
+    assert leader.host.sh("stat -c '%U %G %a' /etc/cron.d").split() == ["root", "root", "755"]
+    assert leader.host.sh("test -e /etc/cron.d/config && echo copied || echo absent").strip() == "absent"

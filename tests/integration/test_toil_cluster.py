@@ -283,3 +283,77 @@ def test_absent_never_takes_another_clusters_iam(aws, run_playbook):
     result = run_playbook(cluster_play(name="tcl-prefix", state="absent")).task("cluster")
     assert result["changed"] is False
     assert aws.client("iam").get_role(RoleName="tcl_prefix_two_toil")
+
+
+def test_a_lost_leader_stops_the_launch_unless_replace_lost_leader(aws, run_playbook, key_pair, aws_calls):
+    """The leader is terminated behind the collection's back: a launch stops, before any change, naming the live
+    workers and their pool; replace_lost_leader launches a new leader (same name, tags and group) for them."""
+    name = "lost-leader"
+    options = launch_options(name, key_pair)
+    workers = {"cluster": name, "zone": ZONE, "node_types": "m5.large", "count": 2}
+    grow = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [
+            {"name": "cluster", "toil.cluster.toil_cluster": {**options, "zone": ZONE}},
+            {"name": "pool", "toil.cluster.toil_nodepool": workers},
+        ],
+    }
+    try:
+        first = run_playbook(grow, env=aws_calls.env)
+        old_leader = first.task("cluster")["leader"]["instance_id"]
+        nodes = sorted(i["instance_id"] for i in first.task("pool")["pool"]["instances"])
+        ec2 = aws.client("ec2")
+        ec2.terminate_instances(InstanceIds=[old_leader])
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[old_leader], WaiterConfig={"Delay": 1})
+        aws_calls.clear()
+        refused = run_playbook(cluster_play(**options), env=aws_calls.env, expect_rc=2).task("cluster")
+        assert "has no leader (it was lost" in refused["msg"] and "replace_lost_leader: true" in refused["msg"]
+        assert all(f"{i} (worker, pool m5-large, running)" in refused["msg"] for i in nodes), refused["msg"]
+        assert aws_calls.mutating_calls() == []
+        replaced = run_playbook(
+            grow | {"tasks": [{"name": "cluster", "toil.cluster.toil_cluster": {**options, "zone": ZONE, "replace_lost_leader": True}}]}, env=aws_calls.env
+        )
+        result = replaced.task("cluster")
+        new_leader = result["leader"]["instance_id"]
+        assert new_leader != old_leader and result["replaced_lost_leader"] is True and result["rejoin_instance_ids"] == nodes
+        assert result["security_group_id"] == first.task("cluster")["security_group_id"]
+        assert result["tags"]["ToilNodeType"] == "leader" and result["tags"]["clusterName"] == name
+        assert any("had lost its leader" in w for w in result.get("warnings", []))
+        again = run_playbook(grow, env=aws_calls.env)  # the play goes on: the pool is whole, the leader stays
+        assert again.task("cluster")["changed"] is False and again.task("cluster")["replaced_lost_leader"] is False
+        assert sorted(i["instance_id"] for i in again.task("pool")["pool"]["instances"]) == nodes
+    finally:
+        run_playbook(cluster_play(name=name, state="absent"))
+
+
+def test_extra_groups_reach_every_node_and_the_node_policy_names_them(aws, run_playbook, key_pair, aws_calls):
+    """Toil gives --awsEc2ExtraSecurityGroupId to every node: the workers get the leader's extra groups, and the
+    nodes' own RunInstances (the scaler's) may use exactly those besides the cluster's group."""
+    ec2, iam = aws.client("ec2"), aws.client("iam")
+    extra = make_group(aws, "tcl-efs-access")
+    name = "tcl-extra"
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [
+            {"name": "cluster", "toil.cluster.toil_cluster": {**launch_options(name, key_pair), "zone": ZONE, "aws_ec2_extra_security_group_ids": [extra]}},
+            {"name": "pool", "toil.cluster.toil_nodepool": {"cluster": name, "zone": ZONE, "node_types": "m5.large", "count": 1}},
+        ],
+    }
+    try:
+        result = run_playbook(play, env=aws_calls.env)
+        group = result.task("cluster")["security_group_id"]
+        worker = result.task("pool")["pool"]["instances"][0]["instance_id"]
+        instance = ec2.describe_instances(InstanceIds=[worker])["Reservations"][0]["Instances"][0]
+        assert sorted(g["GroupId"] for g in instance["SecurityGroups"]) == sorted([group, extra])
+        document = iam.get_role_policy(RoleName="tcl_extra_toil", PolicyName="node_scaling")["PolicyDocument"]
+        named = sorted(
+            r.rsplit("/", 1)[1]
+            for st in document["Statement"]
+            for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])
+            if ":security-group/" in r
+        )
+        assert named == sorted([group, extra])
+    finally:
+        run_playbook(cluster_play(name=name, state="absent"))

@@ -215,3 +215,80 @@ def test_toils_provisioner_lists_the_workers(aws, cluster, pool):
 def test_bad_input_fails_before_any_change(cluster, run_playbook, aws_calls):
     cases = [({"cluster": CLUSTER, "zone": ZONE, **options}, message) for options, message in POOL_BAD_INPUTS]
     assert_bad_inputs_fail(run_playbook, "toil_nodepool", cases, aws_calls)
+
+
+def _pool_ever(aws, name):
+    pages = aws.client("ec2").get_paginator("describe_instances").paginate(Filters=[{"Name": "tag:toil.cluster/pool", "Values": [name]}])
+    return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def test_a_pool_grows_back_after_going_to_zero_and_a_lost_answer_launches_once(aws, cluster, pool, aws_calls):
+    """2 -> 0 -> 2: EC2 answers a reused token with the terminated instances, so the token must differ per
+    generation (the proxy answers as EC2 does). Each launch's answer is lost after EC2 carried it out (a 503
+    after the request): botocore's retry sends the same token and gets the same reservation, in both generations."""
+    aws_calls.fail_next("RunInstances", status=503, code="RequestLimitExceeded", lost=True)
+    first = {i["instance_id"] for i in pool(node_types="m5.large", count=2, wait_timeout=60)["pool"]["instances"]}
+    assert pool(node_types="m5.large", count=0)["pool"]["running"] == 0
+    tokens = []
+
+    def lose_the_new_launch(_service, action, params):  # the 1st call meets the old token, the 2nd launches
+        if action == "RunInstances":
+            tokens.append(params["ClientToken"])
+            if len(tokens) == 2:
+                aws_calls.fail_next("RunInstances", status=503, code="RequestLimitExceeded", lost=True)
+
+    aws_calls.on_call = lose_the_new_launch
+    back = pool(node_types="m5.large", count=2, wait_timeout=60)
+    again = {i["instance_id"] for i in back["pool"]["instances"]}
+    assert back["pool"]["running"] == 2 and not again & first
+    assert len(_pool_ever(aws, "m5-large")) == 4  # nothing launched twice
+    assert [code for _s, action, _st, code, _lost in aws_calls.injected if action == "RunInstances"] == ["RequestLimitExceeded"] * 2
+    assert len(tokens) == 3 and tokens[0] != tokens[1] == tokens[2]  # the old token, the new one, its retry
+    assert [outcome for _t, outcome in aws_calls.token_repeats] == ["replayed", "replayed", "replayed"]  # 2 retries, 1 stale token
+
+
+def test_a_cluster_destroyed_and_launched_again_under_its_name_gets_new_nodes(aws, run_playbook, key_pair, aws_calls):
+    """Destroy then launch with the same name: the leader's and the pools' tokens belong to the cluster's
+    generation (its new security group), so EC2 does not answer with the destroyed cluster's instances."""
+    launch = {"name": CLUSTER, "zone": ZONE, "leader_node_type": "t3.large", "key_pair_name": key_pair}
+    workers = {"cluster": CLUSTER, "zone": ZONE, "node_types": "m5.large", "count": 2, "wait_timeout": 60}
+    life = [
+        {"name": "launch", "toil.cluster.toil_cluster": launch, "register": "launch"},
+        {"name": "pool", "toil.cluster.toil_nodepool": workers, "register": "pool"},
+        {"name": "destroy", "toil.cluster.toil_cluster": {"name": CLUSTER, "zone": ZONE, "state": "absent"}},
+    ]
+    runs = [run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": life}, env=aws_calls.env, expect_rc=None) for _ in range(2)]
+    assert [r.rc for r in runs] == [0, 0], runs[1].describe()
+    leaders = [r.task("launch")["leader"]["instance_id"] for r in runs]
+    nodes = [{i["instance_id"] for i in r.task("pool")["pool"]["instances"]} for r in runs]
+    assert leaders[0] != leaders[1] and not nodes[0] & nodes[1]
+    assert all(r.task("pool")["pool"]["running"] == 2 for r in runs)
+
+
+def test_a_lost_static_worker_is_replaced_by_the_pool_and_by_the_scaler(aws, cluster, pool, run_playbook, aws_calls, tmp_path):
+    """A static pool grown 1 -> 2 loses its second node behind the collection's back (the pool is back at the
+    intent that launched it: members {first}, target 2). The next toil_nodepool run (what launch_cluster runs)
+    replaces it, and so does the scaler (what autoscale runs) after a second loss."""
+    ec2 = aws.client("ec2")
+    first = {i["instance_id"] for i in pool(node_types="m5.large", count=1, wait_timeout=60)["pool"]["instances"]}
+    grown = {i["instance_id"] for i in pool(node_types="m5.large", count=2, wait_timeout=60)["pool"]["instances"]}
+    lost = grown - first
+    ec2.terminate_instances(InstanceIds=sorted(lost))
+    replaced = pool(node_types="m5.large", count=2, wait_timeout=60)
+    now = {i["instance_id"] for i in replaced["pool"]["instances"]}
+    assert replaced["changed"] is True and replaced["pool"]["running"] == 2 and first < now and not now & lost
+    ec2.terminate_instances(InstanceIds=sorted(now - first))
+    scaler = {
+        "cluster": CLUSTER,
+        "zone": ZONE,
+        "pools": [{"name": "m5-large", "node_types": "m5.large", "min_size": 2, "max_size": 2}],
+        "demand": {"pods": []},
+        "state_path": str(tmp_path / "state.json"),
+        "metrics_path": str(tmp_path / "metrics.prom"),
+        "wait_timeout": 60,
+    }
+    play = {"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "scaler", "toil.cluster.toil_scaler": scaler}]}
+    cycle = run_playbook(play, env=aws_calls.env).task("scaler")
+    live = pool(node_types="m5.large", count=2)
+    assert cycle["changed"] is True and live["changed"] is False and live["pool"]["running"] == 2
+    assert first <= {i["instance_id"] for i in live["pool"]["instances"]}

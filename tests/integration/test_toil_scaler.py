@@ -109,6 +109,8 @@ def test_bad_settings_fail_before_anything(cluster, run_playbook, aws_calls):
         ({"demand": {"pods": [{"name": "x", "cpu": "lots"}]}}, "is not a Kubernetes quantity"),
         ({"demand": {"pods": [], "surprise": 1}}, "unknown key(s) surprise"),
         ({"pools": [{"name": "a", "node_types": "m5.large", "min_size": 3, "max_size": 1}]}, "min_size 3 is larger than max_size 1"),
+        ({"lease_wait": -1}, "lease_wait must be between 0 and 3600 seconds"),
+        ({"lease_duration": 5}, "lease_duration must be between 15 and 3600 seconds"),
     ]
     cases = [({"cluster": CLUSTER, "zone": ZONE, "pools": POOLS, "demand": {"pods": []}, **override}, message) for override, message in cases]
     assert_bad_inputs_fail(run_playbook, "toil_scaler", cases, aws_calls)

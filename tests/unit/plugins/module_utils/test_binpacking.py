@@ -127,7 +127,25 @@ def test_bounds_and_busy_nodes():
     pool = shape("p", M5_LARGE, min_size=2, max_size=3)
     assert _decide([pool])["p"].desired == 2
     busy = [NodeState(f"i-{n}", "p", Resources(), idle_seconds=0) for n in range(5)]
-    assert _decide([pool], busy)["p"].desired == 5  # busy nodes are never removed, even above max_size
+    decision = _decide([pool], busy)["p"]
+    # Never above max_size; the busy nodes are not victims (run() keeps them until idle).
+    assert (decision.current, decision.desired, decision.victims) == (5, 3, [])
+    assert "2 busy node(s) above the desired size kept until idle" in decision.reason
+
+
+def test_a_node_without_an_instance_never_pushes_desired_past_max_size():
+    """Issue 17's "current=3, desired=3, capped at max_size 2": a node object whose instance is unknown (no
+    providerID) was never removable, so it counted as busy and raised desired past max_size, and the pool
+    launched a third instance."""
+    pool = shape("p", M5_LARGE, min_size=0, max_size=2)
+    nodes = [
+        NodeState("i-0aaaaaaaaaaaaaaaa", "p", Resources(), idle_seconds=0),
+        NodeState("i-0bbbbbbbbbbbbbbbb", "p", Resources(), idle_seconds=0),
+        NodeState(None, "p", Resources(2000, GIB, GIB), idle_seconds=5000),  # a dead node's object, unmatched
+    ]
+    decision = _decide([pool], nodes)["p"]
+    assert decision.desired <= pool.max_size
+    assert decision.desired == 2
 
 
 def test_idle_nodes_go_after_the_threshold_unless_unsafe():

@@ -1,0 +1,236 @@
+"""toil_scaler reading its demand from Kubernetes: the API stand-in (harness.kube_api) on 127.0.0.1 and the
+embedded AWS endpoint. Pending pods are made as Toil makes them (a Job per Toil job, its pod Pending and
+Unschedulable), nodes as kubelets register them; every test ends with the ``aws`` fixture's leak check.
+
+Helpers for more tests: ``toil_job`` (a Toil-shaped Job and its pending pod), ``register_nodes`` (the kubelets of
+a pool's instances join), ``run_pods_on`` (the pending pods are scheduled and run).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness.kube_api import KubeApi, make_certificates
+from harness.toil_scaler_runs import CLUSTER, M5_LARGE, ZONE, _play, by_pool, run_scaler, scaler_cluster
+
+SAFE_TO_EVICT = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+POOL_LABEL = "toil.cluster/pool"
+NOT_SPOT = {  # Toil 9.6's required affinity of a non-preemptible job (kubernetes.py, _create_pod_spec)
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {
+                    "matchExpressions": [
+                        {"key": "eks.amazonaws.com/capacityType", "operator": "NotIn", "values": ["SPOT"]},
+                        {"key": "cloud.google.com/gke-preemptible", "operator": "NotIn", "values": ["true"]},
+                    ]
+                }
+            ]
+        }
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def kube_certificates(tmp_path_factory):
+    return make_certificates(str(tmp_path_factory.mktemp("kube-certs")))
+
+
+@pytest.fixture
+def kube(kube_certificates, tmp_path_factory):
+    """A fresh API stand-in with a control-plane node (the leader), as after ``configure_cluster``."""
+    with KubeApi(cert_dir=str(tmp_path_factory.mktemp("kube")), certificates=kube_certificates) as api:
+        api.add_node("leader", labels={"node-role.kubernetes.io/control-plane": ""})
+        yield api
+
+
+@pytest.fixture
+def cluster(aws, run_playbook, key_pair):
+    with scaler_cluster(run_playbook, key_pair) as result:
+        yield result
+
+
+def toil_job(kube, name, cores, memory, preemptible=True, run="toil-run-1"):
+    """A Job as Toil 9.6's Kubernetes batch system creates it (``runner-container``, limits = requests, annotated
+    not safe to evict); the stand-in's job controller makes its pod, Pending and Unschedulable."""
+    resources = {"cpu": str(cores), "memory": str(memory)}
+    spec = {"containers": [{"name": "runner-container", "image": "quay.io/ucsc_cgl/toil:9.6.0", "resources": {"requests": resources, "limits": resources}}]}
+    spec["restartPolicy"] = "Never"
+    if not preemptible:
+        spec["affinity"] = NOT_SPOT
+    job = {
+        "metadata": {"name": name, "labels": {"toil_run": run}},
+        "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"toil_run": run}, "annotations": SAFE_TO_EVICT}, "spec": spec}},
+    }
+    return kube.create("jobs", job)
+
+
+def register_nodes(kube, pool, instances, allocatable=M5_LARGE):
+    """The kubelets of ``instances`` (a pool's ``instances`` in the scaler's result) register their nodes."""
+    names = []
+    for instance in instances:
+        name = f"ip-{instance['private_ip'].replace('.', '-')}.us-west-2.compute.internal"
+        kube.add_node(
+            name,
+            provider_id=f"aws:///{instance['zone'] or ZONE}/{instance['instance_id']}",
+            labels={POOL_LABEL: pool, **({"eks.amazonaws.com/capacityType": "SPOT"} if instance["preemptible"] else {})},
+            allocatable={"cpu": allocatable["cpu"], "memory": allocatable["memory"], "ephemeral-storage": allocatable["ephemeral_storage"], "pods": "110"},
+            addresses={"InternalIP": instance["private_ip"], "Hostname": name},
+        )
+        names.append(name)
+    return names
+
+
+def run_pods_on(kube, placements):
+    """``{pod name: node name}``: bind each pending pod and start it, as the scheduler and the kubelet would."""
+    for pod, node in placements.items():
+        kube.store.bind("default", pod, {"target": {"kind": "Node", "name": node}})
+        status = kube.get("pods", pod)["status"]
+        status["phase"] = "Running"
+        status["conditions"] = [c for c in status["conditions"] if c["type"] != "Ready"] + [{"type": "Ready", "status": "True"}]
+        kube.update_status("pods", pod, status)
+
+
+def pods_of(kube, job):
+    return sorted(p["metadata"]["name"] for p in kube.objects("pods") if p["metadata"]["labels"].get("job-name") == job)
+
+
+def test_pending_pods_grow_the_pools_then_hold(aws, cluster, kube, run_playbook, tmp_path, aws_calls):
+    for index in range(6):
+        toil_job(kube, f"admin-toil-align-{index}", 1, 2**30)
+    for index in range(2):
+        toil_job(kube, f"admin-toil-merge-{index}", 1.5, 2 * 2**30, preemptible=False)
+
+    grown = run_scaler(run_playbook, tmp_path, kubeconfig=kube.kubeconfig, env=aws_calls.env)
+    pools = by_pool(grown)
+    assert grown["changed"] is True and grown["queue_size"] == 8 and grown["unplaceable"] == []
+    # m5.large: 2 align pods per spot node; 1 merge pod per on-demand node, never on spot.
+    assert (pools["spot"]["desired"], pools["ondemand"]["desired"]) == (3, 2)
+    assert len(pools["spot"]["instances"]) == 3 and all(i["preemptible"] for i in pools["spot"]["instances"])
+    assert len(pools["ondemand"]["instances"]) == 2 and not any(i["preemptible"] for i in pools["ondemand"]["instances"])
+    assert {"GET /api/v1/pods", "GET /api/v1/nodes"} <= set(kube.calls())
+    assert all(r.query.get("limit") == "500" for r in kube.requests if r.path in ("/api/v1/pods", "/api/v1/nodes"))
+    # Growing changes no node and no pod (the scaler's own Lease aside).
+    assert not [r for r in kube.requests if r.method != "GET" and ("/nodes" in r.path or "/pods" in r.path)]
+
+    # The nodes join and the pods run on them: the same demand is now supply, and nothing more is launched.
+    spot = register_nodes(kube, "spot", pools["spot"]["instances"])
+    ondemand = register_nodes(kube, "ondemand", pools["ondemand"]["instances"])
+    placements = {pod: spot[index // 2] for index, pod in enumerate(p for i in range(6) for p in pods_of(kube, f"admin-toil-align-{i}"))}
+    placements.update({pods_of(kube, f"admin-toil-merge-{i}")[0]: ondemand[i] for i in range(2)})
+    run_pods_on(kube, placements)
+    launches = sum(1 for _service, action in aws_calls.calls if action in ("RunInstances", "RequestSpotInstances"))
+    held = run_scaler(run_playbook, tmp_path, kubeconfig=kube.kubeconfig, env=aws_calls.env)
+    pools = by_pool(held)
+    assert held["queue_size"] == 0 and (pools["spot"]["desired"], pools["ondemand"]["desired"]) == (3, 2)
+    assert pools["spot"]["victims"] == [] and pools["ondemand"]["victims"] == []
+    assert sum(1 for _service, action in aws_calls.calls if action in ("RunInstances", "RequestSpotInstances")) == launches
+
+
+# ----------------------------------------------------------------------------- issue 17: nodes, timers, one scaler
+
+IDLE_SINCE = "toil.cluster/idle-since"
+
+
+def launch_workers(ec2, count, pool):
+    """Worker instances of a pool as toil_nodepool launches them (cluster group and tags), straight through boto3."""
+    leader = next(
+        i
+        for r in ec2.describe_instances(Filters=[{"Name": "tag:clusterName", "Values": [CLUSTER]}, {"Name": "tag:ToilNodeType", "Values": ["leader"]}])[
+            "Reservations"
+        ]
+        for i in r["Instances"]
+    )
+    tags = {"clusterName": CLUSTER, "ToilNodeType": "worker", POOL_LABEL: pool, "toil.cluster/preemptible": "false"}
+    answer = ec2.run_instances(
+        ImageId=leader["ImageId"],
+        InstanceType="m5.large",
+        MinCount=count,
+        MaxCount=count,
+        SubnetId=leader["SubnetId"],
+        SecurityGroupIds=[g["GroupId"] for g in leader["SecurityGroups"]],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+    )
+    return sorted(answer["Instances"], key=lambda i: i["InstanceId"])
+
+
+def register_instance(kube, instance, pool, provider=True, ready=True):
+    """The instance's kubelet registers its node (named after the instance's private DNS name, as the kubelet's
+    host name is); with ``provider`` it was given --provider-id, as the kubernetes role now gives it."""
+    name = instance["PrivateDnsName"]
+    kube.add_node(
+        name,
+        provider_id=f"aws:///{ZONE}/{instance['InstanceId']}" if provider else None,
+        labels={POOL_LABEL: pool},
+        allocatable={"cpu": M5_LARGE["cpu"], "memory": M5_LARGE["memory"], "ephemeral-storage": M5_LARGE["ephemeral_storage"], "pods": "110"},
+        addresses={"InternalIP": instance["PrivateIpAddress"], "Hostname": name},
+        ready=ready,
+    )
+    return name
+
+
+def states(ec2, ids):
+    return {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]}
+
+
+def test_dead_nodes_go_idle_timers_live_on_the_nodes_and_one_scaler_acts_at_a_time(aws, cluster, kube, run_playbook, tmp_path, aws_calls):
+    ec2 = aws.client("ec2")
+    a, b, c = launch_workers(ec2, 3, "ondemand")
+    node_a = register_instance(kube, a, "ondemand")
+    node_b = register_instance(kube, b, "ondemand", provider=False)  # joined before the role gave --provider-id: matched by DNS name
+    node_c = register_instance(kube, c, "ondemand")
+    stale = "ip-10-9-9-9.us-west-2.compute.internal"  # an instance terminated long ago, no providerID: NotReady
+    kube.add_node(stale, labels={POOL_LABEL: "ondemand"}, addresses={"InternalIP": "10.9.9.9"}, ready=False)
+    ec2.terminate_instances(InstanceIds=[c["InstanceId"]])  # behind the collection's back: its node stays listed
+
+    # The leader's timer: the dead nodes are deleted and not counted; the idle ones get their timer.
+    first = run_scaler(run_playbook, tmp_path / "leader", kubeconfig=kube.kubeconfig, scale_down_idle_seconds=600, env=aws_calls.env)
+    assert sorted((n["name"], n["deleted"]) for n in first["removed_nodes"]) == sorted([(node_c, True), (stale, True)])
+    assert kube.get("nodes", node_c) is None and kube.get("nodes", stale) is None
+    ondemand = by_pool(first)["ondemand"]
+    assert (ondemand["current"], ondemand["desired"], ondemand["victims"]) == (2, 2, [])
+    assert sorted(i["instance_id"] for i in ondemand["instances"]) == sorted([a["InstanceId"], b["InstanceId"]])
+    timers = {name: kube.get("nodes", name)["metadata"]["annotations"].get(IDLE_SINCE) for name in (node_a, node_b)}
+    assert all(t and t.endswith("Z") for t in timers.values()), timers
+    assert {r.status for r in kube.requests if r.method == "PATCH"} == {200}
+    lease = kube.get("leases", f"toil-scaler-{CLUSTER}", namespace="kube-system")
+    assert "holderIdentity" not in lease["spec"] and lease["spec"]["leaseDurationSeconds"] == 1  # released
+    assert first["lease"]["holder"]
+
+    # An AWX schedule (another machine: its own, empty state file) sees the same timers on the nodes.
+    time.sleep(2)
+    second = run_scaler(run_playbook, tmp_path / "awx", kubeconfig=kube.kubeconfig, scale_down_idle_seconds=1, env=aws_calls.env)
+    ondemand = by_pool(second)["ondemand"]
+    assert sorted(ondemand["victims"]) == sorted([a["InstanceId"], b["InstanceId"]])
+    assert ondemand["desired"] == 0 and ondemand["instances"] == []
+    assert kube.get("nodes", node_a) is None and kube.get("nodes", node_b) is None  # drained, then deleted
+    assert set(states(ec2, [a["InstanceId"], b["InstanceId"]]).values()) == {"terminated"}
+
+    # Two runs start at the same moment for the same pending pods: exactly one acts, the other names the holder.
+    for index in range(2):
+        toil_job(kube, f"admin-toil-merge-{index}", 1.5, 2 * 2**30, preemptible=False)
+    aws_calls.hold("RunInstances", 8)  # the winner holds its Lease while it launches
+    options = {"cluster": CLUSTER, "zone": ZONE, "pools": [{"name": "ondemand", "node_types": "m5.large", "min_size": 0, "max_size": 4}]}
+    options.update(kubeconfig=kube.kubeconfig, beta_inertia=0.0, lease_wait=0)
+    results = {}
+
+    def scaler(name):
+        play = _play([{"name": "scale", "toil.cluster.toil_scaler": {**options, "state_path": str(tmp_path / name / "state.json")}}])
+        results[name] = run_playbook(play, env=aws_calls.env, expect_rc=None).task("scale")
+
+    threads = [threading.Thread(target=scaler, args=(name,)) for name in ("timer", "schedule")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    aws_calls.release("RunInstances")
+    acted = [r for r in results.values() if not r.get("failed")]
+    stopped = [r for r in results.values() if r.get("failed")]
+    assert len(acted) == 1 and len(stopped) == 1, results
+    assert by_pool(acted[0])["ondemand"]["desired"] == 2 and len(by_pool(acted[0])["ondemand"]["instances"]) == 2
+    assert f"Lease kube-system/toil-scaler-{CLUSTER} is held by {acted[0]['lease']['holder']}" in stopped[0]["msg"]
+    assert "changed nothing" in stopped[0]["msg"]
+    assert aws_calls.count("RunInstances") == 1
