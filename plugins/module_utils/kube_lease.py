@@ -130,8 +130,8 @@ class KubeLease:
             try:
                 created = self.api.create_namespaced_lease(self.namespace, self._body(self.identity, self.duration, now, now, 0))
             except ApiException as create_error:
-                if create_error.status == 409:  # another run created it first
-                    return {"holder": "", "duration": 0, "renewed": None, "version": None}
+                if create_error.status == 409:  # another run created it first: its record names it
+                    return self._winner({"holder": "", "duration": 0, "renewed": None, "version": None})
                 raise
             self._held(created, now, 0)
             return None
@@ -146,11 +146,21 @@ class KubeLease:
         try:
             replaced = self.api.replace_namespaced_lease(self.name, self.namespace, body)
         except ApiException as error:
-            if error.status == 409:  # someone else wrote it since we read it
-                return record
+            if error.status == 409:  # someone else wrote it since we read it: its record names it
+                return self._winner(record)
             raise
         self._held(replaced, now, transitions)
         return None
+
+    def _winner(self, fallback):
+        """The record of the run whose write beat ours (read again), so a refusal can name it."""
+        try:
+            lease = self.api.read_namespaced_lease(self.name, self.namespace)
+        except ApiException:
+            return fallback
+        record = _spec(lease)
+        record["version"] = lease.metadata.resource_version
+        return record
 
     def _valid(self, record, observed, now):
         """Still held: renewed within its duration by the clock, and (client-go) not unchanged for that long while watched."""

@@ -28,5 +28,7 @@ Hosts (podman, for the role and playbook tests marked ``hosts``):
     hosts.kube_double_repo, hosts.grafana_double_repo   the kubeadm/kubelet/kubectl and grafana-server test doubles
 
 kube_api: ``KubeApi``, a Kubernetes API server stand-in (HTTPS, stdlib only) for the kubernetes client and kubectl.
+kube_workloads: Toil's Jobs, the kubelets' nodes, running and finished pods on it.
+toil_scaler_runs: the cluster the scaler tests scale, one ``toil_scaler`` task, its result by pool.
 paths: where the checkout, its virtual environments and the Ansible settings are.
 """

@@ -606,7 +606,7 @@ class Store:
             obj = copy.deepcopy(obj)
             metadata = obj.setdefault("metadata", {})
             if not metadata.get("name") and metadata.get("generateName"):
-                metadata["name"] = metadata["generateName"] + "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+                metadata["name"] = metadata["generateName"] + "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _letter in range(5))
             name = metadata.get("name") or ""
             if not name:
                 raise invalid(resource, name, "metadata.name", "Required value: name or generateName is required")
@@ -830,7 +830,7 @@ class Store:
     def pdb_status(self, pdb):
         """The disruption controller's view, computed now."""
         namespace = pdb["metadata"]["namespace"]
-        pods = [pod for pod in self._pdb_pods(pdb, namespace)]
+        pods = list(self._pdb_pods(pdb, namespace))
         expected = len(pods)
         healthy = sum(1 for pod in pods if is_ready(pod))
         spec = pdb.get("spec") or {}

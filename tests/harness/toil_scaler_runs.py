@@ -23,7 +23,7 @@ POOLS = [
 M5_LARGE = {"cpu": "2", "memory": "7Gi", "ephemeral_storage": "40Gi"}
 
 
-def _play(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+def localhost_play(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     return {"hosts": "localhost", "gather_facts": False, "tasks": tasks}
 
 
@@ -32,11 +32,11 @@ def scaler_cluster(run_playbook: Callable[..., PlaybookResult], key_pair: str, n
     """A cluster (``toil_cluster``: leader only) for the scaler to scale; destroyed on the way out (the ``aws``
     fixture's leak check then proves nothing is left)."""
     tasks = [{"name": "cluster", "toil.cluster.toil_cluster": {"name": name, "zone": zone, "leader_node_type": "t3.large", "key_pair_name": key_pair}}]
-    result = run_playbook(_play(tasks)).task("cluster")
+    result = run_playbook(localhost_play(tasks)).task("cluster")
     try:
         yield result
     finally:
-        run_playbook(_play([{"name": "gone", "toil.cluster.toil_cluster": {"name": name, "zone": zone, "state": "absent"}}]))
+        run_playbook(localhost_play([{"name": "gone", "toil.cluster.toil_cluster": {"name": name, "zone": zone, "state": "absent"}}]))
 
 
 def run_scaler(
@@ -53,7 +53,7 @@ def run_scaler(
         "metrics_path": str(tmp_path / "toil_scaler.prom"),
         **options,
     }
-    return run_playbook(_play([{"name": "scale", "toil.cluster.toil_scaler": options}]), check=check, env=env).task("scale")
+    return run_playbook(localhost_play([{"name": "scale", "toil.cluster.toil_scaler": options}]), check=check, env=env).task("scale")
 
 
 def by_pool(result: dict[str, Any]) -> dict[str, dict[str, Any]]:

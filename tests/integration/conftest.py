@@ -27,6 +27,7 @@ from harness import iam_enforcement
 from harness.aws import AwsContext
 from harness.endpoint import EmbeddedAWS, EmbeddedAWSError
 from harness.hosts import podman_hosts
+from harness.kube_api import KubeApi, make_certificates
 from harness.leaks import format_leftovers
 from harness.playbooks import PlaybookResult, run_ansible_playbook
 from harness.proxy import AWSProxy
@@ -172,3 +173,18 @@ def enforcing_endpoint(tmp_path: Path) -> Generator[tuple[EmbeddedAWS, dict[str,
     """An endpoint of its own enforcing IAM, with an admin, the controller user and a key pair: (endpoint, users)."""
     with iam_enforcement.enforcing_endpoint(tmp_path) as found:
         yield found
+
+
+@pytest.fixture(scope="session")
+def kube_certificates(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The Kubernetes API stand-in's CA and serving certificate, made once (openssl) for every ``kube``."""
+    return make_certificates(str(tmp_path_factory.mktemp("kube-certs")))
+
+
+@pytest.fixture
+def kube(kube_certificates: Any, tmp_path_factory: pytest.TempPathFactory) -> Generator[KubeApi, None, None]:
+    """A fresh Kubernetes API stand-in (harness.kube_api) with a control-plane node (the leader), as after
+    ``configure_cluster``."""
+    with KubeApi(cert_dir=str(tmp_path_factory.mktemp("kube")), certificates=kube_certificates) as api:
+        api.add_node("leader", labels={"node-role.kubernetes.io/control-plane": ""})
+        yield api

@@ -202,7 +202,7 @@ def test_lease_create_and_update_conflict(api):
         coordination.create_namespaced_lease("kube-system", lease)
     assert raised.value.status == 409 and status_of(raised.value)["reason"] == "AlreadyExists"
     # Two candidates read the same version; the first write wins, the second is refused.
-    first, second = (coordination.read_namespaced_lease("toil-scaler", "kube-system") for _ in range(2))
+    first, second = (coordination.read_namespaced_lease("toil-scaler", "kube-system") for _reader in range(2))
     first.spec.holder_identity, second.spec.holder_identity = "b", "c"
     coordination.replace_namespaced_lease("toil-scaler", "kube-system", first)
     with pytest.raises(ApiException) as raised:

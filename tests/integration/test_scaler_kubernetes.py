@@ -2,8 +2,8 @@
 embedded AWS endpoint. Pending pods are made as Toil makes them (a Job per Toil job, its pod Pending and
 Unschedulable), nodes as kubelets register them; every test ends with the ``aws`` fixture's leak check.
 
-Helpers for more tests: ``toil_job`` (a Toil-shaped Job and its pending pod), ``register_nodes`` (the kubelets of
-a pool's instances join), ``run_pods_on`` (the pending pods are scheduled and run).
+The workloads (Toil's Jobs, the kubelets' nodes, running pods) come from harness.kube_workloads; the ``kube``
+fixture (a fresh stand-in with the leader's node) from conftest.py.
 """
 
 from __future__ import annotations
@@ -13,89 +13,14 @@ import time
 
 import pytest
 
-from harness.kube_api import KubeApi, make_certificates
-from harness.toil_scaler_runs import CLUSTER, M5_LARGE, ZONE, _play, by_pool, run_scaler, scaler_cluster
-
-SAFE_TO_EVICT = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
-POOL_LABEL = "toil.cluster/pool"
-NOT_SPOT = {  # Toil 9.6's required affinity of a non-preemptible job (kubernetes.py, _create_pod_spec)
-    "nodeAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [
-                {
-                    "matchExpressions": [
-                        {"key": "eks.amazonaws.com/capacityType", "operator": "NotIn", "values": ["SPOT"]},
-                        {"key": "cloud.google.com/gke-preemptible", "operator": "NotIn", "values": ["true"]},
-                    ]
-                }
-            ]
-        }
-    }
-}
-
-
-@pytest.fixture(scope="module")
-def kube_certificates(tmp_path_factory):
-    return make_certificates(str(tmp_path_factory.mktemp("kube-certs")))
-
-
-@pytest.fixture
-def kube(kube_certificates, tmp_path_factory):
-    """A fresh API stand-in with a control-plane node (the leader), as after ``configure_cluster``."""
-    with KubeApi(cert_dir=str(tmp_path_factory.mktemp("kube")), certificates=kube_certificates) as api:
-        api.add_node("leader", labels={"node-role.kubernetes.io/control-plane": ""})
-        yield api
+from harness.kube_workloads import POOL_LABEL, pods_of, register_nodes, run_pods_on, toil_job
+from harness.toil_scaler_runs import CLUSTER, M5_LARGE, ZONE, by_pool, localhost_play, run_scaler, scaler_cluster
 
 
 @pytest.fixture
 def cluster(aws, run_playbook, key_pair):
     with scaler_cluster(run_playbook, key_pair) as result:
         yield result
-
-
-def toil_job(kube, name, cores, memory, preemptible=True, run="toil-run-1"):
-    """A Job as Toil 9.6's Kubernetes batch system creates it (``runner-container``, limits = requests, annotated
-    not safe to evict); the stand-in's job controller makes its pod, Pending and Unschedulable."""
-    resources = {"cpu": str(cores), "memory": str(memory)}
-    spec = {"containers": [{"name": "runner-container", "image": "quay.io/ucsc_cgl/toil:9.6.0", "resources": {"requests": resources, "limits": resources}}]}
-    spec["restartPolicy"] = "Never"
-    if not preemptible:
-        spec["affinity"] = NOT_SPOT
-    job = {
-        "metadata": {"name": name, "labels": {"toil_run": run}},
-        "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"toil_run": run}, "annotations": SAFE_TO_EVICT}, "spec": spec}},
-    }
-    return kube.create("jobs", job)
-
-
-def register_nodes(kube, pool, instances, allocatable=M5_LARGE):
-    """The kubelets of ``instances`` (a pool's ``instances`` in the scaler's result) register their nodes."""
-    names = []
-    for instance in instances:
-        name = f"ip-{instance['private_ip'].replace('.', '-')}.us-west-2.compute.internal"
-        kube.add_node(
-            name,
-            provider_id=f"aws:///{instance['zone'] or ZONE}/{instance['instance_id']}",
-            labels={POOL_LABEL: pool, **({"eks.amazonaws.com/capacityType": "SPOT"} if instance["preemptible"] else {})},
-            allocatable={"cpu": allocatable["cpu"], "memory": allocatable["memory"], "ephemeral-storage": allocatable["ephemeral_storage"], "pods": "110"},
-            addresses={"InternalIP": instance["private_ip"], "Hostname": name},
-        )
-        names.append(name)
-    return names
-
-
-def run_pods_on(kube, placements):
-    """``{pod name: node name}``: bind each pending pod and start it, as the scheduler and the kubelet would."""
-    for pod, node in placements.items():
-        kube.store.bind("default", pod, {"target": {"kind": "Node", "name": node}})
-        status = kube.get("pods", pod)["status"]
-        status["phase"] = "Running"
-        status["conditions"] = [c for c in status["conditions"] if c["type"] != "Ready"] + [{"type": "Ready", "status": "True"}]
-        kube.update_status("pods", pod, status)
-
-
-def pods_of(kube, job):
-    return sorted(p["metadata"]["name"] for p in kube.objects("pods") if p["metadata"]["labels"].get("job-name") == job)
 
 
 def test_pending_pods_grow_the_pools_then_hold(aws, cluster, kube, run_playbook, tmp_path, aws_calls):
@@ -218,7 +143,7 @@ def test_dead_nodes_go_idle_timers_live_on_the_nodes_and_one_scaler_acts_at_a_ti
     results = {}
 
     def scaler(name):
-        play = _play([{"name": "scale", "toil.cluster.toil_scaler": {**options, "state_path": str(tmp_path / name / "state.json")}}])
+        play = localhost_play([{"name": "scale", "toil.cluster.toil_scaler": {**options, "state_path": str(tmp_path / name / "state.json")}}])
         results[name] = run_playbook(play, env=aws_calls.env, expect_rc=None).task("scale")
 
     threads = [threading.Thread(target=scaler, args=(name,)) for name in ("timer", "schedule")]

@@ -257,7 +257,7 @@ def test_a_cluster_destroyed_and_launched_again_under_its_name_gets_new_nodes(aw
         {"name": "pool", "toil.cluster.toil_nodepool": workers, "register": "pool"},
         {"name": "destroy", "toil.cluster.toil_cluster": {"name": CLUSTER, "zone": ZONE, "state": "absent"}},
     ]
-    runs = [run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": life}, env=aws_calls.env, expect_rc=None) for _ in range(2)]
+    runs = [run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": life}, env=aws_calls.env, expect_rc=None) for _generation in range(2)]
     assert [r.rc for r in runs] == [0, 0], runs[1].describe()
     leaders = [r.task("launch")["leader"]["instance_id"] for r in runs]
     nodes = [{i["instance_id"] for i in r.task("pool")["pool"]["instances"]} for r in runs]

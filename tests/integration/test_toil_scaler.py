@@ -7,44 +7,17 @@ import json
 import pytest
 
 from harness.playbooks import assert_bad_inputs_fail
-
-ZONE = "us-west-2a"
-CLUSTER = "tsc"
-POOLS = [
-    {"name": "spot", "node_types": "m5.large:0.2", "min_size": 0, "max_size": 6},
-    {"name": "ondemand", "node_types": "m5.large", "min_size": 0, "max_size": 4},
-]
+from harness.toil_scaler_runs import CLUSTER, M5_LARGE, POOLS, ZONE, by_pool, run_scaler, scaler_cluster
 
 
 @pytest.fixture
 def cluster(aws, run_playbook, key_pair):
-    tasks = [{"name": "cluster", "toil.cluster.toil_cluster": {"name": CLUSTER, "zone": ZONE, "leader_node_type": "t3.large", "key_pair_name": key_pair}}]
-    result = run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": tasks}).task("cluster")
-    yield result
-    gone = [{"name": "gone", "toil.cluster.toil_cluster": {"name": CLUSTER, "zone": ZONE, "state": "absent"}}]
-    run_playbook({"hosts": "localhost", "gather_facts": False, "tasks": gone})
+    with scaler_cluster(run_playbook, key_pair) as result:
+        yield result
 
 
 def scaler(run_playbook, tmp_path, demand, check=False, env=None, **options):
-    options = {
-        "cluster": CLUSTER,
-        "zone": ZONE,
-        "pools": POOLS,
-        "demand": demand,
-        "beta_inertia": 0.0,
-        "state_path": str(tmp_path / "state.json"),
-        "metrics_path": str(tmp_path / "toil_scaler.prom"),
-        **options,
-    }
-    play = {"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "scale", "toil.cluster.toil_scaler": options}]}
-    return run_playbook(play, check=check, env=env).task("scale")
-
-
-def by_pool(result):
-    return {p["name"]: p for p in result["pools"]}
-
-
-M5_LARGE = {"cpu": "2", "memory": "7Gi", "ephemeral_storage": "40Gi"}
+    return run_scaler(run_playbook, tmp_path, check=check, env=env, demand=demand, **options)
 
 
 def test_plan_apply_then_remove_idle_nodes(aws, cluster, run_playbook, tmp_path, aws_calls):

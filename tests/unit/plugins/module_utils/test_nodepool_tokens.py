@@ -29,7 +29,7 @@ class TokenEC2:
                 raise ClientError({"Error": {"Code": "IdempotentParameterMismatch", "Message": "x"}}, "RunInstances")
             return {"Instances": [dict(self.instances[i]) for i in ids]}
         ids = []
-        for _ in range(params["MaxCount"]):
+        for _instance in range(params["MaxCount"]):
             self.launched += 1
             instance_id = f"i-{self.launched:017x}"
             self.instances[instance_id] = {"InstanceId": instance_id, "State": {"Name": "pending"}}
@@ -95,7 +95,7 @@ def test_the_token_belongs_to_the_clusters_generation():
 def test_a_chain_of_earlier_generations_only_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(nodepool, "TOKEN_CHAIN_LENGTH", 3)
     ec2 = TokenEC2()
-    for _ in range(3):
+    for _attempt in range(3):
         ec2.terminate(grow(ec2))
     with pytest.raises(ToilOperationError, match="earlier generations' instances; nothing was launched"):
         grow(ec2)

@@ -170,7 +170,7 @@ class FakeEC2:
 
     def paginate(self, Filters, PaginationConfig):  # noqa: N803 (botocore's names)
         self.calls.append(Filters)
-        ids = next(f["Values"] for f in Filters if f["Name"] == "instance-id")
+        ids = [f["Values"] for f in Filters if f["Name"] == "instance-id"][0]
         yield {"Reservations": [{"Instances": [i for i in self.known if i["InstanceId"] in ids]}]}
 
 
