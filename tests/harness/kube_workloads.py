@@ -3,7 +3,8 @@ of the scaler reading Kubernetes (test_scaler_kubernetes.py, test_cluster_week.p
 
 - ``toil_job``: a Job as Toil 9.6's Kubernetes batch system creates it; the stand-in's job controller makes its
   pod, Pending and Unschedulable.
-- ``register_nodes``: the kubelets of a pool's instances (``instances`` of a toil_nodepool/toil_scaler result) join.
+- ``register_node``, ``register_nodes``: an instance's kubelet, or those of a pool's instances (``instances`` of a
+  toil_nodepool/toil_scaler result), join.
 - ``run_pods_on``: pending pods are bound and started, as the scheduler and the kubelet would.
 - ``finish_jobs``: Toil's jobs end and Toil deletes them (with their pods).
 """
@@ -45,21 +46,36 @@ def toil_job(kube, name, cores, memory, preemptible=True, run="toil-run-1"):
     return kube.create("jobs", job)
 
 
+def register_node(kube, name, instance_id, private_ip, pool, *, zone=ZONE, spot=False, provider=True, ready=True, allocatable=None):
+    """One instance's kubelet registers its node; with ``provider`` it was given --provider-id, as the kubernetes
+    role now starts it (without, a node joined before that, matched by its DNS name or address)."""
+    allocatable = allocatable or M5_LARGE
+    kube.add_node(
+        name,
+        provider_id=f"aws:///{zone}/{instance_id}" if provider else None,
+        labels={POOL_LABEL: pool, **({"eks.amazonaws.com/capacityType": "SPOT"} if spot else {})},
+        allocatable={"cpu": allocatable["cpu"], "memory": allocatable["memory"], "ephemeral-storage": allocatable["ephemeral_storage"], "pods": "110"},
+        addresses={"InternalIP": private_ip, "Hostname": name},
+        ready=ready,
+    )
+    return name
+
+
 def register_nodes(kube, pool, instances, allocatable=None):
     """The kubelets of ``instances`` (a pool's ``instances`` in the scaler's result) register their nodes."""
-    allocatable = allocatable or M5_LARGE
-    names = []
-    for instance in instances:
-        name = f"ip-{instance['private_ip'].replace('.', '-')}.us-west-2.compute.internal"
-        kube.add_node(
-            name,
-            provider_id=f"aws:///{instance['zone'] or ZONE}/{instance['instance_id']}",
-            labels={POOL_LABEL: pool, **({"eks.amazonaws.com/capacityType": "SPOT"} if instance["preemptible"] else {})},
-            allocatable={"cpu": allocatable["cpu"], "memory": allocatable["memory"], "ephemeral-storage": allocatable["ephemeral_storage"], "pods": "110"},
-            addresses={"InternalIP": instance["private_ip"], "Hostname": name},
+    return [
+        register_node(
+            kube,
+            f"ip-{instance['private_ip'].replace('.', '-')}.us-west-2.compute.internal",
+            instance["instance_id"],
+            instance["private_ip"],
+            pool,
+            zone=instance["zone"] or ZONE,
+            spot=instance["preemptible"],
+            allocatable=allocatable,
         )
-        names.append(name)
-    return names
+        for instance in instances
+    ]
 
 
 def run_pods_on(kube, placements):

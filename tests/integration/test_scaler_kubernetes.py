@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from harness.kube_workloads import POOL_LABEL, pods_of, register_nodes, run_pods_on, toil_job
-from harness.toil_scaler_runs import CLUSTER, M5_LARGE, ZONE, by_pool, localhost_play, run_scaler, scaler_cluster
+from harness.kube_workloads import POOL_LABEL, pods_of, register_node, register_nodes, run_pods_on, toil_job
+from harness.toil_scaler_runs import CLUSTER, ZONE, by_pool, localhost_play, run_scaler, scaler_cluster
 
 
 @pytest.fixture
@@ -83,18 +83,8 @@ def launch_workers(ec2, count, pool):
 
 
 def register_instance(kube, instance, pool, provider=True, ready=True):
-    """The instance's kubelet registers its node (named after the instance's private DNS name, as the kubelet's
-    host name is); with ``provider`` it was given --provider-id, as the kubernetes role now gives it."""
-    name = instance["PrivateDnsName"]
-    kube.add_node(
-        name,
-        provider_id=f"aws:///{ZONE}/{instance['InstanceId']}" if provider else None,
-        labels={POOL_LABEL: pool},
-        allocatable={"cpu": M5_LARGE["cpu"], "memory": M5_LARGE["memory"], "ephemeral-storage": M5_LARGE["ephemeral_storage"], "pods": "110"},
-        addresses={"InternalIP": instance["PrivateIpAddress"], "Hostname": name},
-        ready=ready,
-    )
-    return name
+    """A boto3 instance's kubelet registers its node, named after its private DNS name (the kubelet's host name)."""
+    return register_node(kube, instance["PrivateDnsName"], instance["InstanceId"], instance["PrivateIpAddress"], pool, provider=provider, ready=ready)
 
 
 def states(ec2, ids):
