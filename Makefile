@@ -18,6 +18,7 @@ DEB_PACKAGES += podman runc debootstrap gpg
 # Only `make test-vm` boots a qemu VM (this kernel has no md driver for the RAID0 case): installed there.
 VM_DEB_PACKAGES := qemu-system-x86
 TEST_HOSTS := $(VENV)/.test-hosts.stamp
+WHEELHOUSES := $(VENV)/.wheelhouses.stamp
 HOSTS_DIR := tests/harness/hosts
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(VENV)/collections
@@ -33,13 +34,13 @@ HARNESS_PATH := PYTHONPATH=$(CURDIR)/tests:$(CURDIR)/$(VENV)/collections
 # The integration tests that need no podman host run on two pytest-xdist workers, each with its own endpoint.
 XDIST := -n 2
 # `make test`'s stages, each timed by tools/stages.py (a table of the times at the end). ansible-test sanity (mostly
-# building its own virtualenvs on a fresh clone) and the linters run in the background while the tests run: the
-# integration tests wait on podman hosts and subprocesses and leave the cores partly idle. Their output comes in one
+# building its own virtualenvs on a fresh clone), the linters and the unit tests run in the background while the
+# integration tests run: those wait on podman hosts and subprocesses and leave the cores partly idle. Their output comes in one
 # piece after the tests', and a failure still fails `make test`.
-TEST_STAGES := setup 'sanity&' 'lint&' units integration
+TEST_STAGES := setup 'sanity&' 'lint&' 'units&' integration
 CHECK_STAGES := setup lint units integration-aws
 
-.PHONY: help setup test check test-vm lint ruff ansible-lint docs-lint sanity units integration integration-aws integration-hosts \
+.PHONY: help setup setup-parts test check test-vm lint ruff ansible-lint docs-lint sanity units integration integration-aws integration-hosts \
 	demo docs iam-docs bench clean
 
 help:
@@ -73,11 +74,21 @@ $(COLLECTION): $(VENV)/.installed tools/link-collections.sh
 	@tools/link-collections.sh $(VENV)
 
 # The test-host image (Debian 12 + systemd + sshd), built once; the script itself rebuilds only on change.
-$(TEST_HOSTS): .debs.stamp $(VENV)/.installed $(HOSTS_DIR)/build-image.sh $(HOSTS_DIR)/containers.conf $(wildcard $(HOSTS_DIR)/image/*)
+$(TEST_HOSTS): .debs.stamp $(HOSTS_DIR)/build-image.sh $(HOSTS_DIR)/containers.conf $(wildcard $(HOSTS_DIR)/image/*)
 	$(HOSTS_DIR)/build-image.sh
 	@touch $@
 
-setup: $(VENV)/.installed $(TOIL_VENV)/.installed $(CORE217_VENV)/.installed $(COLLECTION) $(TEST_HOSTS)
+# The virtualenvs and the test-host image are independent: made side by side (most of it is waiting on downloads),
+# each one's output in one piece.
+setup:
+	@$(MAKE) --no-print-directory -j4 --output-sync=target setup-parts
+
+setup-parts: $(VENV)/.installed $(TOIL_VENV)/.installed $(CORE217_VENV)/.installed $(COLLECTION) $(TEST_HOSTS) $(WHEELHOUSES)
+
+# The wheels the podman hosts install Toil and the autoscaler's Python packages from (tests/harness/wheelhouses.py).
+$(WHEELHOUSES): $(VENV)/.installed tests/harness/wheelhouses.py roles/toil/defaults/main.yml tests/toil-constraints.txt constraints.txt
+	@$(HARNESS_PATH) $(BIN)/python -m harness.wheelhouses
+	@touch $@
 
 # Every stage runs (one failure never hides another) unless the set-up fails; the exit code is the first failure's.
 test:

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO
@@ -38,6 +39,7 @@ class Stage:
     proc: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
     began: float = 0.0
+    waiter: threading.Thread | None = None
 
 
 def _make(make: str, stage: str, stdout: IO[bytes] | int) -> subprocess.Popen[bytes]:
@@ -64,12 +66,21 @@ def start_background(make: str, stage: Stage) -> None:
     stage.log = tempfile.TemporaryFile(prefix=f"stage-{stage.name}-")  # noqa: SIM115 - closed in finish_background
     stage.began = time.monotonic()
     stage.proc = _make(make, stage.name, stage.log)
+    # A stage's time is when it ended, not when the foreground stages were done and its output was collected.
+    stage.waiter = threading.Thread(target=_time_background, args=(stage,), daemon=True)
+    stage.waiter.start()
+
+
+def _time_background(stage: Stage) -> None:
+    assert stage.proc is not None
+    stage.proc.wait()
+    stage.seconds = time.monotonic() - stage.began
 
 
 def finish_background(stage: Stage) -> None:
-    assert stage.proc is not None and stage.log is not None
+    assert stage.proc is not None and stage.log is not None and stage.waiter is not None
+    stage.waiter.join()
     stage.rc = stage.proc.wait()
-    stage.seconds = time.monotonic() - stage.began
     print(f"\n===== stage {stage.name} (ran in the background, {stage.seconds:.0f} s) =====", flush=True)
     stage.log.seek(0)
     for raw in stage.log:

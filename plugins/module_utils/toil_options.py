@@ -15,7 +15,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInp
 # The options run_workflow.yml puts on Toil's command line (--jobstore is --jobStore's other spelling).
 MANAGED_TOIL_OPTIONS = ("--batchSystem", "--jobStore", "--jobstore", "--restart")
 _WHAT_INSTEAD = {
-    "--batchSystem": "the batch system is always kubernetes",
+    "--batchSystem": "use batch_system",
     "--jobStore": "use job_store",
     "--jobstore": "use job_store",
     "--restart": "use restart",

@@ -104,8 +104,9 @@ jobstore:
         root_job_return_value: {description: Whether the workflow started (C(rootJobReturnValue) exists)., type: bool}
         status:
           description:
-            - C(not_initialized), C(not_started), C(unfinished) (jobs left, the workflow runs, failed or was killed),
-              C(finished) (no job left), or C(unknown).
+            - Decided as C(toil status) does, from the store's shared files.
+            - C(not_initialized) (no C(config.pickle)), C(not_started), C(running) (started and not ended, it runs or
+              was killed), C(completed) (Toil wrote C(succeeded.log)) or C(failed) (Toil wrote C(failed.log)).
           type: str
     problem:
       description:

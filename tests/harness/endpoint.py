@@ -87,10 +87,16 @@ _START_ATTEMPTS = 5  # fresh ports tried when the chosen one was taken in the me
 # moto's GetConsoleOutput answers every instance with one canned kernel log. moto runs through this bootstrap, which
 # lets a test give an instance the console output its stand-in host would print (set_console_output: a PUT to
 # /_harness/console/<id>, kept in moto's memory only and emptied by a reset), so that host keys are read the way
-# they are on EC2: base64 in Output, no Output at all while nothing is written. Anything else is moto's own.
+# they are on EC2: base64 in Output, no Output at all while nothing is written.
+# moto refuses a PutBucketEncryption rule without ApplyServerSideEncryptionByDefault (MalformedXML). S3 takes a rule
+# that only sets BlockedEncryptionTypes (the 2025 SSE-C setting; Toil 9.6 sends one for every job store it makes, to
+# unblock SSE-C) and keeps the bucket's SSE-S3 default, which every bucket has had since 2023: so does the bootstrap.
+# Anything else is moto's own.
 _MOTO_BOOTSTRAP = """
 import sys
+import xmltodict
 from moto import server
+from moto.s3.responses import S3Response
 from moto.core.responses import ActionResult
 from moto.core.types import Base64EncodedString
 from moto.core.utils import utcnow
@@ -122,8 +128,18 @@ def get_console_output(self):
         result["Output"] = Base64EncodedString.from_raw_string(text)
     return ActionResult(result)
 
+strict_encryption = S3Response._encryption_config_from_body
+
+def encryption_config_from_body(self):
+    config = xmltodict.parse(self.body).get("ServerSideEncryptionConfiguration") or {}
+    rule = config.get("Rule")
+    if isinstance(rule, dict) and rule.get("BlockedEncryptionTypes") and not rule.get("ApplyServerSideEncryptionByDefault"):
+        return {**config, "Rule": {**rule, "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}}
+    return strict_encryption(self)
+
 werkzeug_app.DomainDispatcherApplication.__call__ = call
 general.General.get_console_output = get_console_output
+S3Response._encryption_config_from_body = encryption_config_from_body
 server.main(sys.argv[1:])
 """
 _LIVE: weakref.WeakSet[EmbeddedAWS] = weakref.WeakSet()

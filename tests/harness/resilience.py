@@ -5,7 +5,7 @@ job stores come from harness.jobstores.
   a given demand, cleans a job store and destroys the cluster: every mutating path of the collection.
 - ``client_recorder``: a ``sitecustomize`` that logs the retry settings of every botocore client any
   Python process of a run creates (ansible-playbook, each module, ansible-inventory).
-- ``fault_runs``: how many seeded fault runs (``TOIL_FAULT_RUNS``, default 10) and the first seed
+- ``fault_runs``: how many seeded fault runs (``TOIL_FAULT_RUNS``, default 6) and the first seed
   (``TOIL_FAULT_SEED``, default 1).
 """
 
@@ -24,7 +24,7 @@ M5_LARGE = {"cpu": "2", "memory": "7Gi", "ephemeral_storage": "40Gi"}
 
 
 def fault_runs() -> list[int]:
-    runs = int(os.environ.get("TOIL_FAULT_RUNS", "10"))
+    runs = int(os.environ.get("TOIL_FAULT_RUNS", "6"))
     first = int(os.environ.get("TOIL_FAULT_SEED", "1"))
     return list(range(first, first + runs))
 

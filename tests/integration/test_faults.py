@@ -4,7 +4,7 @@ The recording proxy (harness.proxy, ``chaos``) answers a seeded random fifth of 
 the way AWS does under load: EC2 503 RequestLimitExceeded, S3 503 SlowDown, IAM/STS/SimpleDB 400
 Throttling, and a fifth of those 500 InternalFailure. One run launches a cluster, grows and shrinks a
 pool, applies the scaler to a given demand, describes, cleans a job store and destroys the cluster;
-afterwards nothing is left and no node was launched twice. ``TOIL_FAULT_RUNS`` (default 10) seeded runs
+afterwards nothing is left and no node was launched twice. ``TOIL_FAULT_RUNS`` (default 6) seeded runs
 from ``TOIL_FAULT_SEED`` (default 1); a failure names its seed, and the same seed replays the same faults
 per action.
 

@@ -1,7 +1,7 @@
 """launch_cluster, configure_cluster, autoscale and destroy_cluster on stand-in hosts, as a user runs them.
 
 launch_cluster makes a leader, a static pool of one worker and a ranged pool of 0-1 on the embedded endpoint
-(provisioning only). Three podman test hosts (Debian 12, systemd, sshd; tests/harness/hosts), started at once and while
+(provisioning only). Four podman test hosts (Debian 12, systemd, sshd; tests/harness/hosts), started at once and while
 the launch runs, stand in for the instances: a real toil_ec2 inventory source maps each node to a container
 through its ``compose`` (connection and address: the leader's and the worker's instance IDs to two of them, any
 node launched later to the spare). configure_cluster then configures the two over real SSH and tags the joined
@@ -12,6 +12,8 @@ worker's tags asking for the control plane's label (it does not get it); each jo
 autoscale (at -vvv, printing no join token), given a
 demand the static worker cannot hold, launches one node in the ranged pool (toil_scaler, giving it the leader's
 key), and its configure step (configure_new_only) joins only that node, through the spare host;
+then the leader is lost: launch_cluster with ``replace_lost_leader`` launches a new one (a fourth host, at
+another address), and configure_cluster initialises it and resets and re-joins both live workers to it (issue #17);
 destroy_cluster removes it all (the aws fixture's leak check proves nothing is left).
 
 Replaced inside this test only: kubeadm and kubelet by the roles' test double (harness.hosts.kube_double_repo,
@@ -46,7 +48,7 @@ REPO_MOUNT = "/srv/kube-double-repo"
 APPLIANCE = "quay.io/ucsc_cgl/toil:9.6.0-stand-in"
 NODE_TYPES, WORKERS = "t3.large,t3.medium", "1,0-1"  # a static pool of one and a ranged pool of 0-1
 STATIC, RANGED = "t3-large", "t3-medium"
-STAND_INS = ("cfg-leader", "cfg-worker", "cfg-new")
+STAND_INS = ("cfg-leader", "cfg-worker", "cfg-new", "cfg-leader2")  # the last stands in for a replacement leader
 SKIP = ["--skip-tags", "toil_install,autoscaler_install,autoscaler_configure"]
 
 
@@ -168,7 +170,7 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
             print(f"\nlaunch_cluster: {time.monotonic() - started:.0f} s")
             repo = preparing.result()
             print(f"stand-ins ready: {time.monotonic() - started:.0f} s after the launch began")
-            hosts = dict(zip(["leader", "worker", "new"], (lab.hosts[name] for name in STAND_INS), strict=True))
+            hosts = dict(zip(["leader", "worker", "new"], (lab.hosts[name] for name in STAND_INS[:3]), strict=True))
             inventory = stand_in_inventory(
                 tmp_path / "stand-ins.toil_ec2.yml",
                 lab,
@@ -312,10 +314,34 @@ def test_configure_then_autoscale_joins_stand_in_nodes_and_destroy_leaves_nothin
             assert tags(now[new_id]).get("toil.cluster/joined") == "true"
             assert "toil.cluster/joined" not in tags(now[leader_id])
 
-            # destroy_cluster: the three nodes and the rest go (the aws fixture's leak check proves nothing is left).
+            # The leader is lost (terminated behind the collection's back). launch_cluster with replace_lost_leader
+            # launches a new one (its own stand-in, at another address); configure_cluster initialises it and resets
+            # and re-joins both live workers, whose kubelet.conf names the lost leader's API server.
+            ec2.terminate_instances(InstanceIds=[leader_id])
+            ec2.get_waiter("instance_terminated").wait(InstanceIds=[leader_id], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+            run_playbook("playbooks/launch_cluster.yml", extra_vars=dict(launch, replace_lost_leader=True))
+            leaders = [i["InstanceId"] for i in instances(aws) if tags(i)["ToilNodeType"] == "leader"]
+            assert len(leaders) == 1 and leaders[0] != leader_id, leaders
+            second_leader_id, hosts["leader2"] = leaders[0], lab.hosts[STAND_INS[3]]
+            stand_in_inventory(inventory, lab, {second_leader_id: STAND_INS[3], worker_id: STAND_INS[1]})
+            aws.endpoint.set_console_output(second_leader_id, cloud_init_console(host_keys(hosts["leader2"])))
+            worker_before, new_before = kubeadm_calls(hosts["worker"]), kubeadm_calls(hosts["new"])
+            rejoined = play("configure_cluster", overrides)
+            assert {h: s["failures"] for h, s in rejoined.stats.items() if h != "localhost"} == {second_leader_id: 0, worker_id: 0, new_id: 0}
+            assert [c[0] for c in kubeadm_calls(hosts["leader2"]) if c[0] in ("init", "join", "reset")] == ["init"]
+            server = f"https://{hosts['leader2'].address}:6443"
+            for role, before in (("worker", worker_before), ("new", new_before)):
+                calls = kubeadm_calls(hosts[role])
+                assert calls[: len(before)] == before
+                assert [c[:2] for c in calls[len(before) :] if c[0] in ("init", "join", "reset")] == [["reset", "-f"], ["join", "--config"]], (role, calls)
+                kubelet_conf = yaml.safe_load(hosts[role].read("/etc/kubernetes/kubelet.conf"))
+                assert kubelet_conf["clusters"][0]["cluster"]["server"] == server, (role, kubelet_conf)
+            assert live_join_tokens(hosts["leader2"]) == []  # (a node already joined to this leader is not reset: `again` above)
+
+            # destroy_cluster: the three live nodes and the rest go (the aws fixture's leak check proves nothing is left).
             gone = run_playbook("playbooks/destroy_cluster.yml", extra_vars=cluster)
             destroyed = True
-            assert sorted(gone.task("Show what was removed")["msg"]["removed"]["instances"]) == sorted([leader_id, worker_id, new_id])
+            assert sorted(gone.task("Show what was removed")["msg"]["removed"]["instances"]) == sorted([second_leader_id, worker_id, new_id])
         finally:
             preparing.exception()  # the hosts are up (or failed) before they are removed
             if lab is not None:

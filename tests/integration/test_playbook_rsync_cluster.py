@@ -1,6 +1,6 @@
 """rsync_cluster against a stand-in leader: a podman test host (Debian 12, sshd, no rsync; tests/harness/hosts) takes the
-place of the leader that launch_cluster made on the embedded endpoint, found by its instance ID as in
-test_playbook_run_workflow.py. Real rsync on both ends (ansible.posix.synchronize over ssh): the playbook installs
+place of the leader that launch_cluster made on the embedded endpoint, found by its instance ID through harness.hosts.
+role_hosts.stand_in_leader. Real rsync on both ends (ansible.posix.synchronize over ssh): the playbook installs
 it on the leader first (apt, from the Debian mirror). What is proven: check mode copies and installs nothing; a
 push of a tree (a name with spaces, a relative symlink, nested directories, modes) arrives as it was; a second
 identical push changes nothing; ``delete: true`` removes what the source lacks (and is needed for that); a pull

@@ -1,8 +1,8 @@
 """Role ``autoscaler`` converged on a podman test host (Debian 12, systemd) over real SSH; one run of its unit plans.
 
 The role installs ansible-core, boto3 and kubernetes into its virtual environment from a wheelhouse on this machine
-(``pip wheel`` into .venv/wheelhouse/autoscaler, made once and reused, mounted read-only; the role's default is
-PyPI) and this collection from a tarball made by ``ansible-galaxy collection build``, with its dependencies
+(harness.wheelhouses: ``pip wheel`` into .venv/wheelhouse/autoscaler, made by ``make setup``, mounted read-only; the
+role's default is PyPI) and this collection from a tarball made by ``ansible-galaxy collection build``, with its dependencies
 (amazon.aws, kubernetes.core, ansible.posix, community.crypto) as tarballs of the copies installed here, all
 ``--offline``: Galaxy is never asked.
 
@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness import wheelhouses
 from harness.aws import AwsContext
 from harness.endpoint import EmbeddedAWS
 from harness.hosts import podman_hosts
@@ -44,8 +45,6 @@ from harness.proxy import AWSProxy
 pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
 
 LEADER = "tcl-scaler-leader"
-WHEELHOUSE = REPO / ".venv" / "wheelhouse" / "autoscaler"
-WHEELS = ["ansible-core==2.19.14", "boto3==1.44.8", "botocore==1.44.8", "kubernetes==35.0.0"]  # as constraints.txt
 DEPENDENCIES = ["amazon/aws", "kubernetes/core", "ansible/posix", "community/crypto"]
 HOSTVARS = {LEADER: {"toil_cluster": "lab", "toil_region": "us-west-2", "toil_zone": "us-west-2a", "toil_node_type": "leader"}}
 CONVERGE = """\
@@ -69,14 +68,6 @@ def logged_plan(journal: str) -> dict[str, Any]:
         body.append(line)
     text = "\n".join(body).strip()
     return json.loads(text[text.index("{") :])["msg"]
-
-
-def wheelhouse() -> Path:
-    """ansible-core, boto3 and kubernetes wheels for this machine's Python (the hosts' too: CPython 3.11), made once."""
-    if not any(WHEELHOUSE.glob("ansible_core-2.19.14-*.whl")):
-        pip = [str(REPO / ".venv" / "bin" / "pip"), "wheel", "-q", *WHEELS, "-c", str(REPO / "constraints.txt"), "-w", str(WHEELHOUSE)]
-        subprocess.run(pip, check=True, capture_output=True, timeout=900)
-    return WHEELHOUSE
 
 
 def collections(dest: Path) -> tuple[str, list[str]]:
@@ -134,7 +125,7 @@ def leader(aws_endpoint: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) 
     artifacts = workdir / "collections"
     artifacts.mkdir()
     tarball, deps = collections(artifacts)
-    lab = podman_hosts.PodmanLab(workdir / "lab", mounts=[(str(wheelhouse()), "/srv/wheelhouse"), (str(artifacts), "/srv/collections")])
+    lab = podman_hosts.PodmanLab(workdir / "lab", mounts=[(str(wheelhouses.autoscaler()), "/srv/wheelhouse"), (str(artifacts), "/srv/collections")])
     proxy = AWSProxy(aws_endpoint.url).start()
     relay: Forwarder | None = None
     try:

@@ -1,8 +1,8 @@
 """Role ``toil`` converged on a podman test host (Debian 12, systemd) over real SSH, then real Toil as the login user.
 
 The real Toil 9.6.0 with the role's default extras (``aws``, ``kubernetes``, ``cwl``, ``wdl``) installs into the
-role's virtual environment. Its wheels come from a wheelhouse on this machine (``pip wheel`` into
-.venv/wheelhouse/toil-9.6.0, made once for the role's extras and reused, mounted read-only into the host) through the
+role's virtual environment. Its wheels come from a wheelhouse on this machine (harness.wheelhouses: ``pip wheel`` into
+.venv/wheelhouse/toil-9.6.0, made by ``make setup`` for the role's extras and reused, mounted read-only) through the
 role's ``toil_pip_extra_args: --no-index --find-links ...``; the role's default is PyPI. ``toil_build_packages: []``
 leaves out the compiler: every dependency has a wheel.
 
@@ -11,8 +11,10 @@ on 127.0.0.1:6443 and a root-only (0600) ``/etc/kubernetes/admin.conf`` for it, 
 is the harness's stand-in (tests/harness/kube_api.py, standard library only, run inside the host with python3; its
 own CA and a bearer token; each request logged to the journal). Then, as the ssh user in a login shell
 (``su - admin``), with the environment the role wrote: the user's own kubeconfig reaches the API and admin.conf does
-not open; a Python workflow (children and a follow-on) and a CWL CommandLineTool run to completion with the
-single-machine batch system; a run with Toil's Kubernetes batch system gets as far as its first API request,
+not open. The run_workflow playbook runs a Python workflow (children and a follow-on) and a CWL CommandLineTool to
+completion with the single-machine batch system, as the login user, with an AWS job store on the endpoint (reached
+through an ssh tunnel; see the ``run_workflow`` fixture), reports the store Toil wrote and cleans it; a failing
+workflow keeps its store. A run with Toil's Kubernetes batch system gets as far as its first API request,
 answered; the same run with the old role's ``KUBECONFIG=/etc/kubernetes/admin.conf`` dies on the PermissionError
 Toil does not catch. Last, a member whose ``~/.kube`` is a link elsewhere is refused. The container and network are
 removed at the end, also after a failure.
@@ -25,14 +27,16 @@ import re
 import shlex
 import subprocess
 import time
-from collections.abc import Generator
+import urllib.parse
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
-from harness.hosts import podman_hosts
+from harness import wheelhouses
+from harness.endpoint import ACCESS_KEY, SECRET_KEY
+from harness.hosts import podman_hosts, role_hosts
 from harness.hosts.role_hosts import ansible_env, assert_converged_then_unchanged, base_env, failures
 from harness.paths import REPO
 from harness.playbooks import PlaybookResult, run_ansible_playbook
@@ -41,16 +45,25 @@ pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make
 
 LEADER = "tcl-toil-leader"
 TOIL_VERSION = "9.6.0"
-WHEELHOUSE = REPO / ".venv" / "wheelhouse" / f"toil-{TOIL_VERSION}"
 WHEELHOUSE_MOUNT = "/srv/wheelhouse"
 KUBE_API = REPO / "tests" / "harness" / "kube_api.py"
 KUBE_API_MOUNT = "/srv/kube_api.py"
 KUBE_API_UNIT = "kube-api-stand-in"
+CLUSTER, REGION, ZONE = "lab", "us-west-2", "us-west-2b"
+TUNNEL_PORT = 15000
 HOSTVARS = {LEADER: {"toil_cluster": "lab", "toil_region": "us-west-2", "toil_zone": "us-west-2b", "toil_node_type": "leader"}}
-EXTRAS = yaml.safe_load((REPO / "roles" / "toil" / "defaults" / "main.yml").read_text())["toil_extras"]
-REQUIREMENT = f"toil[{','.join(EXTRAS)}]=={TOIL_VERSION}"
 # The cluster's tags as configure_cluster passes them; a user tag as hostile as a tag value can be.
 TAGS = {"Name": "lab", "Owner": "me", "clusterName": "lab", "Project": 'it\'s "q" $(touch /tmp/pwned) `id` ${HOME} \\ end\nKUBECONFIG=/x'}
+# The login user's AWS settings on the leader in the run_workflow tests: the endpoint through the tunnel and the test
+# keys, in place of AWS's own endpoint and the instance profile (boto3 reads endpoint_url from the config file).
+AWS_ON_THE_LEADER = f"""\
+set -eu
+install -d -m 0700 -o admin -g admin /home/admin/.aws
+printf '[default]\\nregion = {REGION}\\nendpoint_url = http://127.0.0.1:{TUNNEL_PORT}\\n' > /home/admin/.aws/config
+printf '[default]\\naws_access_key_id = {ACCESS_KEY}\\naws_secret_access_key = {SECRET_KEY}\\n' > /home/admin/.aws/credentials
+chown admin: /home/admin/.aws/config /home/admin/.aws/credentials
+chmod 0600 /home/admin/.aws/credentials
+"""
 CONVERGE = """\
 - name: Toil on the leader
   hosts: toil_leaders
@@ -113,21 +126,30 @@ if __name__ == "__main__":
     parser = Job.Runner.getDefaultArgumentParser()
     parser.add_argument("--out", required=True)
     options = parser.parse_args()
-    options.clean = "always"
     with Toil(options) as workflow:
         print("result", workflow.start(Job.wrapJobFn(root, options.out)))
 '''
+FLAKY_WORKFLOW = '''\
+"""One job that fails until the file given exists."""
+import os
+
+from toil.common import Toil
+from toil.job import Job
 
 
-def wheelhouse() -> Path:
-    """Toil's wheels with the role's default extras, for this machine's Python (the hosts' too: Debian 12, CPython
-    3.11): made once, and again only when the requirement changes (its stamp, .requirement)."""
-    stamp = WHEELHOUSE / ".requirement"
-    if not (stamp.exists() and stamp.read_text() == REQUIREMENT):
-        pip = [str(REPO / ".venv" / "bin" / "pip"), "wheel", "-q", REQUIREMENT, "-w", str(WHEELHOUSE)]
-        subprocess.run([*pip, "-c", str(REPO / "tests" / "toil-constraints.txt")], check=True, capture_output=True, timeout=1800)
-        stamp.write_text(REQUIREMENT)
-    return WHEELHOUSE
+def flaky(job, marker):
+    if not os.path.exists(marker):
+        raise RuntimeError("the stand-in job fails until " + marker + " exists")
+    return "fixed"
+
+
+if __name__ == "__main__":
+    parser = Job.Runner.getDefaultArgumentParser()
+    parser.add_argument("--marker", required=True)
+    options = parser.parse_args()
+    with Toil(options) as workflow:
+        print("result", workflow.restart() if options.restart else workflow.start(Job.wrapJobFn(flaky, options.marker)))
+'''
 
 
 @dataclass
@@ -171,7 +193,7 @@ def leader(tmp_path_factory: pytest.TempPathFactory) -> Generator[Leader, None, 
         pytest.fail("podman is missing: run `make setup` (it installs the test hosts' Debian packages)", pytrace=False)
     podman_hosts.build_image()
     workdir = tmp_path_factory.mktemp("toil-role")
-    lab = podman_hosts.PodmanLab(workdir / "lab", mounts=[(str(wheelhouse()), WHEELHOUSE_MOUNT), (str(KUBE_API), KUBE_API_MOUNT)])
+    lab = podman_hosts.PodmanLab(workdir / "lab", mounts=[(str(wheelhouses.toil()), WHEELHOUSE_MOUNT), (str(KUBE_API), KUBE_API_MOUNT)])
     try:
         lab.start([LEADER], HOSTVARS)
         lab.hosts[LEADER].sh(KUBE_API_SETUP)
@@ -252,37 +274,111 @@ def test_the_login_user_reaches_kubernetes_with_its_own_kubeconfig(leader: Leade
     assert leader.api_requests_after(seen) == [("GET", "/api/v1/nodes", 200)]
 
 
-def test_a_workflow_runs_with_the_single_machine_batch_system(leader: Leader) -> None:
-    leader.host.sh(f"cat > /home/admin/squares.py <<'EOF'\n{WORKFLOW}EOF\nchown admin: /home/admin/squares.py")
-    command = "cd ~ && python squares.py file:$HOME/jobstore --batchSystem single_machine --maxCores 1 --out $HOME/sum.txt 2>&1"
-    output = leader.login_shell(command + "; echo rc=$?", check=False)
-    assert "rc=0" in output, output[-5000:]
-    assert "result 30" in output
-    assert leader.host.read("/home/admin/sum.txt") == "30"
-    assert leader.host.sh("test -e /home/admin/jobstore && echo left || echo cleaned").strip() == "cleaned"
+@pytest.fixture
+def run_workflow(leader: Leader, aws, run_playbook, key_pair, tmp_path: Path) -> Generator[Callable[..., PlaybookResult], None, None]:
+    """``run_workflow(workflow_path, job_store, expect_rc=0, **variables)`` runs the run_workflow playbook against
+    this leader with Toil's single-machine batch system.
+
+    The cluster is launched on the endpoint (provisioning only) and its leader's instance ID mapped to this host, so
+    the playbook finds it as it finds a real one. The host reaches the endpoint as a leader reaches AWS: through an
+    ssh tunnel from its 127.0.0.1:15000 to the endpoint, and the login user's ~/.aws (the endpoint and the test keys),
+    which stand in for AWS's own endpoint and the instance profile. Both are removed at the end."""
+    instance_id = role_hosts.launch_provisioned_leader(aws, run_playbook, key_pair, CLUSTER, ZONE)
+    inventory = role_hosts.stand_in_inventory(leader.host, leader.lab.key, instance_id, CLUSTER, tmp_path / "inventory.json")
+    leader.host.sh(AWS_ON_THE_LEADER)
+    forward = f"127.0.0.1:{TUNNEL_PORT}:127.0.0.1:{urllib.parse.urlsplit(aws.url).port}"
+    tunnel = subprocess.Popen(leader.lab.ssh_command(leader.host, "-N", "-o", "ExitOnForwardFailure=yes", "-R", forward), stderr=subprocess.PIPE, text=True)
+    try:
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {TUNNEL_PORT}), 1)"
+        deadline = time.monotonic() + 30
+        while leader.host.sh(f"python3 -c {shlex.quote(probe)} 2>/dev/null && echo up || true").strip() != "up":
+            if tunnel.poll() is not None or time.monotonic() > deadline:
+                tunnel.terminate()
+                pytest.fail(f"no ssh tunnel from the host to the endpoint: {tunnel.communicate(timeout=10)[1]}")
+            time.sleep(0.3)
+
+        def run(workflow: Path, job_store: str, expect_rc: int | None = 0, **variables: object) -> PlaybookResult:
+            extra = {"cluster_name": CLUSTER, "zone": ZONE, "workflow": str(workflow), "job_store": job_store, "batch_system": "single_machine"}
+            extra |= {"poll_interval": 2, **variables}
+            env = role_hosts.ansible_env(leader.workdir / "cp")
+            return run_playbook("playbooks/run_workflow.yml", extra_vars=extra, inventory=inventory, env=env, expect_rc=expect_rc)
+
+        yield run
+    finally:
+        tunnel.terminate()
+        tunnel.wait(timeout=10)
+        leader.host.sh("rm -rf /home/admin/.aws")
 
 
-def test_a_cwl_workflow_runs_with_the_single_machine_batch_system(leader: Leader) -> None:
-    leader.host.sh(f"cat > /home/admin/hello.cwl <<'EOF'\n{CWL_TOOL}EOF\nchown admin: /home/admin/hello.cwl")
-    command = (
-        "cd ~ && toil-cwl-runner --batchSystem single_machine --jobStore file:$HOME/cwl-store --outdir $HOME/cwl-out"
-        " hello.cwl --message 'hello from CWL' > cwl.json 2> cwl.log; echo rc=$?; tail -n 20 cwl.log"
-    )
-    output = leader.login_shell(command, check=False)
-    assert output.startswith("rc=0"), output[-5000:]
-    result = json.loads(leader.host.read("/home/admin/cwl.json"))
-    assert result["greeting"]["path"] == "/home/admin/cwl-out/hello.txt"
-    assert leader.host.read("/home/admin/cwl-out/hello.txt") == "hello from CWL\n"
-    assert leader.host.sh("test -e /home/admin/cwl-store && echo left || echo cleaned").strip() == "cleaned"
+def remote_dir(job_store: str) -> str:
+    return f"/home/admin/toil-workflows/{job_store.rsplit(':', maxsplit=1)[-1]}"
+
+
+def buckets(aws) -> list[str]:
+    return [bucket["Name"] for bucket in aws.client("s3").list_buckets()["Buckets"]]
+
+
+def test_run_workflow_runs_toil_as_the_login_user_and_a_failed_run_resumes_with_restart(leader: Leader, run_workflow, aws, tmp_path: Path) -> None:
+    """A Python workflow (children and a follow-on) to completion on the leader: Toil writes its AWS job store, the
+    playbook reports it from the controller and cleans it. Then a failing one: the play fails, the store is kept, and
+    once the cause is fixed ``restart`` resumes it to success."""
+    workflow = tmp_path / "squares.py"
+    workflow.write_text(WORKFLOW)
+    store = f"aws:{REGION}:lab-squares"
+    result = run_workflow(workflow, store, toil_options=["--clean", "never", "--maxCores", "1"], workflow_args=["--out", f"{remote_dir(store)}/sum.txt"])
+    report = result.task("Report")["msg"]
+    assert report["succeeded"] is True and str(report["rc"]) == "0", report
+    assert report["command"].startswith(f"python3 squares.py {store} --batchSystem single_machine --clean never"), report["command"]
+    assert "result 30" in report["log_tail"], report["log_tail"]
+    # Written by Toil on the leader, read by toil_jobstore_info on the controller: a Toil 9.1+ store, the workflow done.
+    assert report["store"]["exists"] is True and report["store"]["bucket"] == "lab-squares--toil", report["store"]
+    assert report["store"]["workflow"]["initialized"] is True and report["store"]["workflow"]["status"] == "completed", report["store"]
+    assert leader.host.sh(f"stat -c '%U %s' {remote_dir(store)}/sum.txt && cat {remote_dir(store)}/sum.txt").split() == ["admin", "2", "30"]
+    assert result.task("Remove the job store (toil clean)").get("changed") is True
+    assert "lab-squares--toil" not in buckets(aws)
+
+    flaky = tmp_path / "flaky.py"
+    flaky.write_text(FLAKY_WORKFLOW)
+    store = f"aws:{REGION}:lab-flaky"
+    marker = f"{remote_dir(store)}/fixed"
+    result = run_workflow(flaky, store, expect_rc=2, toil_options=["--retryCount", "0"], workflow_args=["--marker", marker])
+    assert [name for name, _host, _msg in result.failed_tasks()] == ["Fail when the workflow failed (the job store is kept for --restart)"]
+    report = result.task("Report")["msg"]
+    assert report["finished"] is True and str(report["rc"]) not in ("0", "-1"), report
+    assert any("the stand-in job fails until" in line for line in report["log_tail"]), report["log_tail"]
+    assert report["store"]["exists"] is True and report["store"]["workflow"]["status"] == "failed", report["store"]
+    assert "lab-flaky--toil" in buckets(aws)
+
+    # The cause fixed, Toil's --restart resumes the kept store; this time it succeeds and the store is cleaned.
+    leader.host.sh(f"touch {marker}")
+    result = run_workflow(flaky, store, restart=True, toil_options=["--retryCount", "0"], workflow_args=["--marker", marker])
+    report = result.task("Report")["msg"]
+    assert report["succeeded"] is True and " --restart " in report["command"], report
+    assert "result fixed" in report["log_tail"], report["log_tail"]
+    assert "lab-flaky--toil" not in buckets(aws)
+
+
+def test_run_workflow_runs_a_cwl_workflow_with_toil_cwl_runner(leader: Leader, run_workflow, aws, tmp_path: Path) -> None:
+    """A .cwl file runs with toil-cwl-runner (the role's cwl extra), its outputs in the workflow's directory."""
+    tool = tmp_path / "hello.cwl"
+    tool.write_text(CWL_TOOL)
+    store = f"aws:{REGION}:lab-hello"
+    result = run_workflow(tool, store, workflow_args=["--message", "hello from CWL"])
+    report = result.task("Report")["msg"]
+    assert report["succeeded"] is True, report
+    assert report["command"].startswith(f"toil-cwl-runner hello.cwl --jobStore {store} --batchSystem single_machine"), report["command"]
+    assert leader.host.read(f"{remote_dir(store)}/hello.txt") == "hello from CWL\n"
+    assert "lab-hello--toil" not in buckets(aws)
 
 
 def test_a_kubernetes_run_reaches_the_api_and_the_old_kubeconfig_does_not(leader: Leader) -> None:
     """Toil's Kubernetes batch system as the login user: with the user's own kubeconfig its first request reaches the
     API and is answered; with the old role's KUBECONFIG=/etc/kubernetes/admin.conf, it dies before any request on
     the PermissionError its _api() does not catch (it catches only ConfigException)."""
-    # At most 60 s (podman exec allows 120): the stand-in answers like a cluster with metrics-server, and no kubelet
-    # runs the job's pod, so the good run waits for it until the timeout stops it.
-    run = "cd ~ && timeout 60 python squares.py file:$HOME/{store} --batchSystem kubernetes --out $HOME/{store}.txt > {store}.log 2>&1; echo rc=$?"
+    # At most 30 s (the first request comes within seconds): the stand-in answers like a cluster with metrics-server,
+    # and no kubelet runs the job's pod, so the good run waits for it until the timeout stops it.
+    leader.host.sh(f"cat > /home/admin/squares.py <<'EOF'\n{WORKFLOW}EOF\nchown admin: /home/admin/squares.py")
+    run = "cd ~ && timeout 30 python squares.py file:$HOME/{store} --batchSystem kubernetes --out $HOME/{store}.txt > {store}.log 2>&1; echo rc=$?"
     seen = len(leader.api_requests())
     old = leader.login_shell("export KUBECONFIG=/etc/kubernetes/admin.conf; " + run.format(store="k8s-old"), check=False)
     old_log = leader.host.read("/home/admin/k8s-old.log")

@@ -2,9 +2,8 @@
 
 - A real Toil workflow (two jobs, an import and an export) fills an AWS job store; a second one fails on
   purpose. The modules describe both, remove them, and ``toil clean`` then finds nothing. Every Toil process
-  runs in an OfflineNetns (harness.netns). moto answers Toil's PutBucketEncryption with MalformedXML, and
-  Toil would retry it for minutes: the workflow script, and only it, replaces
-  ``toil.lib.aws.s3.enable_encryption`` with a no-op (``toil clean`` runs unpatched).
+  runs in an OfflineNetns (harness.netns), unpatched: the endpoint takes Toil's PutBucketEncryption (a rule with
+  only BlockedEncryptionTypes) as S3 does (harness.endpoint).
 - A Toil 9.0 store is built with boto3 the way Toil 9.0 laid it out (SimpleDB domains, versioned bucket,
   registry entry: harness.jobstores) and recognised and cleaned; a ``<name>--files`` bucket without a SimpleDB trace is left alone.
 - 10,000 objects in a versioned bucket with delete markers, older versions and an unfinished multipart upload
@@ -40,13 +39,8 @@ ZONE = "us-west-2a"
 TOIL_RUN_TIMEOUT = 180
 
 WORKFLOW = '''"""Two jobs, an import and an export: a small real Toil workflow."""
-import toil.lib.aws.s3
-
-# Test-only: the embedded endpoint (moto) answers Toil's PutBucketEncryption with MalformedXML.
-toil.lib.aws.s3.enable_encryption = lambda bucket: None
-
-from toil.common import Toil  # noqa: E402
-from toil.job import Job  # noqa: E402
+from toil.common import Toil
+from toil.job import Job
 
 
 def shout(job, file_id, fail):

@@ -143,6 +143,11 @@ class PodmanLab:
         options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes", "ConnectTimeout=3"]
         return ["ssh", "-i", str(self.key), *(arg for option in options for arg in ("-o", option))]
 
+    def ssh_command(self, host: Host, *args: str) -> list[str]:
+        """The command line of an ssh to ``host`` as admin with the lab's key, ``args`` (options) before the
+        destination."""
+        return [*self._ssh_base(), *args, f"admin@{host.address}"]
+
     def _wait_for_ssh(self, host: Host, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while True:

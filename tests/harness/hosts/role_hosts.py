@@ -42,15 +42,39 @@ def failures(run: PlaybookResult) -> str:
 StandIn = tuple[podman_hosts.Host, str, dict[str, str | None]]  # the host, the inventory's path, run_playbook's env
 
 
-@contextmanager
-def stand_in_leader(aws: Any, run_playbook: Any, key_pair: str, tmp_path: Path, cluster: str, zone: str) -> Iterator[StandIn]:
-    """A leader launched on the endpoint (provisioning only) and a podman host standing in for it: yields the host,
-    an inventory mapping the leader's instance ID to it (as a toil_ec2 source's ``compose`` would) and the env for
-    run_playbook. The cluster is destroyed by the aws fixture's cleanups; the host and network are removed here."""
+def launch_provisioned_leader(aws: Any, run_playbook: Any, key_pair: str, cluster: str, zone: str) -> str:
+    """A leader launched on the endpoint by launch_cluster (provisioning only; destroyed by the aws fixture's
+    cleanups): its instance ID."""
     cluster_vars = {"cluster_name": cluster, "zone": zone}
     run_playbook("playbooks/launch_cluster.yml", extra_vars=dict(cluster_vars, leader_node_type="t3.large", key_pair_name=key_pair, provision_only=True))
     aws.add_cleanup(run_playbook, "playbooks/destroy_cluster.yml", extra_vars=cluster_vars)
-    leader = aws.client("ec2").describe_instances(Filters=[{"Name": "tag:clusterName", "Values": [cluster]}])["Reservations"][0]["Instances"][0]
+    return aws.client("ec2").describe_instances(Filters=[{"Name": "tag:clusterName", "Values": [cluster]}])["Reservations"][0]["Instances"][0]["InstanceId"]
+
+
+def stand_in_inventory(host: podman_hosts.Host, key: Path, instance_id: str, cluster: str, path: Path) -> str:
+    """An inventory at ``path`` mapping the leader's instance ID to ``host`` (as a toil_ec2 source's ``compose``
+    would), so the playbooks find the podman host the way they find a real leader. Host variables on the host
+    itself: the implicit localhost (AWS modules) keeps the controller's Python."""
+    hostvars = {
+        "ansible_connection": "ssh",  # run_playbook passes -c local for localhost
+        "ansible_host": host.address,
+        "ansible_user": "admin",
+        "ansible_ssh_private_key_file": str(key),
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "toil_instance_id": instance_id,
+        "toil_cluster": cluster,
+    }
+    path.write_text(json.dumps({"toil_nodes": {"hosts": {host.name: hostvars}}}))
+    return str(path)
+
+
+@contextmanager
+def stand_in_leader(aws: Any, run_playbook: Any, key_pair: str, tmp_path: Path, cluster: str, zone: str) -> Iterator[StandIn]:
+    """A leader launched on the endpoint (provisioning only) and a podman host standing in for it: yields the host,
+    the inventory (stand_in_inventory) and the env for run_playbook. The cluster is destroyed by the aws fixture's
+    cleanups; the host and network are removed here."""
+    instance_id = launch_provisioned_leader(aws, run_playbook, key_pair, cluster, zone)
     if not podman_hosts.have_podman():
         raise AssertionError("podman is missing: run `make setup`")
     podman_hosts.build_image()
@@ -58,20 +82,7 @@ def stand_in_leader(aws: Any, run_playbook: Any, key_pair: str, tmp_path: Path, 
     control_dir = tmp_path / "cp"
     try:
         host = lab.start(["standin-leader"])["standin-leader"]
-        # Host variables on the host itself: the implicit localhost (AWS modules) keeps the controller's Python.
-        hostvars = {
-            "ansible_connection": "ssh",  # run_playbook passes -c local for localhost
-            "ansible_host": host.address,
-            "ansible_user": "admin",
-            "ansible_ssh_private_key_file": str(lab.key),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-            "ansible_python_interpreter": "/usr/bin/python3",
-            "toil_instance_id": leader["InstanceId"],
-            "toil_cluster": cluster,
-        }
-        path = tmp_path / "inventory.json"
-        path.write_text(json.dumps({"toil_nodes": {"hosts": {host.name: hostvars}}}))
-        yield host, str(path), ansible_env(control_dir)
+        yield host, stand_in_inventory(host, lab.key, instance_id, cluster, tmp_path / "inventory.json"), ansible_env(control_dir)
     finally:
         errors = lab.close([control_dir])
         assert not errors, f"test hosts were not cleaned up: {errors}"
