@@ -106,11 +106,19 @@ def api_message(error):
 
 
 def list_all(method, **kwargs):
-    """Every item of a list call (``list_node``, ``list_pod_for_all_namespaces``...), page by page."""
+    """Every item of a list call (``list_node``, ``list_pod_for_all_namespaces``...), page by page.
+
+    As client-go's pager (tools/pager, FullListIfExpired): when the API server has compacted away the revision a
+    continue token reads (410 Gone, reason Expired), the list is read again in one piece, without pages."""
     items = []
     token = None
     while True:
-        page = method(limit=LIST_PAGE_SIZE, _continue=token, **kwargs) if token else method(limit=LIST_PAGE_SIZE, **kwargs)
+        try:
+            page = method(limit=LIST_PAGE_SIZE, _continue=token, **kwargs) if token else method(limit=LIST_PAGE_SIZE, **kwargs)
+        except ApiException as error:
+            if token is None or error.status != 410:
+                raise
+            return list(method(**kwargs).items or ())
         items.extend(page.items or ())
         token = getattr(page.metadata, "_continue", None) if page.metadata else None
         if not token:

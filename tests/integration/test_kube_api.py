@@ -105,6 +105,28 @@ def test_paging_with_continue_tokens_reads_one_revision_and_expires(api):
     assert [p.metadata.name for p in rest.items] == ["p-0002", "p-0003"] and rest.metadata.remaining_item_count == 1199 - 4
 
 
+def test_the_collections_pager_lists_in_full_when_its_token_expires(api):
+    """client-go's pager (FullListIfExpired): a continue token compacted away between pages (410 Expired) makes
+    kube_client.list_all read the list again in one piece, which then shows the change made meanwhile."""
+    for index in range(kube_client.LIST_PAGE_SIZE + 100):
+        api.create("pods", {"metadata": {"name": f"p-{index:04d}"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    core = client.CoreV1Api(api_client(api))
+    calls = []
+
+    def list_pods(**kwargs):
+        calls.append(sorted(kwargs))
+        page = core.list_pod_for_all_namespaces(**kwargs)
+        if len(calls) == 1:  # between the first and the second page: a write, then a compaction past the first page
+            api.create("pods", {"metadata": {"name": "late"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+            api.compact()
+        return page
+
+    listed = kube_client.list_all(list_pods)
+    assert calls == [["limit"], ["_continue", "limit"], []]
+    assert len(listed) == kube_client.LIST_PAGE_SIZE + 101 and "late" in {p.metadata.name for p in listed}
+    assert [r.status for r in api.requests[-3:]] == [200, 410, 200]
+
+
 def test_selectors(api):
     api.add_node("n1")
     api.add_pod("bound", node="n1", labels={"app": "web", "tier": "a"})
