@@ -33,9 +33,11 @@ case "${1:-}" in
         # 3.5 of this check's 3.7 minutes. A reference to any other collection then fails, as it should.
         refs=$(mktemp -d)
         trap 'rm -rf "$refs"' EXIT
+        installed=${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections  # the first collections path: where setup links them
         for name in toil.cluster $("$bin/python" -c 'import sys, yaml; print(*yaml.safe_load(open(sys.argv[1]))["dependencies"])' galaxy.yml); do
+            [ -d "$installed/${name/./\/}" ] || { echo "$name is not installed under $installed: run \`make setup\`" >&2; exit 1; }
             mkdir -p "$refs/ansible_collections/${name%%.*}"
-            ln -s "$(readlink -f "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/${name/./\/}")" "$refs/ansible_collections/${name/./\/}"
+            ln -s "$(readlink -f "$installed/${name/./\/}")" "$refs/ansible_collections/${name/./\/}"
         done
         ANSIBLE_COLLECTIONS_PATH=$refs ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false \
             "$bin/antsibull-docs" lint-collection-docs --plugin-docs --validate-collection-refs all --disallow-unknown-collection-refs "$root"

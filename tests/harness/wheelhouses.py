@@ -4,8 +4,9 @@
   ``toil_pip_extra_args: --no-index --find-links ...`` (test_role_toil_hosts.py).
 - ``autoscaler()``: ansible-core, boto3 and kubernetes for the ``autoscaler`` role (test_role_autoscaler_hosts.py).
 
-Both are for this machine's Python, which is the hosts' too (Debian 12, CPython 3.11). Each is made again only when
-what it holds changes (a stamp with the requirement). ``make setup`` makes them alongside the virtualenvs
+Both are for this machine's Python, which is the hosts' too (Debian 12, CPython 3.11), pinned by the constraints file
+the tests' own virtualenv was made with. Each is made again only when what it holds changes (a stamp with the
+requirements and the constraints). ``make setup`` makes them alongside the virtualenvs
 (``python -m harness.wheelhouses``), so the tests that use them find them ready; a test calls its function anyway,
 which costs nothing when the wheelhouse is up to date.
 """
@@ -23,7 +24,7 @@ from harness.paths import REPO
 ROOT = REPO / ".venv" / "wheelhouse"
 PIP = REPO / ".venv" / "bin" / "pip"
 TOIL_DEFAULTS = REPO / "roles" / "toil" / "defaults" / "main.yml"
-AUTOSCALER_WHEELS = ("ansible-core==2.19.14", "boto3==1.44.8", "botocore==1.44.8", "kubernetes==35.0.0")  # as constraints.txt
+AUTOSCALER_PACKAGES = ("ansible-core", "boto3", "botocore", "kubernetes")  # versions: constraints.txt
 
 
 def toil_requirement() -> str:
@@ -34,7 +35,7 @@ def toil_requirement() -> str:
 
 def _made(directory: Path, requirements: list[str], constraints: Path) -> Path:
     stamp = directory / ".requirement"
-    wanted = "\n".join(requirements)
+    wanted = "\n".join([*requirements, constraints.read_text()])
     if not (stamp.exists() and stamp.read_text() == wanted):
         pip = [str(PIP), "wheel", "-q", *requirements, "-c", str(constraints), "-w", str(directory)]
         subprocess.run(pip, check=True, capture_output=True, timeout=1800)
@@ -48,7 +49,7 @@ def toil() -> Path:
 
 
 def autoscaler() -> Path:
-    return _made(ROOT / "autoscaler", list(AUTOSCALER_WHEELS), REPO / "constraints.txt")
+    return _made(ROOT / "autoscaler", list(AUTOSCALER_PACKAGES), REPO / "constraints.txt")
 
 
 if __name__ == "__main__":
