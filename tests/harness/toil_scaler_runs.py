@@ -7,6 +7,7 @@ from the Kubernetes API stand-in, harness.kube_api), so that both scale the same
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,12 @@ def scaler_cluster(run_playbook: Callable[..., PlaybookResult], key_pair: str, n
 
 
 def run_scaler(
-    run_playbook: Callable[..., PlaybookResult], tmp_path: Path, check: bool = False, env: dict[str, str] | None = None, **options: Any
+    run_playbook: Callable[..., PlaybookResult],
+    tmp_path: Path,
+    check: bool = False,
+    env: dict[str, str] | None = None,
+    expect_rc: int | None = 0,
+    **options: Any,
 ) -> dict[str, Any]:
     """One ``toil_scaler`` task on the test cluster; ``options`` override the defaults (give ``demand``, or
     ``kubeconfig`` to read the demand from the Kubernetes API). Returns the task's result."""
@@ -53,7 +59,33 @@ def run_scaler(
         "metrics_path": str(tmp_path / "toil_scaler.prom"),
         **options,
     }
-    return run_playbook(localhost_play([{"name": "scale", "toil.cluster.toil_scaler": options}]), check=check, env=env).task("scale")
+    play = localhost_play([{"name": "scale", "toil.cluster.toil_scaler": options}])
+    return run_playbook(play, check=check, env=env, expect_rc=expect_rc).task("scale")
+
+
+def scalers_at_once(run_playbook: Callable[..., PlaybookResult], tmp_path: Path, aws_calls: Any, **options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two ``toil_scaler`` runs started at the same moment, as the leader's timer and an AWX schedule (each on its own
+    machine: its own state file), with ``lease_wait: 0``. The recording proxy (``aws_calls``) holds RunInstances for
+    8 s, so that the run that acts still holds its Lease when the other looks. Returns (the result of the run that
+    acted, that of the run that stopped); fails unless exactly one acted."""
+    aws_calls.hold("RunInstances", 8)
+    results: dict[str, dict[str, Any]] = {}
+
+    def scaler(name: str) -> None:
+        results[name] = run_scaler(run_playbook, tmp_path / name, env=aws_calls.env, expect_rc=None, **{**options, "lease_wait": 0})
+
+    threads = [threading.Thread(target=scaler, args=(name,)) for name in ("timer", "schedule")]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        aws_calls.release("RunInstances")
+    acted = [r for r in results.values() if not r.get("failed")]
+    stopped = [r for r in results.values() if r.get("failed")]
+    assert len(acted) == 1 and len(stopped) == 1, results
+    return acted[0], stopped[0]
 
 
 def by_pool(result: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ which costs nothing when the wheelhouse is up to date.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,9 @@ def _made(directory: Path, requirements: list[str], constraints: Path) -> Path:
     stamp = directory / ".requirement"
     wanted = "\n".join([*requirements, constraints.read_text()])
     if not (stamp.exists() and stamp.read_text() == wanted):
+        # Made again from empty: a wheel of an old pin left here would be found by pip too, and win when higher.
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
         pip = [str(PIP), "wheel", "-q", *requirements, "-c", str(constraints), "-w", str(directory)]
         subprocess.run(pip, check=True, capture_output=True, timeout=1800)
         stamp.write_text(wanted)

@@ -2,23 +2,35 @@
 
 Every AWS call goes through the recording proxy, which answers a reused ClientToken as EC2 does (the same
 parameters: the first launch's instances, whatever their state now; other parameters: IdempotentParameterMismatch).
-Kubernetes is harness.kube_api: Toil's Jobs and pods, the kubelets' nodes (registered with --provider-id, as the
-kubernetes role now starts them) and the scaler's Lease are real API objects read through the real client. What
-only hosts can show (the login user's Toil and kubeconfig, the workers' reset and re-join to a new leader) is
-proved on podman hosts in test_role_toil_hosts.py and by the kubernetes role's tests; two scalers at once in
-test_scaler_kubernetes.py. The ``aws`` fixture's leak check ends the week: nothing is left.
+Kubernetes is harness.kube_api: nodes (registered with --provider-id, as the kubernetes role starts the kubelets),
+Jobs, pods and the scaler's Lease are real API objects read through the real client. On Monday the real Toil
+(.venv-toil, its Kubernetes batch system, as run_workflow starts it on the leader) runs a workflow: its pods are
+the demand the scaler reads, and harness.kube_pod_runner stands in for the cluster's scheduler, kubelets and job
+controller, running each pod's command here on the node it fits. Later days use Jobs shaped as Toil makes them
+(harness.kube_workloads), which the test starts and ends itself. What only hosts can show (the login user's Toil
+and kubeconfig, the workers' reset and re-join to a new leader) is proved on podman hosts in
+test_role_toil_hosts.py and test_playbook_configure_cluster.py. The ``aws`` fixture's leak check ends the week:
+nothing is left.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
 import time
 
-from harness.kube_workloads import finish_jobs, pods_of, register_nodes, run_pods_on, toil_job
-from harness.toil_scaler_runs import CLUSTER, ZONE, by_pool, localhost_play, run_scaler
+import pytest
+
+from harness.kube_pod_runner import PodRunner
+from harness.kube_workloads import pods_of, register_nodes, run_pods_on, toil_job
+from harness.paths import TOIL_PYTHON
+from harness.toil_scaler_runs import CLUSTER, ZONE, by_pool, localhost_play, run_scaler, scalers_at_once
+from harness.toil_workflows import SQUARES
 
 POOL = [{"name": "ondemand", "node_types": "m5.large", "min_size": 0, "max_size": 3}]
 LAUNCHES = ("RunInstances", "RequestSpotInstances")
+WORKFLOW_TIMEOUT = 240  # seconds; the workflow takes about 30 s here
 
 
 def cluster_play(key_pair, **options):
@@ -56,24 +68,61 @@ def terminate(ec2, instance_id):
     ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1})
 
 
+def run_workflow_while_scaling(kube, scale, tmp_path):
+    """The real Toil (.venv-toil) runs the squares workflow against the API stand-in, whose pods harness.kube_pod_runner
+    schedules and runs; whenever a pod has waited 2 s (no node fits it), the scaler runs, as its timer would, and the
+    instances it launches register their nodes. Returns ({instance ID: node name}, the desired size of each run)."""
+    (tmp_path / "squares.py").write_text(SQUARES)
+    (tmp_path / "work").mkdir()
+    env = {**os.environ, "KUBECONFIG": kube.kubeconfig, "TOIL_KUBERNETES_OWNER": "admin", "HOME": str(tmp_path)}
+    command = [str(TOIL_PYTHON), "squares.py", "file:store", "--batchSystem", "kubernetes", "--workDir", str(tmp_path / "work")]
+    # Squares of 6 s: two hold an m5.large, so two of the four wait for a second node.
+    command += ["--out", str(tmp_path / "squares.txt"), "--square-seconds", "6", "--clean", "always"]
+    registered, desired, waiting_since = {}, [], {}
+    with PodRunner(kube, path=[TOIL_PYTHON.parent]) as kubelets, open(tmp_path / "toil.log", "w") as log:
+        toil = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + WORKFLOW_TIMEOUT
+        while toil.poll() is None:
+            if time.monotonic() > deadline:
+                toil.kill()
+                pytest.fail(f"the workflow did not end in {WORKFLOW_TIMEOUT} s: {(tmp_path / 'toil.log').read_text()[-3000:]}")
+            pending = {p["metadata"]["name"] for p in kube.objects("pods") if not p["spec"].get("nodeName")}
+            waiting_since = {pod: waiting_since.get(pod, time.monotonic()) for pod in pending}
+            if any(time.monotonic() - since >= 2 for since in waiting_since.values()):
+                pool = by_pool(scale())["ondemand"]
+                desired.append(pool["desired"])
+                new = [i for i in pool["instances"] if i["instance_id"] not in registered]
+                registered.update(zip([i["instance_id"] for i in new], register_nodes(kube, "ondemand", new), strict=True))
+                waiting_since = {}
+            time.sleep(0.5)
+    output = (tmp_path / "toil.log").read_text()
+    assert toil.returncode == 0 and "Finished toil run successfully" in output, output[-3000:]
+    assert (tmp_path / "squares.txt").read_text() == "30"  # 1 + 4 + 9 + 16, summed by the follow-on
+    assert kubelets.errors == [] and len(kubelets.placements) == 6  # the root, four squares and the total
+    assert set(kubelets.placements.values()) <= set(registered.values()), (kubelets.placements, registered)
+    return registered, desired
+
+
 def test_a_clusters_week(aws, kube, run_playbook, key_pair, aws_calls, tmp_path):
     ec2 = aws.client("ec2")
     scale = functools.partial(run_scaler, run_playbook, tmp_path, kubeconfig=kube.kubeconfig, pools=POOL, env=aws_calls.env)
     try:
-        # Monday: launch; a workflow's jobs wait for nodes; the scaler grows the ranged pool for them.
+        # Monday: launch; the real Toil runs a workflow with its Kubernetes batch system. Each of its pods that no node
+        # can hold waits, Unschedulable; the scaler reads them and grows the ranged pool; the new instances' kubelets
+        # register and the pods run there, until the workflow ends and Toil deletes its Jobs.
         leader = run_playbook(cluster_play(key_pair), env=aws_calls.env).task("cluster")["leader"]["instance_id"]
-        monday = toil_jobs(kube, "align", 2)
-        pool = by_pool(scale())["ondemand"]
-        assert (pool["current"], pool["desired"]) == (0, 2) and len(pool["instances"]) == 2, pool
-        first = ids(pool)
-        nodes = register_nodes(kube, "ondemand", pool["instances"])
-        start_on(kube, monday, nodes)
-        pool = by_pool(scale())["ondemand"]
-        assert (pool["desired"], pool["victims"], ids(pool)) == (2, [], first)
+        registered, desired = run_workflow_while_scaling(kube, scale, tmp_path)
+        first = sorted(registered)
+        nodes = [registered[i] for i in first]
+        # From zero, the pool grows with the waiting pods: one node for the root job, a second for the two squares the
+        # first cannot hold; every instance it asked for registered a node, where Toil's pods ran.
+        assert desired == [1, 2] and len(first) == 2, (desired, registered)
+        assert kube.objects("jobs") == [] and kube.objects("pods") == []  # Toil deleted its Jobs, and so their pods
 
-        # Tuesday: the jobs are done; the idle nodes get their timer on the node, then are drained and terminated.
-        finish_jobs(kube)
-        scale(scale_down_idle_seconds=1)
+        # Tuesday: the idle nodes get their timer on the node (the default idle time has not passed: kept), then, past
+        # the idle time, are drained and terminated.
+        pool = by_pool(scale())["ondemand"]
+        assert (pool["desired"], pool["victims"], ids(pool)) == (len(first), [], first), pool
         assert all(kube.get("nodes", node)["metadata"]["annotations"].get("toil.cluster/idle-since") for node in nodes)
         time.sleep(2)
         pool = by_pool(scale(scale_down_idle_seconds=1))["ondemand"]
@@ -81,9 +130,15 @@ def test_a_clusters_week(aws, kube, run_playbook, key_pair, aws_calls, tmp_path)
         assert all(kube.get("nodes", node) is None for node in nodes)
         assert set(states(ec2, first).values()) == {"terminated"}
 
-        # Wednesday: new work; the pool grows back from zero with new instances (a new token, not the old answer).
+        # Wednesday: new work; the leader's timer and an AWX schedule start at the same moment: exactly one acts and
+        # the other stops naming the holder of the Lease. The pool grows back from zero with new instances (a new
+        # token, not the old answer).
         wednesday = toil_jobs(kube, "call", 2)
-        pool = by_pool(scale())["ondemand"]
+        launches = aws_calls.count("RunInstances")
+        acted, stopped = scalers_at_once(run_playbook, tmp_path, aws_calls, kubeconfig=kube.kubeconfig, pools=POOL)
+        assert f"is held by {acted['lease']['holder']}" in stopped["msg"] and "changed nothing" in stopped["msg"], stopped["msg"]
+        assert aws_calls.count("RunInstances") == launches + 1
+        pool = by_pool(acted)["ondemand"]
         second = ids(pool)
         assert pool["desired"] == 2 and len(second) == 2 and not set(second) & set(first), pool
         assert set(states(ec2, second).values()) <= {"pending", "running"}

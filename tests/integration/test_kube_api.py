@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from ansible_collections.toil.cluster.plugins.module_utils import kube_client, kube_demand, kube_drain
 from harness import kube_api as kube_api_module
 from harness.kube_api import KubeApi, make_certificates
+from harness.kube_pod_runner import PodRunner
 from harness.paths import TOIL_PYTHON
 
 TOIL_SAFE_TO_EVICT = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
@@ -406,3 +407,53 @@ def test_toil_kubernetes_batch_system_submits_to_the_stand_in(api, tmp_path):
     assert pods[0]["metadata"]["annotations"] == TOIL_SAFE_TO_EVICT
     # One pending group: 1 core, and memory and disk of 10^9 bytes each plus Toil's 512 MiB.
     assert [(g.count, g.request.cpu, g.request.memory, g.request.disk) for g in groups] == [(1, 1000, 10**9 + 2**29, 10**9 + 2**29)]
+
+
+def command_job(api, name, command, cpu="1", spot_not_allowed=False):
+    """A Job whose pod runs ``command`` (as Toil's run ``_toil_contained_executor``), 1 CPU and 1 GiB requested."""
+    resources = {"cpu": cpu, "memory": "1Gi"}
+    spec = {"restartPolicy": "Never", "containers": [{"name": "runner-container", "image": "x", "command": command, "resources": {"requests": resources}}]}
+    if spot_not_allowed:
+        term = {"matchExpressions": [{"key": "eks.amazonaws.com/capacityType", "operator": "NotIn", "values": ["SPOT"]}]}
+        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+    api.create("jobs", {"metadata": {"name": name}, "spec": {"backoffLimit": 0, "template": {"spec": spec}}})
+    return next(p["metadata"]["name"] for p in api.objects("pods") if p["metadata"]["labels"].get("job-name") == name)
+
+
+def wait_for(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_the_pod_runner_schedules_runs_and_reports_as_the_scheduler_kubelet_and_job_controller(api):
+    """harness.kube_pod_runner, which runs the real Toil's pods in test_cluster_week.py, against the stand-in: a pod
+    goes only to a node it fits (requests against what runs there, required node affinity, no cordoned node, no
+    control plane); its command runs; the pod and its Job end as the kubelet and the job controller report them."""
+    allocatable = {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "10Gi", "pods": "110"}
+    # Named so that each node the runner must refuse comes before the one it must take (it takes the first that fits).
+    api.add_node("a-control-plane", labels={"node-role.kubernetes.io/control-plane": ""}, allocatable=allocatable)
+    api.add_node("b-spot", labels={"eks.amazonaws.com/capacityType": "SPOT"}, allocatable=allocatable)
+    api.add_node("c-cordoned", allocatable=allocatable, unschedulable=True)
+    api.add_node("d-not-ready", allocatable=allocatable, ready=False)
+    api.add_node("e-small", allocatable=allocatable)
+    with PodRunner(api, path=[]) as runner:
+        ok = command_job(api, "ok", ["sh", "-c", "echo done; sleep 1"], spot_not_allowed=True)
+        fails = command_job(api, "fails", ["sh", "-c", "echo broken >&2; exit 3"], spot_not_allowed=True)
+        waits = command_job(api, "waits", ["true"], spot_not_allowed=True)  # 1 more CPU: e-small is full until one ends
+        wait_for(lambda: api.get("jobs", "ok")["status"].get("succeeded") == 1 and api.get("jobs", "fails")["status"].get("failed") == 1)
+        wait_for(lambda: api.get("jobs", "waits")["status"].get("succeeded") == 1)  # ran once e-small had room
+        assert [runner.placements[pod] for pod in (ok, fails, waits)] == ["e-small"] * 3
+        pod = api.get("pods", fails)
+        terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert (pod["status"]["phase"], terminated["exitCode"], terminated["reason"]) == ("Failed", 3, "Error")
+        failed = api.get("jobs", "fails")["status"]
+        assert [(c["type"], c["reason"]) for c in failed["conditions"]] == [("Failed", "BackoffLimitExceeded")] and "completionTime" not in failed
+        assert api.get("pods", ok)["status"]["phase"] == "Succeeded" and "completionTime" in api.get("jobs", "ok")["status"]
+        logs = client.CoreV1Api(kube_config.new_client_from_config(api.kubeconfig)).read_namespaced_pod_log(fails, "default")
+        assert logs == "broken\n"
+        big = command_job(api, "big", ["true"], cpu="3")  # no node has 3 CPUs: it stays Pending, Unschedulable
+        time.sleep(1)
+        assert big not in runner.placements and api.get("pods", big)["status"]["phase"] == "Pending"
+    assert runner.errors == []

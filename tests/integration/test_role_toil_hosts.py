@@ -40,6 +40,7 @@ from harness.hosts import podman_hosts, role_hosts
 from harness.hosts.role_hosts import ansible_env, assert_converged_then_unchanged, base_env, failures
 from harness.paths import REPO
 from harness.playbooks import PlaybookResult, run_ansible_playbook
+from harness.toil_workflows import SQUARES
 
 pytestmark = pytest.mark.hosts  # podman test hosts: one at a time, not in `make check`
 
@@ -99,36 +100,6 @@ outputs:
   greeting:
     type: stdout
 """
-WORKFLOW = '''\
-"""Squares of 1..4 in child jobs, summed by a follow-on: the sum is written to the file given."""
-import sys
-
-from toil.common import Toil
-from toil.job import Job
-
-
-def square(job, n):
-    return n * n
-
-
-def total(job, values, out):
-    with open(out, "w") as stream:
-        stream.write(str(sum(values)))
-    return sum(values)
-
-
-def root(job, out):
-    children = [job.addChildJobFn(square, n).rv() for n in range(1, 5)]
-    return job.addFollowOnJobFn(total, children, out).rv()
-
-
-if __name__ == "__main__":
-    parser = Job.Runner.getDefaultArgumentParser()
-    parser.add_argument("--out", required=True)
-    options = parser.parse_args()
-    with Toil(options) as workflow:
-        print("result", workflow.start(Job.wrapJobFn(root, options.out)))
-'''
 FLAKY_WORKFLOW = '''\
 """One job that fails until the file given exists."""
 import os
@@ -323,7 +294,7 @@ def test_run_workflow_runs_toil_as_the_login_user_and_a_failed_run_resumes_with_
     playbook reports it from the controller and cleans it. Then a failing one: the play fails, the store is kept, and
     once the cause is fixed ``restart`` resumes it to success."""
     workflow = tmp_path / "squares.py"
-    workflow.write_text(WORKFLOW)
+    workflow.write_text(SQUARES)
     store = f"aws:{REGION}:lab-squares"
     result = run_workflow(workflow, store, toil_options=["--clean", "never", "--maxCores", "1"], workflow_args=["--out", f"{remote_dir(store)}/sum.txt"])
     report = result.task("Report")["msg"]
@@ -377,7 +348,7 @@ def test_a_kubernetes_run_reaches_the_api_and_the_old_kubeconfig_does_not(leader
     the PermissionError its _api() does not catch (it catches only ConfigException)."""
     # At most 30 s (the first request comes within seconds): the stand-in answers like a cluster with metrics-server,
     # and no kubelet runs the job's pod, so the good run waits for it until the timeout stops it.
-    leader.host.sh(f"cat > /home/admin/squares.py <<'EOF'\n{WORKFLOW}EOF\nchown admin: /home/admin/squares.py")
+    leader.host.sh(f"cat > /home/admin/squares.py <<'EOF'\n{SQUARES}EOF\nchown admin: /home/admin/squares.py")
     run = "cd ~ && timeout 30 python squares.py file:$HOME/{store} --batchSystem kubernetes --out $HOME/{store}.txt > {store}.log 2>&1; echo rc=$?"
     seen = len(leader.api_requests())
     old = leader.login_shell("export KUBECONFIG=/etc/kubernetes/admin.conf; " + run.format(store="k8s-old"), check=False)

@@ -8,13 +8,12 @@ fixture (a fresh stand-in with the leader's node) from conftest.py.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from harness.kube_workloads import POOL_LABEL, pods_of, register_node, register_nodes, run_pods_on, toil_job
-from harness.toil_scaler_runs import CLUSTER, ZONE, by_pool, localhost_play, run_scaler, scaler_cluster
+from harness.toil_scaler_runs import CLUSTER, by_pool, run_scaler, scaler_cluster, scalers_at_once
 
 
 @pytest.fixture
@@ -127,25 +126,9 @@ def test_dead_nodes_go_idle_timers_live_on_the_nodes_and_one_scaler_acts_at_a_ti
     # Two runs start at the same moment for the same pending pods: exactly one acts, the other names the holder.
     for index in range(2):
         toil_job(kube, f"admin-toil-merge-{index}", 1.5, 2 * 2**30, preemptible=False)
-    aws_calls.hold("RunInstances", 8)  # the winner holds its Lease while it launches
-    options = {"cluster": CLUSTER, "zone": ZONE, "pools": [{"name": "ondemand", "node_types": "m5.large", "min_size": 0, "max_size": 4}]}
-    options.update(kubeconfig=kube.kubeconfig, beta_inertia=0.0, lease_wait=0)
-    results = {}
-
-    def scaler(name):
-        play = localhost_play([{"name": "scale", "toil.cluster.toil_scaler": {**options, "state_path": str(tmp_path / name / "state.json")}}])
-        results[name] = run_playbook(play, env=aws_calls.env, expect_rc=None).task("scale")
-
-    threads = [threading.Thread(target=scaler, args=(name,)) for name in ("timer", "schedule")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    aws_calls.release("RunInstances")
-    acted = [r for r in results.values() if not r.get("failed")]
-    stopped = [r for r in results.values() if r.get("failed")]
-    assert len(acted) == 1 and len(stopped) == 1, results
-    assert by_pool(acted[0])["ondemand"]["desired"] == 2 and len(by_pool(acted[0])["ondemand"]["instances"]) == 2
-    assert f"Lease kube-system/toil-scaler-{CLUSTER} is held by {acted[0]['lease']['holder']}" in stopped[0]["msg"]
-    assert "changed nothing" in stopped[0]["msg"]
+    pools = [{"name": "ondemand", "node_types": "m5.large", "min_size": 0, "max_size": 4}]
+    acted, stopped = scalers_at_once(run_playbook, tmp_path, aws_calls, kubeconfig=kube.kubeconfig, pools=pools)
+    assert by_pool(acted)["ondemand"]["desired"] == 2 and len(by_pool(acted)["ondemand"]["instances"]) == 2
+    assert f"Lease kube-system/toil-scaler-{CLUSTER} is held by {acted['lease']['holder']}" in stopped["msg"]
+    assert "changed nothing" in stopped["msg"]
     assert aws_calls.count("RunInstances") == 1
