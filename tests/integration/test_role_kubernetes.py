@@ -107,13 +107,24 @@ class Cluster:
     repo: kube_double_repo.KubeDoubleRepo
     inventory: Path
     runs: list[PlaybookResult] = field(default_factory=list)
+    calls_before_rebuild: dict[str, int] = field(default_factory=dict)  # kubeadm calls per host before the fourth run
+    old_ca: str = ""  # the first control plane's CA certificate (PEM)
 
     def host(self, name: str) -> podman_hosts.Host:
         return self.lab.hosts[name]
 
-    def kubeadm_calls(self, name: str) -> list[list[str]]:
+    def all_kubeadm_calls(self, name: str) -> list[list[str]]:
         text = self.host(name).sh("cat /var/log/kube-double/kubeadm.log 2>/dev/null || true")
         return [line.split("\t")[1:] for line in text.splitlines() if line]
+
+    def kubeadm_calls(self, name: str) -> list[list[str]]:
+        """The calls of the first three runs (the cluster's first control plane)."""
+        calls = self.all_kubeadm_calls(name)
+        return calls[: self.calls_before_rebuild.get(name, len(calls))]
+
+    def kubeadm_calls_of_rebuild(self, name: str) -> list[list[str]]:
+        """The calls after the first control plane was reset, until the end of the fourth run."""
+        return self.all_kubeadm_calls(name)[self.calls_before_rebuild[name] :]
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +141,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster, None
         inventory = lab.inventory(ec2_groups([WORKER, SPOT]))
         cluster = Cluster(lab, repo, inventory)
         overrides: dict[str, Any] = repo.role_vars(REPO_MOUNT)
-        for run in ("first", "second", "late-worker"):
+        for run in ("first", "second", "late-worker", "rebuilt"):
             if run == "late-worker":  # a worker added to a running cluster: only it joins
                 lab.start([LATE], HOSTVARS)
                 inventory = lab.inventory(ec2_groups([WORKER, SPOT, LATE]))
+            if run == "rebuilt":  # the control plane is rebuilt at the same address: a new cluster CA
+                cluster.calls_before_rebuild = {name: len(cluster.all_kubeadm_calls(name)) for name in (LEADER, WORKER, SPOT, LATE)}
+                cluster.old_ca = cluster.host(LEADER).read("/etc/kubernetes/pki/ca.crt")
+                cluster.host(LEADER).sh("kubeadm reset -f >/dev/null")
             run_dir = workdir / f"converge-{run}"
             control_dirs.append(run_dir / "cp")
             env = {"ANSIBLE_SSH_CONTROL_PATH_DIR": podman_hosts.control_path_dir(control_dirs[-1])}
@@ -165,13 +180,32 @@ def test_second_converge_changes_nothing(cluster: Cluster) -> None:
 
 
 def test_a_late_worker_joins_and_the_others_are_untouched(cluster: Cluster) -> None:
-    assert len(cluster.runs) == 3, "an earlier converge failed"
+    assert len(cluster.runs) >= 3, "an earlier converge failed"
     late = cluster.runs[2]
     assert late.rc == 0, late.describe()
     changed = {host: stats["changed"] for host, stats in late.stats.items()}
     assert changed[LATE] > 0
     assert {h: c for h, c in changed.items() if h != LATE} == {LEADER: 0, WORKER: 0, SPOT: 0}, changed
     assert [c for c in cluster.kubeadm_calls(LATE) if c[:1] == ["join"]] == [["join", "--config", "/etc/kubernetes/kubeadm-join.yaml"]]
+
+
+def test_a_control_plane_rebuilt_at_the_same_address_has_every_worker_reset_and_rejoin(cluster: Cluster) -> None:
+    """The API server's address is the same, its CA is not (as for a replacement leader given the lost one's private
+    IP): each worker's kubelet.conf names the right server under a CA that no longer exists, so it is reset and joins
+    again, with the new CA's hash pinned (the double's join checks it against the CA the control plane serves)."""
+    assert len(cluster.runs) == 4, "an earlier converge failed"
+    rebuilt = cluster.runs[3]
+    assert rebuilt.rc == 0, rebuilt.describe()
+    new_ca = cluster.host(LEADER).read("/etc/kubernetes/pki/ca.crt")
+    assert new_ca != cluster.old_ca
+    assert [c[0] for c in cluster.kubeadm_calls_of_rebuild(LEADER) if c[:1] in (["init"], ["reset"])] == ["reset", "init"]  # the test, the role
+    server = f"https://{cluster.host(LEADER).address}:6443"
+    for name in (WORKER, SPOT, LATE):
+        calls = [c[:2] for c in cluster.kubeadm_calls_of_rebuild(name) if c[:1] != ["config"]]  # config validate: the template's check
+        assert calls == [["reset", "-f"], ["join", "--config"]], (name, calls)
+        kubelet_conf = yaml.safe_load(cluster.host(name).read("/etc/kubernetes/kubelet.conf"))["clusters"][0]["cluster"]
+        assert kubelet_conf["server"] == server
+        assert base64.b64decode(kubelet_conf["certificate-authority-data"]).decode() == new_ca, name
 
 
 @pytest.mark.parametrize("name", [LEADER, WORKER, SPOT])
