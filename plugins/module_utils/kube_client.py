@@ -10,10 +10,12 @@ how to install it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.kube_objects import UNREAD, views
 
 try:
     from kubernetes import client as k8s_client
@@ -43,6 +45,15 @@ else:
     KUBERNETES_IMPORT_ERROR = None
 
 LIST_PAGE_SIZE = 500
+UNFINISHED_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+# What the scaler never reads of a pod (kube_demand, kube_pods), left out as each page is decoded (Toil's command
+# alone, a pickled job, is often most of a pod). kube_objects.UNREAD stands in its place, and a view refuses to
+# read it: code that comes to read one of these fails at once instead of finding nothing.
+UNREAD_POD_FIELDS = {
+    "spec": ("volumes", "tolerations"),
+    "status": ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"),
+}
+UNREAD_CONTAINER_FIELDS = ("command", "args", "env", "envFrom", "volumeMounts", "volumeDevices", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle")
 
 
 class KubeError(ToilInputError):
@@ -105,31 +116,85 @@ def api_message(error):
     return f"{status} {getattr(error, 'reason', '') or ''}: {message}".strip().rstrip(":")
 
 
-def list_all(method, **kwargs):
-    """Every item of a list call (``list_node``, ``list_pod_for_all_namespaces``...), page by page.
+def _model_page(method, **kwargs):
+    page = method(**kwargs)
+    return list(page.items or ()), (getattr(page.metadata, "_continue", None) if page.metadata else None)
 
-    As client-go's pager (tools/pager, FullListIfExpired): when the API server has compacted away the revision a
+
+def prune_pod(pod):
+    """The pod (decoded JSON) without what the scaler never reads (``UNREAD_POD_FIELDS``), in place."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    for part, fields in ((spec, UNREAD_POD_FIELDS["spec"]), (status, UNREAD_POD_FIELDS["status"])):
+        for field in fields:
+            if field in part:
+                part[field] = UNREAD
+    for containers in (spec.get("containers"), spec.get("initContainers"), spec.get("ephemeralContainers")):
+        for container in containers or ():
+            for field in UNREAD_CONTAINER_FIELDS:
+                if field in container:
+                    container[field] = UNREAD
+    return pod
+
+
+def _json_page(method, prune=None, **kwargs):
+    """A page as the API sent it: the client decodes nothing (``_preload_content=False``), and each item's
+    ``metadata.managedFields`` (server-side apply's bookkeeping, often half an object) is dropped at once, as is
+    what ``prune`` leaves out."""
+    response = method(_preload_content=False, **kwargs)
+    try:
+        body = json.loads(response.data)
+    except ValueError as error:
+        raise KubeError(f"The Kubernetes API answered with something that is not JSON: {error}") from None
+    finally:
+        response.release_conn()
+    items = body.get("items") or []
+    for item in items:
+        (item.get("metadata") or {}).pop("managedFields", None)
+        if prune is not None:
+            prune(item)
+    return items, (body.get("metadata") or {}).get("continue")
+
+
+def _paged(read_page, method, **kwargs):
+    """As client-go's pager (tools/pager, FullListIfExpired): when the API server has compacted away the revision a
     continue token reads (410 Gone, reason Expired), the list is read again in one piece, without pages."""
     items = []
     token = None
     while True:
         try:
-            page = method(limit=LIST_PAGE_SIZE, _continue=token, **kwargs) if token else method(limit=LIST_PAGE_SIZE, **kwargs)
+            paging = {"limit": LIST_PAGE_SIZE, "_continue": token} if token else {"limit": LIST_PAGE_SIZE}
+            page, token_after = read_page(method, **paging, **kwargs)
         except ApiException as error:
             if token is None or error.status != 410:
                 raise
-            return list(method(**kwargs).items or ())
-        items.extend(page.items or ())
-        token = getattr(page.metadata, "_continue", None) if page.metadata else None
+            return read_page(method, **kwargs)[0]
+        items.extend(page)
+        token = token_after
         if not token:
             return items
 
 
+def list_all(method, **kwargs):
+    """Every item of a list call (``list_node``, ``list_pod_for_all_namespaces``...), page by page, as model objects."""
+    return _paged(_model_page, method, **kwargs)
+
+
+def list_all_json(method, prune=None, **kwargs):
+    """Every item of a list call, page by page, as the decoded JSON objects (no model objects: kube_objects.py),
+    each passed through ``prune`` (``prune_pod``) as its page is decoded."""
+    return _paged(functools.partial(_json_page, prune=prune), method, **kwargs)
+
+
 def read_cluster(core_v1):
-    """``(pods, nodes)``: every pod of every namespace and every node, as lists of V1Pod / V1Node (listed by pages)."""
+    """``(pods, nodes)``: the pods of every namespace that have not ended and every node, listed by pages, as views
+    of V1Pod / V1Node over the JSON (kube_objects.py). Finished pods (Succeeded, Failed) hold nothing and wait for
+    nothing, so the API server leaves them out (a field selector every API server supports for pods); of each pod,
+    what the scaler never reads is left out as its page is decoded (``prune_pod``)."""
     try:
-        return list_all(core_v1.list_pod_for_all_namespaces), list_all(core_v1.list_node)
+        pods = list_all_json(core_v1.list_pod_for_all_namespaces, prune=prune_pod, field_selector=UNFINISHED_PODS)
+        nodes = list_all_json(core_v1.list_node)
     except ApiException as error:
         raise KubeError(f"The Kubernetes API refused to list pods and nodes: {api_message(error)}") from None
     except Urllib3HTTPError as error:
         raise KubeError(f"Cannot reach the Kubernetes API: {error}") from None
+    return views(pods, "V1Pod"), views(nodes, "V1Node")

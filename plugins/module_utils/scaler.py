@@ -25,6 +25,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.kube_client import Ap
 from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import IDLE_SINCE_ANNOTATION, match_instances, read_demand
 from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import drain_nodes
 from ansible_collections.toil.cluster.plugins.module_utils.kube_lease import FileLock, KubeLease, coordination_client
+from ansible_collections.toil.cluster.plugins.module_utils.kube_objects import cycle_collector_paused
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import GONE_STATES, cluster_instances, refresh
@@ -444,8 +445,10 @@ def read_pods_and_nodes(settings, state, warn, ec2=None, clients=None):
         pods, nodes = normalize_demand(settings.demand)
         return Observed(pods, nodes)
     core_v1, policy_v1 = clients or load_clients(settings.kubeconfig, settings.context)
-    listed_pods, listed_nodes = read_cluster(core_v1)
-    pods, workers, _timers = read_demand(listed_pods, listed_nodes, now_utc(), state.pop("idle_since", None) or {})
+    with cycle_collector_paused():
+        listed_pods, listed_nodes = read_cluster(core_v1)
+        pods, workers, _timers = read_demand(listed_pods, listed_nodes, now_utc(), state.pop("idle_since", None) or {})
+        del listed_pods, listed_nodes  # freed here, by reference counting
     instances = cluster_instances(ec2, settings.cluster) if ec2 is not None else []
     gone_ids = gone_instance_ids(ec2, workers, instances) if ec2 is not None else set()
     workers, gone = match_instances(workers, instances, gone_ids)

@@ -113,6 +113,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import copy
 import datetime
 import http.server
@@ -514,18 +515,19 @@ class Store:
         versions = self.history[resource.plural].get((namespace or "", name))
         return copy.deepcopy(versions[-1][1]) if versions and versions[-1][1] is not None else None
 
-    def at(self, resource, revision):
-        """Every object of a kind at ``revision``, sorted by key."""
+    def at(self, resource, revision, after=None):
+        """Every object of a kind at ``revision``, sorted by key; with ``after``, only those whose key follows it."""
+        history = self.history[resource.plural]
+        keys = sorted(history)
         found = []
-        for key, versions in self.history[resource.plural].items():
-            obj = None
+        for key in keys[bisect.bisect_right(keys, after) :] if after is not None else keys:
+            versions, obj = history[key], None
             for written, value in versions:
                 if written > revision:
                     break
                 obj = value
             if obj is not None:
                 found.append((key, obj))
-        found.sort(key=lambda item: item[0])
         return found
 
     def get(self, resource, namespace, name):
@@ -560,18 +562,17 @@ class Store:
             items = []
             remaining = 0
             next_key = None
-            for key, obj in self.at(resource, revision):
+            for key, obj in self.at(resource, revision, after=start):
                 if namespace and key[0] != namespace:
-                    continue
-                if start is not None and key <= start:
                     continue
                 if not labels_match(labels, obj["metadata"].get("labels") or {}) or not fields_match(fields, obj):
                     continue
                 if limit and len(items) >= limit:
                     remaining += 1
                     continue
-                item = self._served(resource, copy.deepcopy(obj))
-                del item["apiVersion"], item["kind"]  # list items carry no TypeMeta, as the real server's
+                # A stored version is never changed in place (writes store deep copies): a shallow copy serves it.
+                # List items carry no TypeMeta, as the real server's.
+                item = self._served(resource, {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")})
                 items.append(item)
                 next_key = key
             metadata = {"resourceVersion": str(revision)}

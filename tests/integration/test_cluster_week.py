@@ -74,10 +74,12 @@ def run_workflow_while_scaling(kube, scale, tmp_path):
     instances it launches register their nodes. Returns ({instance ID: node name}, the desired size of each run)."""
     (tmp_path / "squares.py").write_text(SQUARES)
     (tmp_path / "work").mkdir()
+    (tmp_path / "meet").mkdir()
     env = {**os.environ, "KUBECONFIG": kube.kubeconfig, "TOIL_KUBERNETES_OWNER": "admin", "HOME": str(tmp_path)}
     command = [str(TOIL_PYTHON), "squares.py", "file:store", "--batchSystem", "kubernetes", "--workDir", str(tmp_path / "work")]
-    # Squares of 6 s: two hold an m5.large, so two of the four wait for a second node.
-    command += ["--out", str(tmp_path / "squares.txt"), "--square-seconds", "6", "--clean", "always"]
+    # Two squares hold an m5.large and the four wait for each other (--meet), so two of them wait for a second node,
+    # however slowly the machine runs.
+    command += ["--out", str(tmp_path / "squares.txt"), "--meet", str(tmp_path / "meet"), "--clean", "always"]
     registered, desired, waiting_since = {}, [], {}
     with PodRunner(kube, path=[TOIL_PYTHON.parent]) as kubelets, open(tmp_path / "toil.log", "w") as log:
         toil = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -115,8 +117,9 @@ def test_a_clusters_week(aws, kube, run_playbook, key_pair, aws_calls, tmp_path)
         first = sorted(registered)
         nodes = [registered[i] for i in first]
         # From zero, the pool grows with the waiting pods: one node for the root job, a second for the two squares the
-        # first cannot hold; every instance it asked for registered a node, where Toil's pods ran.
-        assert desired == [1, 2] and len(first) == 2, (desired, registered)
+        # first cannot hold (a later run while their pods are being bound keeps 2); every instance it asked for
+        # registered a node, where Toil's pods ran.
+        assert desired[:2] == [1, 2] and set(desired[2:]) <= {2} and len(first) == 2, (desired, registered)
         assert kube.objects("jobs") == [] and kube.objects("pods") == []  # Toil deleted its Jobs, and so their pods
 
         # Tuesday: the idle nodes get their timer on the node (the default idle time has not passed: kept), then, past

@@ -334,6 +334,8 @@ def test_collection_reads_demand_and_drains(api):
     assert by_name["busy"].instance_id == "i-0123456789abcdef1" and not by_name["busy"].safe_to_evict and by_name["busy"].requested.cpu == 1000
     assert by_name["ip-10-0-0-5.us-west-2.compute.internal"].pool == "spot" and list(idle) == ["ip-10-0-0-5.us-west-2.compute.internal"]
     assert sum(1 for r in api.requests if r.path in ("/api/v1/pods", "/api/v1/nodes") and r.query.get("limit") == "500") == 2
+    (pod_listing,) = [r for r in api.requests if r.path == "/api/v1/pods"]
+    assert pod_listing.query.get("fieldSelector") == "status.phase!=Succeeded,status.phase!=Failed"  # finished pods stay on the server
 
     with pytest.raises(kube_drain.DrainRefusedError, match="safe-to-evict"):
         kube_drain.drain_node(core_v1, "busy", 10, policy_v1=policy_v1)

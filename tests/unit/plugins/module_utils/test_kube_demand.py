@@ -12,6 +12,7 @@ No API server runs here: every object is the kubernetes client's own model, dese
 from __future__ import annotations
 
 import copy
+import gc
 import importlib.util
 import json
 import os
@@ -31,9 +32,10 @@ from kubernetes.config import incluster_config
 
 from ansible_collections.toil.cluster.plugins.module_utils import kube_client, kube_demand
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.kube_client import KubeError, load_clients, read_cluster
+from ansible_collections.toil.cluster.plugins.module_utils.kube_client import KubeError, load_clients, prune_pod, read_cluster
 from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import demand_from_kubernetes, instance_id, may_use_spot, pod_request
 from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import DrainError, DrainRefusedError, drain_node
+from ansible_collections.toil.cluster.plugins.module_utils.kube_objects import UNREAD, ModelView, UnreadField, cycle_collector_paused, views
 from ansible_collections.toil.cluster.plugins.module_utils.quantities import format_bytes, format_cpu
 
 REPO = Path(__file__).resolve().parents[4]
@@ -50,10 +52,15 @@ API = client.ApiClient()
 
 
 class FakeResponse:
-    """What ApiClient.deserialize reads: the HTTP body as ``data``."""
+    """What ApiClient.deserialize reads, and what a call with ``_preload_content=False`` returns (urllib3's
+    HTTPResponse): the HTTP body as ``data``."""
 
     def __init__(self, data):
-        self.data = json.dumps(data)
+        self.data = json.dumps(data).encode()
+        self.released = False
+
+    def release_conn(self):
+        self.released = True
 
 
 def digits(text, count):
@@ -1061,8 +1068,15 @@ class FakeCoreV1:
             if when <= self.lists:
                 self.pods.append(pod)
                 self.arrivals.remove((when, pod))
-        node = field_selector.split("=", 1)[1] if field_selector else None
-        items = [p for p in self.pods if node is None or p["spec"].get("nodeName") == node]
+        node = None
+        for requirement in (field_selector or "").split(","):  # the two selectors the callers send
+            if requirement.startswith("spec.nodeName="):
+                node = requirement.split("=", 1)[1]
+            elif requirement:
+                assert requirement in ("status.phase!=Succeeded", "status.phase!=Failed"), requirement
+        unfinished = "status.phase!=" in (field_selector or "")
+        items = [p for p in self.pods if (node is None or p["spec"].get("nodeName") == node)]
+        items = [p for p in items if not (unfinished and p["status"].get("phase") in ("Succeeded", "Failed"))]
         for pod in list(items):
             uid = pod["metadata"]["uid"]
             if uid in self.countdown and node is not None:
@@ -1072,16 +1086,16 @@ class FakeCoreV1:
                     items.remove(pod)
         return items
 
-    def list_pod_for_all_namespaces(self, limit=None, _continue=None, field_selector=None):
+    def list_pod_for_all_namespaces(self, limit=None, _continue=None, field_selector=None, _preload_content=True):
         self.calls.append(("list_pod_for_all_namespaces", field_selector, _continue))
         items = self._pods_now(field_selector) if _continue is None else self._pending_page
-        return self._page(items, _continue, "PodList", "V1PodList")
+        return self._page(items, _continue, "PodList", "V1PodList", _preload_content)
 
-    def list_node(self, limit=None, _continue=None):
+    def list_node(self, limit=None, _continue=None, _preload_content=True):
         self.calls.append(("list_node", None, _continue))
-        return self._page(list(self.nodes.values()), _continue, "NodeList", "V1NodeList")
+        return self._page(list(self.nodes.values()), _continue, "NodeList", "V1NodeList", _preload_content)
 
-    def _page(self, items, token, kind, model_kind):
+    def _page(self, items, token, kind, model_kind, preload=True):
         start = int(token or 0)
         size = self.page_size or len(items) or 1
         page = items[start : start + size]
@@ -1089,7 +1103,8 @@ class FakeCoreV1:
         if start + size < len(items):
             metadata["continue"] = str(start + size)
             self._pending_page = items
-        return model({"apiVersion": "v1", "kind": kind, "metadata": metadata, "items": page}, model_kind)
+        body = {"apiVersion": "v1", "kind": kind, "metadata": metadata, "items": copy.deepcopy(page)}
+        return model(body, model_kind) if preload else FakeResponse(body)  # _preload_content=False: the HTTP response
 
     def read_node(self, name):
         self.calls.append(("read_node", name))
@@ -1203,10 +1218,12 @@ def drain(fake, timeout=60, policy=None, clock=None):
 def test_read_cluster_lists_every_page(page_size):
     fake = FakeCoreV1([make_node(NODE_A), make_node(NODE_B)], node_a_pods(), page_size=page_size)
     pods, nodes = read_cluster(fake)
-    assert [p.metadata.name for p in pods] == [p["metadata"]["name"] for p in node_a_pods()]
-    assert all(isinstance(p, client.V1Pod) for p in pods)
+    # every pod but the finished one (old-job-x1), left out by the API server through the field selector
+    assert [p.metadata.name for p in pods] == [p["metadata"]["name"] for p in node_a_pods() if p["metadata"]["name"] != "old-job-x1"]
+    assert all(isinstance(p, ModelView) for p in pods)
     assert [n.metadata.name for n in nodes] == [NODE_A, NODE_B]
-    assert fake.names().count("list_pod_for_all_namespaces") == (1 if page_size is None else 4)
+    assert fake.names().count("list_pod_for_all_namespaces") == (1 if page_size is None else 3)
+    assert {c[1] for c in fake.calls if c[0] == "list_pod_for_all_namespaces"} == {"status.phase!=Succeeded,status.phase!=Failed"}
     demand, _idle_since = demand_from_kubernetes(pods, nodes, NOW, {})
     assert [n["name"] for n in demand["nodes"]] == [NODE_A, NODE_B]
 
@@ -1394,3 +1411,89 @@ def test_drain_fails_clearly_on_another_api_error():
     ):
         drain(fake)
     assert "delete_node" not in fake.names()
+
+
+# ----------------------------------------------------------------------------- JSON views (kube_objects.py)
+
+
+def _corpus():
+    """Pods and nodes as the API returns them, covering every field the demand reads (and more)."""
+    pods = [toil_pod(job, "x7k2p", state) for job in TOIL_JOBS for state in ("unschedulable", "gated", "nominated", "new", "creating", "running")]
+    pods += node_a_pods() + [
+        make_pod("sidecars", init_containers=({"cpu": "1", "restartPolicy": "Always"}, {"cpu": "2"}), overhead={"cpu": "250m"}),
+        make_pod("pod-level", pod_resources={"cpu": "3", "memory": "1Gi"}, node_selector={"eks.amazonaws.com/capacityType": "ON_DEMAND"}),
+        make_pod("leaving", state="running", node=NODE_B, deleting=True, annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}),
+    ]
+    nodes = [make_node(NODE_A), make_node(NODE_B, provider_id="", ephemeral=False, unschedulable=True, spot=False)]
+    nodes.append(make_node(LEADER, instance="i-0fedcba9876543210", pool=None, spot=False, control_plane=True))
+    return pods, nodes
+
+
+def _same(modelled, viewed, where):
+    """The view answers every attribute of the model, recursively, with the same value."""
+    if isinstance(modelled, list):
+        assert isinstance(viewed, list) and len(viewed) == len(modelled), where
+        for index, (a, b) in enumerate(zip(modelled, viewed, strict=True)):
+            _same(a, b, f"{where}[{index}]")
+    elif hasattr(modelled, "attribute_map"):
+        assert isinstance(viewed, ModelView), where
+        for name in modelled.attribute_map:
+            _same(getattr(modelled, name), getattr(viewed, name), f"{where}.{name}")
+    else:
+        assert viewed == modelled and type(viewed) is type(modelled), (where, viewed, modelled)
+
+
+@pytest.mark.parametrize("index", range(len(_corpus()[0]) + len(_corpus()[1])))
+def test_a_json_view_answers_every_attribute_as_the_clients_model(index):
+    objects = [(p, "V1Pod") for p in _corpus()[0]] + [(n, "V1Node") for n in _corpus()[1]]
+    data, kind = objects[index]
+    _same(model(data, kind), ModelView(copy.deepcopy(data), kind), kind)
+
+
+@pytest.mark.parametrize("pruned", [False, True], ids=["whole", "pruned"])
+def test_the_demand_read_from_json_views_is_the_demand_read_from_models(pruned):
+    pods, nodes = _corpus()
+    from_models = kube_demand.read_demand(pod_list(*pods), node_list(*nodes), NOW, {NODE_B: "2026-01-05T11:00:00+00:00"})
+    listed = [prune_pod(p) if pruned else p for p in copy.deepcopy(pods)]
+    from_views = kube_demand.read_demand(views(listed, "V1Pod"), views(copy.deepcopy(nodes), "V1Node"), NOW, {NODE_B: "2026-01-05T11:00:00+00:00"})
+    assert from_views == from_models
+    assert from_models[0] and from_models[1]  # the corpus has demand and workers
+
+
+def test_what_the_scaler_never_reads_is_left_out_of_a_listed_pod_and_reading_it_fails():
+    pods, nodes = _corpus()
+    fake = FakeCoreV1([copy.deepcopy(n) for n in nodes], copy.deepcopy(pods), page_size=7)
+    listed, _nodes = read_cluster(fake)
+    unread = [p for p in listed if p._data["spec"].get("volumes") is UNREAD]
+    assert unread, "the corpus has pods with volumes, and the listing leaves them out"
+    pod = unread[0]
+    assert all(c._data.get("volumeMounts") in (None, UNREAD) for c in pod.spec.containers)
+    assert pod.spec.containers[0].resources.requests  # what the scaler reads is kept
+    with pytest.raises(UnreadField, match=r"V1PodSpec.volumes \(volumes\) was left out"):
+        assert pod.spec.volumes is None  # never reached: reading raises
+    with pytest.raises(UnreadField, match=r"V1Container.volume_mounts \(volumeMounts\) was left out"):
+        assert next(c for c in pod.spec.containers if c._data.get("volumeMounts") is UNREAD).volume_mounts is None
+
+
+def test_a_json_view_like_a_model_has_none_for_absent_fields_and_refuses_unknown_names():
+    pod = ModelView({"metadata": {"name": "p", "labels": {"a": "b"}, "deletionTimestamp": "2026-01-05T11:58:03Z"}, "spec": {}}, "V1Pod")
+    assert pod.status is None and pod.spec.node_name is None and pod.spec.containers is None
+    assert pod.metadata.labels == {"a": "b"}  # a map stays a dict, not a view
+    assert pod.metadata.deletion_timestamp == datetime(2026, 1, 5, 11, 58, 3, tzinfo=UTC)
+    with pytest.raises(AttributeError, match="V1ObjectMetaView' object has no attribute 'nodeName'"):
+        assert pod.metadata.nodeName is None  # never reached: the JSON name is not the model's
+    with pytest.raises(ValueError, match="not a kubernetes model class"):
+        ModelView({}, "V1Nope")
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_cycle_collector_is_paused_while_reading_and_restored_after_even_on_error(enabled):
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.raises(KubeError), cycle_collector_paused():
+            assert not gc.isenabled()
+            raise KubeError("listing failed")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -425,9 +425,13 @@ def test_a_state_file_of_the_previous_version_keeps_its_timers_once(monkeypatch)
     listed = client.V1NodeList(
         items=[node("old"), node("annotated", annotations={IDLE_SINCE_ANNOTATION: "2026-01-05T11:55:00Z"})], metadata=client.V1ListMeta()
     )
+
+    def response(body):  # what a list call with _preload_content=False returns: the HTTP response, undecoded
+        return SimpleNamespace(data=json.dumps(API.sanitize_for_serialization(body)).encode(), release_conn=lambda: None)
+
     core = SimpleNamespace(
-        list_pod_for_all_namespaces=lambda **_kw: client.V1PodList(items=[], metadata=client.V1ListMeta()),
-        list_node=lambda **_kw: listed,
+        list_pod_for_all_namespaces=lambda **_kw: response(client.V1PodList(items=[], metadata=client.V1ListMeta())),
+        list_node=lambda **_kw: response(listed),
     )
     monkeypatch.setattr(scaler, "now_utc", lambda: NOW)
     state = {"version": 1, "idle_since": {"old": "2026-01-05T11:40:00+00:00", "annotated": "2026-01-05T11:00:00+00:00"}, "estimates": {"p": 2}}
