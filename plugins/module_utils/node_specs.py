@@ -19,25 +19,30 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements import parse_requirements
 from ansible_collections.toil.cluster.plugins.module_utils.limits import MAX_POOL_NODES, ascii_int
 
 # family[generation][attributes].size, e.g. m5.large, c7gn.16xlarge, u-6tb1.metal, mac2-m2.metal
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
 # Pool names become tag values and Kubernetes label values.
 _POOL_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_STRUCTURED_NODE_TYPE_KEYS = {"instance_types", "spot_bid"}
+_STRUCTURED_NODE_TYPE_KEYS = {"instance_types", "requirements", "spot_bid"}
 _STRUCTURED_POOL_KEYS = {"name", "node_types", "count", "min_size", "max_size"}
 
 
 @dataclass(frozen=True)
 class NodeType:
-    """Interchangeable instance types, in order of preference, and the spot bid if any."""
+    """Interchangeable instance types, in order of preference, and the spot bid if any.
+
+    Or ``requirements`` (instance_requirements.py): the types are then found when a module runs, through
+    DescribeInstanceTypes, and ``instance_types`` is empty until ``resolved`` gives them."""
 
     instance_types: tuple
     spot_bid: float = None
+    requirements: object = None  # instance_requirements.InstanceRequirements
 
     @property
     def preemptible(self):
@@ -45,17 +50,19 @@ class NodeType:
 
     @property
     def spec(self):
-        """Back to Toil's syntax: ``a/b:0.42``."""
-        types = "/".join(self.instance_types)
+        """Back to Toil's syntax: ``a/b:0.42`` (``requirements(vcpus 4-16, ...)`` before the types are found)."""
+        types = "/".join(self.instance_types) if self.instance_types else f"requirements({self.requirements.summary})"
         return types if self.spot_bid is None else f"{types}:{self.spot_bid:g}"
 
+    def resolved(self, instance_types):
+        """This node type with the types its requirements found."""
+        return replace(self, instance_types=tuple(instance_types))
+
     def as_dict(self):
-        return {
-            "instance_types": list(self.instance_types),
-            "spot_bid": self.spot_bid,
-            "preemptible": self.preemptible,
-            "spec": self.spec,
-        }
+        found = {"instance_types": list(self.instance_types), "spot_bid": self.spot_bid, "preemptible": self.preemptible, "spec": self.spec}
+        if self.requirements is not None:
+            found["requirements"] = self.requirements.as_dict()
+        return found
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,7 @@ def normalize_node_type(value):
     - Toil's syntax: ``"c5.4xlarge/c5a.4xlarge:0.42"``
     - a list of instance types (on-demand): ``[c5.4xlarge, c5a.4xlarge]``
     - a mapping: ``{instance_types: [c5.4xlarge, c5a.4xlarge], spot_bid: 0.42}``
+    - a mapping with ``requirements`` instead of ``instance_types``: ``{requirements: {vcpus: 4-16}, spot_bid: 0.42}``
     """
     if isinstance(value, NodeType):
         return value
@@ -161,7 +169,13 @@ def normalize_node_type(value):
         raise ToilInputError(f"A node type must be a string, a list of instance types or a mapping, not {value!r}.")
     unknown = sorted(set(value) - _STRUCTURED_NODE_TYPE_KEYS)
     if unknown:
-        raise ToilInputError(f"Unknown key(s) {', '.join(unknown)} in node type {value!r}: expected instance_types and spot_bid.")
+        raise ToilInputError(f"Unknown key(s) {', '.join(unknown)} in node type {value!r}: expected instance_types (or requirements) and spot_bid.")
+    if value.get("requirements") is not None:
+        if value.get("instance_types") is not None:
+            raise ToilInputError("A node type takes instance_types or requirements, not both.")
+        requirements = parse_requirements(value["requirements"])
+        bid = value.get("spot_bid")
+        return NodeType((), None if bid is None else validate_spot_bid(bid, "requirements"), requirements)
     instance_types = value.get("instance_types")
     if isinstance(instance_types, str):
         instance_types = instance_types.split("/")
@@ -280,4 +294,6 @@ def normalize_worker_pool(value):
     name = value.get("name")
     if name is not None and (not isinstance(name, str) or not _POOL_NAME.fullmatch(name)):
         raise ToilInputError(f"Worker pool name {name!r} must be lowercase letters, digits and '-' (at most 63).")
+    if name is None and not node_type.instance_types:
+        raise ToilInputError(f"Worker pool {node_type.spec} needs a name: its instance types are found only when it runs.")
     return WorkerPool(node_type, low, high, static, name)

@@ -19,12 +19,13 @@ import functools
 import hashlib
 import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError, ToilOperationError
+from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements import read_catalogue, resolve_types
 from ansible_collections.toil.cluster.plugins.module_utils.leader import instance_type_info, resolve_image
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
 from ansible_collections.toil.cluster.plugins.module_utils.node_specs import normalize_worker_pool
@@ -412,8 +413,21 @@ def pool_summary(spec, instances, desired, deficit):
     }
 
 
+def with_instance_types(ec2, spec, catalogue=None):
+    """The spec with the instance types its requirements find (instance_requirements.py) among ``catalogue``, the
+    region's types (read now when not given); a spec that lists its types is returned as it is."""
+    node_type = spec.node_type
+    if node_type.instance_types:
+        return spec
+    if catalogue is None:
+        catalogue = read_catalogue(ec2)
+    types = resolve_types(catalogue, node_type.requirements, node_type.preemptible, ec2.meta.region_name)
+    return replace(spec, pool=replace(spec.pool, node_type=node_type.resolved(types)))
+
+
 def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
     """Bring the pool to its size (or remove it). Returns (changed, pool summary, diff)."""
+    spec = with_instance_types(ec2, spec)
     context = cluster_context(ec2, spec.cluster)
     members = pool_members(ec2, spec.cluster, spec.name, context.leader["InstanceId"])
     member_ids = {i["InstanceId"] for i in members}

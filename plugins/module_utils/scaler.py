@@ -16,18 +16,19 @@ import functools
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from ansible_collections.toil.cluster.plugins.module_utils.binpacking import PodGroup, PoolShape, Resources, decide, node_capacity, node_state, pack
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
+from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements import CATALOGUE_MAX_AGE_SECONDS, read_catalogue
 from ansible_collections.toil.cluster.plugins.module_utils.kube_client import ApiException, api_message, load_clients, read_cluster
 from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import IDLE_SINCE_ANNOTATION, match_instances, read_demand
 from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import drain_nodes
 from ansible_collections.toil.cluster.plugins.module_utils.kube_lease import FileLock, KubeLease, coordination_client
 from ansible_collections.toil.cluster.plugins.module_utils.kube_objects import cycle_collector_paused
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
-from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec
+from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec, with_instance_types
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import GONE_STATES, cluster_instances, refresh
 from ansible_collections.toil.cluster.plugins.module_utils.provider_id import instance_of
 from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, millicores
@@ -223,6 +224,35 @@ def instance_type_shapes(ec2, instance_types, cache):
             storage = sum(int(d.get("Count", 0)) * int(d.get("SizeInGB", 0)) for d in disks)
             cache[info["InstanceType"]] = {"vcpus": info["VCpuInfo"]["DefaultVCpus"], "memory_mib": info["MemoryInfo"]["SizeInMiB"], "storage_gib": storage}
     return cache
+
+
+def region_catalogue(ec2, state, region, now):
+    """The region's instance types (instance_requirements.read_catalogue), kept in the state for a day."""
+    kept = state.get("catalogue")
+    read_at = None
+    if isinstance(kept, dict) and kept.get("region") == region and isinstance(kept.get("types"), dict):
+        try:
+            read_at = datetime.fromisoformat(kept.get("read_at"))
+        except (TypeError, ValueError):
+            read_at = None
+    if read_at is None or read_at.tzinfo is None or not 0 <= (now - read_at).total_seconds() <= CATALOGUE_MAX_AGE_SECONDS:
+        kept = state["catalogue"] = {"region": region, "read_at": now.isoformat(), "types": read_catalogue(ec2)}
+    return kept["types"]
+
+
+def with_pool_types(settings, ec2, state, now):
+    """The settings with every pool's instance types: those chosen by requirements are found among the region's
+    types (``region_catalogue``), whose shapes then need no other DescribeInstanceTypes call."""
+    if all(spec.node_type.instance_types for spec in settings.pools):
+        return settings
+    catalogue = region_catalogue(ec2, state, settings.region, now)
+    pools = tuple(with_instance_types(ec2, spec, catalogue) for spec in settings.pools)
+    shapes = state.setdefault("instance_types", {})
+    for spec in pools:
+        for name in spec.node_type.instance_types:
+            entry = catalogue[name]
+            shapes[name] = {"vcpus": entry["vcpus"], "memory_mib": entry["memory_mib"], "storage_gib": entry["storage_gib"]}
+    return replace(settings, pools=pools)
 
 
 def node_disk_gib(type_info, node_storage):
@@ -493,6 +523,7 @@ def scale(settings, ec2, warn):
 
 def _scale(settings, ec2, warn, clients, lease):
     state = load_state(settings.state_path)
+    settings = with_pool_types(settings, ec2, state, now_utc())
     observed = read_pods_and_nodes(settings, state, warn, ec2, clients)
     state["instance_types"] = instance_type_shapes(ec2, {t for s in settings.pools for t in s.node_type.instance_types}, state.get("instance_types", {}))
     shapes = pool_shapes(settings.pools, state["instance_types"])

@@ -43,6 +43,13 @@ options:
     description:
       - The pool's node type, in Toil's syntax (C(c5.4xlarge/c5a.4xlarge:0.42); a bid means spot) or as a mapping
         with C(instance_types) (a list, in order of preference) and C(spot_bid).
+      - Or a mapping with C(requirements) instead of C(instance_types), choosing the types by their attributes -
+        C(vcpus) and C(memory_gib) (a number, or a range C(4-16), or C(4-) for no upper bound), C(arch) (C(x86_64),
+        the default, or C(arm64)), C(exclude) and C(include) (instance type patterns like C(t*)), C(burstable) and
+        C(bare_metal) (default false, as EC2's attribute-based selection), C(max_types) (default 10, at most 40).
+        Each run finds the region's types that match through C(DescribeInstanceTypes), smallest first (vCPUs, then
+        memory, current generations first), without GPU or other accelerated types, and for a spot pool only types
+        sold as spot; the pool tries them in that order. Such a pool needs O(name).
     type: raw
     required: true
   count:
@@ -149,6 +156,16 @@ EXAMPLES = r"""
     cluster: my-cluster
     node_types: m5.large
     state: absent
+
+- name: A spot pool of the smallest types with 4 to 16 vCPUs and 16 to 64 GiB, no burstable t* types
+  toil.cluster.toil_nodepool:
+    cluster: my-cluster
+    name: general-spot
+    node_types:
+      requirements: {vcpus: 4-16, memory_gib: 16-64, arch: x86_64, exclude: ["t*"]}
+      spot_bid: 0.40
+    min_size: 0
+    max_size: 20
 """
 
 RETURN = r"""

@@ -57,7 +57,12 @@ options:
         description: The pool's name (as in M(toil.cluster.toil_nodepool)).
         type: str
       node_types:
-        description: The node type, in Toil's syntax (C(c5.4xlarge/c5a.4xlarge:0.42)) or as a mapping.
+        description:
+          - The node type, in Toil's syntax (C(c5.4xlarge/c5a.4xlarge:0.42)) or as a mapping, with C(instance_types)
+            or with C(requirements) (as M(toil.cluster.toil_nodepool)'s
+            O(toil.cluster.toil_nodepool#module:node_types)).
+          - With C(requirements), the region's instance types are kept in the O(state_path) file for a day; the pool's
+            shape is that of the smallest type found.
         type: raw
         required: true
       min_size:

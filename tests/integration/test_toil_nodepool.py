@@ -138,6 +138,22 @@ def test_falls_back_to_the_next_type_then_reports_a_deficit(aws, cluster, pool, 
     assert any("2 node(s) short" in w for w in short.get("warnings", []))
 
 
+def test_a_pool_by_requirements_launches_the_smallest_matching_type_and_falls_back_in_size_order(aws, cluster, pool, aws_calls):
+    # m5.large (2 vCPUs, 8 GiB), c5.xlarge (4, 8), m5.xlarge (4, 16); m5.2xlarge excluded, m5.4xlarge too large.
+    node_types = {"requirements": {"vcpus": "2-8", "memory_gib": "8-", "include": ["m5.*large", "c5.xlarge"], "exclude": ["m5.2xlarge"]}}
+    planned = pool(name="general", node_types=node_types, count=2, check=True)
+    assert planned["pool"]["node_types"] == "m5.large/c5.xlarge/m5.xlarge"  # found in check mode too
+    assert aws_calls.mutating_calls() == [] and aws_calls.count("DescribeInstanceTypes") >= 1
+    first = pool(name="general", node_types=node_types, count=2)
+    assert {i["instance_type"] for i in first["pool"]["instances"]} == {"m5.large"}
+    aws_calls.fail_next("RunInstances", times=99, status=400, code="InsufficientInstanceCapacity", match={"InstanceType": "m5.large"})
+    grown = pool(name="general", node_types=node_types, count=4)
+    assert sorted(i["instance_type"] for i in grown["pool"]["instances"]) == ["c5.xlarge", "c5.xlarge", "m5.large", "m5.large"]
+    assert [params["InstanceType"] for _service, action, params in aws_calls.requests if action == "RunInstances"][-2:] == ["m5.large", "c5.xlarge"]
+    none = pool(name="general", node_types={"requirements": {"vcpus": 4, "memory_gib": 1}}, count=1, expect_rc=2)
+    assert "No on-demand instance type in us-west-2 meets the requirements (vcpus 4, memory 1 GiB, x86_64)" in none["msg"]
+
+
 def test_check_mode_changes_nothing_and_diffs_sizes(aws, cluster, pool, aws_calls):
     pool(node_types="m5.large", count=2)
     aws_calls.clear()

@@ -75,6 +75,39 @@ def test_check_mode_plans_only(aws, cluster, run_playbook, tmp_path, aws_calls):
     assert not (tmp_path / "state.json").exists()
 
 
+def catalogue_reads(aws_calls):
+    """DescribeInstanceTypes calls that list the region's types (not those that describe named types)."""
+    return sum(1 for _s, action, params in aws_calls.requests if action == "DescribeInstanceTypes" and not any(k.startswith("InstanceType") for k in params))
+
+
+def test_a_pool_by_requirements_is_planned_and_grown_from_the_types_found_which_are_kept_for_a_day(aws, cluster, run_playbook, tmp_path, aws_calls):
+    requirements = {"vcpus": "4-8", "memory_gib": "16-32", "include": ["m5.*"]}  # m5.xlarge (4 vCPUs, 16 GiB), m5.2xlarge (8, 32)
+    pools = [{"name": "general", "node_types": {"requirements": requirements, "spot_bid": 0.5}, "min_size": 0, "max_size": 5}]
+    demand = {"pods": [{"name": "align", "cpu": "3", "memory": "4Gi", "count": 3}]}
+    planned = scaler(run_playbook, tmp_path, demand, apply=False, pools=pools, env=aws_calls.env)
+    assert by_pool(planned)["general"]["desired"] == 3  # the pool's shape is its smallest type's: one 3-CPU pod a node
+    assert catalogue_reads(aws_calls) == 1
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["catalogue"]["region"] == "us-west-2" and "m5.xlarge" in state["catalogue"]["types"]
+    assert state["instance_types"]["m5.xlarge"] == {"vcpus": 4, "memory_mib": 16384, "storage_gib": 0}
+    assert 'autoscaler_desired_size{node_type="m5.xlarge/m5.2xlarge",pool="general"} 3' in (tmp_path / "toil_scaler.prom").read_text()
+
+    aws_calls.clear()
+    applied = scaler(run_playbook, tmp_path, demand, pools=pools, env=aws_calls.env)
+    assert catalogue_reads(aws_calls) == 0  # kept in the state file
+    instances = by_pool(applied)["general"]["instances"]
+    assert len(instances) == 3 and {i["instance_type"] for i in instances} == {"m5.xlarge"} and all(i["preemptible"] for i in instances)
+    assert aws_calls.count("RunInstances", InstanceType="m5.xlarge") == 1
+
+    state = json.loads((tmp_path / "state.json").read_text())
+    state["catalogue"]["read_at"] = "2020-01-01T00:00:00+00:00"  # more than a day ago
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    aws_calls.clear()
+    scaler(run_playbook, tmp_path, {"pods": [], "nodes": []}, apply=False, pools=pools, env=aws_calls.env)
+    assert catalogue_reads(aws_calls) == 1
+    assert json.loads((tmp_path / "state.json").read_text())["catalogue"]["read_at"] > "2026"
+
+
 def test_bad_settings_fail_before_anything(cluster, run_playbook, aws_calls):
     cases = [
         ({"beta_inertia": 0.95}, "beta_inertia must be between 0 and 0.9"),
@@ -84,6 +117,8 @@ def test_bad_settings_fail_before_anything(cluster, run_playbook, aws_calls):
         ({"pools": [{"name": "a", "node_types": "m5.large", "min_size": 3, "max_size": 1}]}, "min_size 3 is larger than max_size 1"),
         ({"lease_wait": -1}, "lease_wait must be between 0 and 3600 seconds"),
         ({"lease_duration": 5}, "lease_duration must be between 15 and 3600 seconds"),
+        ({"pools": [{"node_types": {"requirements": {"vcpus": 4}}, "min_size": 0, "max_size": 2}]}, "needs a name"),
+        ({"pools": [{"name": "r", "node_types": {"requirements": {"vcpus": 64, "include": ["t2*"]}}, "min_size": 0, "max_size": 2}]}, "No on-demand instance"),
     ]
     cases = [({"cluster": CLUSTER, "zone": ZONE, "pools": POOLS, "demand": {"pods": []}, **override}, message) for override, message in cases]
     assert_bad_inputs_fail(run_playbook, "toil_scaler", cases, aws_calls)

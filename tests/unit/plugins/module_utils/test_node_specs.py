@@ -194,7 +194,7 @@ def test_normalize_node_type_without_bid_is_on_demand(value):
     [
         (5, "A node type must be a string, a list of instance types or a mapping, not 5"),
         (None, "A node type must be a string, a list of instance types or a mapping, not None"),
-        ({"instance_types": ["t2.large"], "bid": 1}, r"Unknown key\(s\) bid in node type .*: expected instance_types and spot_bid"),
+        ({"instance_types": ["t2.large"], "bid": 1}, r"Unknown key\(s\) bid in node type .*: expected instance_types \(or requirements\) and spot_bid"),
         ({"types": ["t2.large"], "count": 1}, r"Unknown key\(s\) count, types in node type"),
         ({}, "needs a non-empty list of instance_types"),
         ({"instance_types": []}, "needs a non-empty list of instance_types"),
