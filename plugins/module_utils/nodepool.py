@@ -425,6 +425,21 @@ def with_instance_types(ec2, spec, catalogue=None):
     return replace(spec, pool=replace(spec.pool, node_type=node_type.resolved(types)))
 
 
+def pool_images(ec2, spec):
+    """The AMI of each of the pool's instance types, looked up once per architecture (a pool by requirements has
+    one, its ``arch``: no type needs describing)."""
+    node_type = spec.node_type
+    if node_type.requirements is not None:
+        return dict.fromkeys(node_type.instance_types, resolve_image(ec2, spec.image_id, [node_type.requirements.arch]))
+    by_architectures, images = {}, {}
+    for instance_type in node_type.instance_types:
+        architectures = tuple(instance_type_info(ec2, instance_type)["architectures"])
+        if architectures not in by_architectures:
+            by_architectures[architectures] = resolve_image(ec2, spec.image_id, list(architectures))
+        images[instance_type] = by_architectures[architectures]
+    return images
+
+
 def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
     """Bring the pool to its size (or remove it). Returns (changed, pool summary, diff)."""
     spec = with_instance_types(ec2, spec)
@@ -444,7 +459,7 @@ def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
     deficit, launched, errors = 0, [], []
     if desired > len(members):
         shortfall = desired - len(members)
-        images = {t: resolve_image(ec2, spec.image_id, instance_type_info(ec2, t)["architectures"]) for t in spec.node_type.instance_types}
+        images = pool_images(ec2, spec)
         subnets = pool_subnets(ec2, spec, context)
         if check_mode:
             remaining, changed = members, True

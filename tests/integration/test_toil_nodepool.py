@@ -146,8 +146,11 @@ def test_a_pool_by_requirements_launches_the_smallest_matching_type_and_falls_ba
     assert aws_calls.mutating_calls() == [] and aws_calls.count("DescribeInstanceTypes") >= 1
     first = pool(name="general", node_types=node_types, count=2)
     assert {i["instance_type"] for i in first["pool"]["instances"]} == {"m5.large"}
+    aws_calls.clear()
     aws_calls.fail_next("RunInstances", times=99, status=400, code="InsufficientInstanceCapacity", match={"InstanceType": "m5.large"})
     grown = pool(name="general", node_types=node_types, count=4)
+    # the region's types once; no type described again, one image lookup for the requirements' architecture
+    assert aws_calls.count("DescribeInstanceTypes") == 1 and aws_calls.count("DescribeImages") == 1
     assert sorted(i["instance_type"] for i in grown["pool"]["instances"]) == ["c5.xlarge", "c5.xlarge", "m5.large", "m5.large"]
     assert [params["InstanceType"] for _service, action, params in aws_calls.requests if action == "RunInstances"][-2:] == ["m5.large", "c5.xlarge"]
     none = pool(name="general", node_types={"requirements": {"vcpus": 4, "memory_gib": 1}}, count=1, expect_rc=2)
