@@ -159,7 +159,10 @@ def parse_requirements(value):
 
 
 def catalogue_entry(info):
-    """What matching and the scaler's shapes need of one DescribeInstanceTypes entry."""
+    """What matching and the scaler's shapes need of one DescribeInstanceTypes entry.
+
+    ``storage_gib``: the instance-store disks' total (``InstanceStorageInfo``: count x size, in GB as EC2 writes
+    it, read as GiB as Toil's ``E2Instances`` does); 0 for EBS-only types."""
     disks = (info.get("InstanceStorageInfo") or {}).get("Disks") or ()
     return {
         "vcpus": info["VCpuInfo"]["DefaultVCpus"],
@@ -172,6 +175,11 @@ def catalogue_entry(info):
         "current_generation": bool(info.get("CurrentGeneration")),
         "accelerators": bool(info.get("GpuInfo") or info.get("FpgaInfo") or info.get("InferenceAcceleratorInfo") or info.get("NeuronInfo")),
     }
+
+
+def type_shape(entry):
+    """What the scaler keeps of a type (its state's ``instance_types``): vCPUs, memory, instance-store disks."""
+    return {"vcpus": entry["vcpus"], "memory_mib": entry["memory_mib"], "storage_gib": entry["storage_gib"]}
 
 
 def read_catalogue(ec2):

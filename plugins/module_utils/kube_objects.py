@@ -74,13 +74,17 @@ def _view_class(model):
     return cls
 
 
+def _unread(view, name, key):
+    return UnreadField(f"{view._model.__name__}.{name} ({key}) was left out when the list was read")
+
+
 def _property(name, key, convert):
     if convert is None:
 
         def read(view):
             value = view._data.get(key)
             if value is UNREAD:
-                raise UnreadField(f"{view._model.__name__}.{name} ({key}) was left out when the list was read")
+                raise _unread(view, name, key)
             return value
 
     else:
@@ -94,7 +98,7 @@ def _property(name, key, convert):
                 return converted[name]
             value = view._data.get(key)
             if value is UNREAD:
-                raise UnreadField(f"{view._model.__name__}.{name} ({key}) was left out when the list was read")
+                raise _unread(view, name, key)
             converted[name] = value = None if value is None else convert(value)
             return value
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from ansible_collections.toil.cluster.plugins.module_utils.binpacking import PodGroup, PoolShape, Resources, decide, node_capacity, node_state, pack
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements import CATALOGUE_MAX_AGE_SECONDS, read_catalogue
+from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements import CATALOGUE_MAX_AGE_SECONDS, catalogue_entry, read_catalogue, type_shape
 from ansible_collections.toil.cluster.plugins.module_utils.kube_client import ApiException, api_message, load_clients, read_cluster
 from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import IDLE_SINCE_ANNOTATION, match_instances, read_demand
 from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import drain_nodes
@@ -210,19 +210,15 @@ def save_state(path, state):
 
 
 def instance_type_shapes(ec2, instance_types, cache):
-    """vCPUs, memory and instance-store size per instance type, from DescribeInstanceTypes, cached in the state.
-
-    ``storage_gib``: the instance-store disks' total (``InstanceStorageInfo``: count x size, in
-    GB as EC2 writes it, read as GiB as Toil's ``E2Instances`` does); 0 for EBS-only types. An
-    entry cached by an older run without it is described again.
+    """vCPUs, memory and instance-store size per instance type (instance_requirements.type_shape), from
+    DescribeInstanceTypes, cached in the state. An entry cached by an older run without ``storage_gib`` is
+    described again.
     """
     missing = sorted(t for t in set(instance_types) if "storage_gib" not in cache.get(t, {}))
     for start in range(0, len(missing), 100):
         answer = ec2.describe_instance_types(InstanceTypes=missing[start : start + 100], aws_retry=True)["InstanceTypes"]
         for info in answer:
-            disks = (info.get("InstanceStorageInfo") or {}).get("Disks") or ()
-            storage = sum(int(d.get("Count", 0)) * int(d.get("SizeInGB", 0)) for d in disks)
-            cache[info["InstanceType"]] = {"vcpus": info["VCpuInfo"]["DefaultVCpus"], "memory_mib": info["MemoryInfo"]["SizeInMiB"], "storage_gib": storage}
+            cache[info["InstanceType"]] = type_shape(catalogue_entry(info))
     return cache
 
 
@@ -250,8 +246,7 @@ def with_pool_types(settings, ec2, state, now):
     shapes = state.setdefault("instance_types", {})
     for spec in pools:
         for name in spec.node_type.instance_types:
-            entry = catalogue[name]
-            shapes[name] = {"vcpus": entry["vcpus"], "memory_mib": entry["memory_mib"], "storage_gib": entry["storage_gib"]}
+            shapes[name] = type_shape(catalogue[name])
     return replace(settings, pools=pools)
 
 
