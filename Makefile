@@ -114,8 +114,9 @@ units: setup
 
 # All of them (but the VM's) in one pytest run: the podman-host tests (marker `hosts`) in two lanes, one per xdist
 # worker, each lane's tests one after the other; the AWS-only ones on whichever worker is free (tests/integration/conftest.py).
+# The slowest tests are listed at the end, to balance the lanes by.
 integration: setup
-	$(PYTEST) tests/integration -m "not vm" $(XDIST) --dist loadgroup
+	$(PYTEST) tests/integration -m "not vm" $(XDIST) --dist loadgroup --durations=15
 
 integration-aws: setup
 	$(PYTEST) tests/integration -m "not hosts and not vm" $(XDIST) --dist loadgroup

@@ -19,25 +19,56 @@ Library use::
 Command line (also inside a host)::
 
     python3 -m harness.kube_api serve --port 6443 --token T --cert-dir D [--host 0.0.0.0] [--san IP-or-name ...]
+        [--client-ca CA.crt] [--bootstrap-token-file TOKENS] [--signer-key CA.key]
 
-prints the kubeconfig path (``D/kubeconfig``) and serves until SIGTERM/SIGINT.
+prints the kubeconfig path (``D/kubeconfig``) and serves until SIGTERM/SIGINT. The kubeadm TEST DOUBLE
+(tests/harness/hosts/kube-double/kubeadm) runs it so on the podman hosts' control plane: ``--cert-dir`` holding the
+cluster's ca.crt and the API server's certificate, ``--client-ca`` the cluster CA, ``--bootstrap-token-file`` its live
+tokens, ``--signer-key`` the CA's key; the kubelet double then bootstraps its certificate and registers its Node here.
 
 What the real API does, and what this stand-in implements (sources: kubernetes.io "Kubernetes API Concepts",
 the API reference, and kubernetes/kubernetes: staging/src/k8s.io/apiserver storage and errors,
 pkg/registry/core/pod/storage/eviction.go, pkg/registry/*/strategy.go):
 
 - Resources: core/v1 nodes (+status), pods (+status, +eviction, +binding, +log: the text a test set, default
-  empty), namespaces (default, kube-system, kube-public, kube-node-lease exist), events (stored as given);
-  batch/v1 jobs (+status); policy/v1 poddisruptionbudgets (+status); coordination.k8s.io/v1 leases;
-  apps/v1 daemonsets (stored only: ``kubectl drain`` looks up the DaemonSet of a DaemonSet pod).
+  empty), namespaces (default, kube-system, kube-public, kube-node-lease exist), events and configmaps (stored as
+  given); batch/v1 jobs (+status); policy/v1 poddisruptionbudgets (+status); coordination.k8s.io/v1 leases;
+  apps/v1 daemonsets (stored only: ``kubectl drain`` looks up the DaemonSet of a DaemonSet pod);
+  certificates.k8s.io/v1 certificatesigningrequests (cluster-scoped, +status, +approval; below).
   metrics.k8s.io/v1beta1 lists of pods and nodes, empty, as metrics-server answers before it has scraped a pod
   (no discovery entry). Anything else is 404, as for a group the server does not serve.
 - Discovery: /version, /api, /apis, /api/v1, /apis/<group>[/<version>] in the legacy (non-aggregated) JSON form;
   /api/v1 lists ``pods/eviction`` with group policy, version v1, kind Eviction, which is how kubectl drain finds
   the Eviction API. OpenAPI documents are not served (404): kubectl get/drain/delete do not need them.
-- Authentication: ``Authorization: Bearer <token>`` with the token given at start; anything else is 401
-  Unauthorized, as the real server answers an unknown token. No authorization (every authenticated caller is
-  cluster-admin); client certificates are not checked.
+- Authentication (staging/src/k8s.io/apiserver/pkg/authentication, plugin/pkg/auth/authenticator/token/bootstrap):
+  ``Authorization: Bearer <token>`` with the token given at start (user kubernetes-admin, group system:masters);
+  with ``client_ca`` (``--client-ca``, kube-apiserver's --client-ca-file) a client certificate signed by that CA,
+  the user its CN and its groups its O values; with ``bootstrap_token_file`` (``--bootstrap-token-file``: lines
+  ``token<TAB>ttl<TAB>description``, the kubeadm double's /etc/kubernetes/.double-tokens-live, read again at each
+  request, so a deleted token stops working at once) a live bootstrap token ``<id>.<secret>`` is user
+  ``system:bootstrap:<id>`` in the groups system:bootstrappers and system:bootstrappers:kubeadm:default-node-token
+  (the groups kubeadm gives its tokens; their TTLs are not enforced). A request with no credentials at all is
+  ``system:anonymous`` (anonymous auth is on, as on kubeadm's clusters); a bearer token none of these knows is 401
+  Unauthorized, as the real server answers an unknown token. A client certificate of another CA is refused by the
+  TLS handshake (Python's ``CERT_OPTIONAL``), where the real server completes TLS and answers 401.
+- Authorization: RBAC as kubeadm's clusters bind it, for these users only. The token's user and every client
+  certificate's user may do anything (the real Node authorizer would restrict a node's certificate). Bootstrap token
+  users get ClusterRole system:node-bootstrapper (create, get, list, watch certificatesigningrequests; kubeadm's
+  ClusterRoleBinding kubeadm:kubelet-bootstrap) and, as every authenticated user, system:discovery (GET /api*,
+  /apis*, /version, /healthz, /livez, /readyz, /openapi*). system:anonymous gets the cluster-info ConfigMap in
+  kube-public (kubeadm's Role kubeadm:bootstrap-signer-clusterinfo) and system:public-info-viewer (GET /version,
+  /healthz, /livez, /readyz). Anything else is 403 Forbidden in the real server's words (responsewriters'
+  forbiddenMessage): ``pods is forbidden: User "system:bootstrap:abcdef" cannot list resource "pods" in API group ""
+  at the cluster scope`` (or ``in the namespace "NS"``), ``forbidden: User "system:anonymous" cannot get path "/apis"``.
+- Certificate signing requests: creation sets ``spec.username``/``groups``/``uid``/``extra`` from the requester (the
+  body's are ignored, as the CSR strategy does), checks ``spec.request`` is a PEM CERTIFICATE REQUEST and resets the
+  status. Then kube-controller-manager's controllers run at once, as if they had just synced (``KubeApi.csr_controllers``):
+  csrapproving approves (condition Approved, reason AutoApproved) a request for signer
+  kubernetes.io/kube-apiserver-client-kubelet whose subject is ``O=system:nodes, CN=system:node:<name>`` and usages
+  those of a kubelet client, from a user kubeadm lets have it (its tokens' group, a node renewing its own, an admin);
+  any other request stays pending until approved through ``/approval``. With ``signer_key`` (``--signer-key``, the key
+  of the ``client_ca`` certificate) csrsigning signs an approved request of the kubelet-client and kube-apiserver-client
+  signers with the openssl command (one year, clientAuth) into ``status.certificate``.
 - Lists: sorted by namespace then name (etcd key order), their items without ``apiVersion``/``kind``. ``limit``
   gives at most that many items and, when more remain, ``metadata.continue`` (an opaque base64 token holding the
   revision of the first page and the key to start after; ``remainingItemCount`` when no selector is given, as
@@ -105,7 +136,8 @@ pkg/registry/core/pod/storage/eviction.go, pkg/registry/*/strategy.go):
 
 Not implemented (said so here, and answered so when asked): watches (``watch=true`` is 405: list only), server-side
 apply, ``dryRun`` (400), ``resourceVersion``/``resourceVersionMatch`` on reads (ignored: every read is of the
-latest revision), managedFields, admission (quotas, limit ranges, service accounts), RBAC, the pod garbage
+latest revision), managedFields, admission (quotas, limit ranges, service accounts), RBAC objects (the rules above
+are built in), the Node authorizer, the node lifecycle controller (a Node stays as its kubelet wrote it), the pod garbage
 collector (pods of a deleted node stay), graceful deletion, protobuf and CBOR (JSON only), HTTP/2.
 """
 
@@ -179,6 +211,8 @@ RESOURCES = (
     Resource("batch", "v1", "jobs", "Job", True, ("status",), ()),
     Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("status",), ("pdb",)),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True, (), ()),
+    Resource("", "v1", "configmaps", "ConfigMap", True, (), ("cm",)),
+    Resource("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", False, ("status", "approval"), ("csr",)),
 )
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_NAME = {}
@@ -346,6 +380,7 @@ FIELDS = {
     ),
     "nodes": ("spec.unschedulable",),
     "jobs": ("status.successful",),
+    "certificatesigningrequests": ("spec.signerName",),
     "events": (
         "involvedObject.kind",
         "involvedObject.namespace",
@@ -691,6 +726,16 @@ class Store:
             obj["status"] = {}
         elif plural == "poddisruptionbudgets":
             obj["status"] = {}
+        elif plural == "certificatesigningrequests":
+            spec = obj.setdefault("spec", {})
+            name = obj["metadata"]["name"]
+            if not spec.get("signerName"):
+                raise invalid(resource, name, "spec.signerName", "Required value")
+            if not isinstance(spec.get("usages"), list) or not spec["usages"]:
+                raise invalid(resource, name, "spec.usages", "Required value")
+            if csr_pem(spec.get("request")) is None:
+                raise invalid(resource, name, "spec.request", "Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST")
+            obj["status"] = {}
         elif plural == "namespaces":
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj["status"] = {"phase": "Active"}
@@ -739,6 +784,9 @@ class Store:
             if subresource == "status":
                 result = copy.deepcopy(old)
                 result["status"] = new.get("status") or {}
+            elif subresource == "approval":  # a CSR's approval: its conditions only (the approval strategy)
+                result = copy.deepcopy(old)
+                result.setdefault("status", {})["conditions"] = (new.get("status") or {}).get("conditions") or []
             else:
                 result = new
                 if resource.plural in HAS_STATUS:
@@ -1053,6 +1101,153 @@ def api_groups():
     return groups
 
 
+# ----------------------------------------------------------------------------- authentication and authorization
+
+User = namedtuple("User", "name groups")
+ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
+ADMIN = User("kubernetes-admin", ("system:masters", "system:authenticated"))
+BOOTSTRAP_TOKEN = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
+# The groups kubeadm gives its bootstrap tokens (auth-extra-groups of the token's Secret) and their bindings:
+# system:node-bootstrapper (ClusterRoleBinding kubeadm:kubelet-bootstrap) and the auto-approval of node client
+# certificates (kubeadm:node-autoapprove-bootstrap), cmd/kubeadm/app/phases/bootstraptoken/node/tlsbootstrap.go.
+BOOTSTRAPPERS = "system:bootstrappers"
+KUBEADM_NODE_TOKEN_GROUP = "system:bootstrappers:kubeadm:default-node-token"
+# ClusterRole system:node-bootstrapper (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go).
+NODE_BOOTSTRAPPER_VERBS = ("create", "get", "list", "watch")
+# ClusterRole system:public-info-viewer, bound to system:authenticated and system:unauthenticated.
+PUBLIC_INFO_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+# ClusterRole system:discovery, bound to system:authenticated.
+DISCOVERY_PATHS = re.compile(r"^/(api|apis)(/.*)?$|^/(healthz|livez|readyz|version|openapi(/.*)?)$")
+
+
+def request_attributes(method, path, query):
+    """What the authorizer is asked (apiserver's RequestInfoFactory): ``(verb, group, resource, subresource, namespace,
+    name)`` for a resource request, ``(verb, path)`` for any other path."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    if parts[:1] == ["api"] and len(parts) >= 3:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 4:
+        group, rest = parts[1], parts[3:]
+    else:
+        return ({"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower()), path)
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) > 1:
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in ("status", "finalize"):
+            rest = rest[2:]
+    resource, name, sub = rest[0], rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None
+    if method in ("GET", "HEAD"):
+        verb = "get" if name else "watch" if query.get("watch") in ("true", "1") else "list"
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete" if name else "deletecollection"}.get(method, method.lower())
+    return (verb, group, resource, sub, namespace, name)
+
+
+def forbidden(user, attributes):
+    """403 as the real server words it (apiserver's responsewriters.forbiddenMessage and errors.NewForbidden)."""
+    if len(attributes) == 2:
+        verb, path = attributes
+        return ApiError(403, "Forbidden", f'forbidden: User "{user.name}" cannot {verb} path "{path}"', {})
+    verb, group, resource, sub, namespace, name = attributes
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    what = f"{resource}/{sub}" if sub else resource
+    reason = f'User "{user.name}" cannot {verb} resource "{what}" in API group "{group}" {scope}'
+    qualified = f"{resource}.{group}" if group else resource
+    details = {"kind": resource, **({"group": group} if group else {}), **({"name": name} if name else {})}
+    return ApiError(403, "Forbidden", f'{qualified} "{name}" is forbidden: {reason}' if name else f"{qualified} is forbidden: {reason}", details)
+
+
+def authorize(user, attributes):
+    """RBAC as kubeadm's clusters bind it, for the users this server knows; raises 403 Forbidden."""
+    if user is not ANONYMOUS and BOOTSTRAPPERS not in user.groups:
+        return  # the stand-in's token and every client certificate: everything (as cluster-admin)
+    if len(attributes) == 2:
+        verb, path = attributes
+        if verb == "get" and (path in PUBLIC_INFO_PATHS or (user is not ANONYMOUS and DISCOVERY_PATHS.match(path))):
+            return
+        raise forbidden(user, attributes)
+    verb, group, resource, sub, namespace, name = attributes
+    # Role kubeadm:bootstrap-signer-clusterinfo in kube-public (cmd/kubeadm/app/phases/bootstraptoken/clusterinfo).
+    cluster_info = (verb, group, resource, sub, namespace, name) == ("get", "", "configmaps", None, "kube-public", "cluster-info")
+    node_bootstrapper = group == "certificates.k8s.io" and resource == "certificatesigningrequests" and sub is None and verb in NODE_BOOTSTRAPPER_VERBS
+    if (user is ANONYMOUS and cluster_info) or (BOOTSTRAPPERS in user.groups and node_bootstrapper):
+        return
+    raise forbidden(user, attributes)
+
+
+def read_bootstrap_tokens(path):
+    """The live bootstrap tokens of the kubeadm double's file (``token<TAB>ttl<TAB>description`` lines)."""
+    if not path:
+        return set()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return {line.split("\t", 1)[0].strip() for line in handle if line.strip()}
+    except FileNotFoundError:
+        return set()
+
+
+def certificate_user(certificate):
+    """The user of a verified client certificate, as the x509 authenticator: CN the name, each O a group."""
+    attributes = [item for rdn in (certificate or {}).get("subject", ()) for item in rdn]
+    common = [value for key, value in attributes if key == "commonName"]
+    if not common:
+        return None
+    return User(common[0], (*(value for key, value in attributes if key == "organizationName"), "system:authenticated"))
+
+
+# ----------------------------------------------------------------------------- certificate signing requests
+
+KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+CLIENT_SIGNERS = (KUBELET_CLIENT_SIGNER, "kubernetes.io/kube-apiserver-client")
+KUBELET_CLIENT_USAGES = {"digital signature", "key encipherment", "client auth"}
+
+
+def csr_pem(request):
+    """The PEM text of a CSR's ``spec.request`` (base64 in JSON), or None when it is not a PEM certificate request."""
+    try:
+        pem = base64.b64decode(request or "", validate=True).decode("ascii")
+    except (ValueError, TypeError):
+        return None
+    return pem if "-----BEGIN CERTIFICATE REQUEST-----" in pem else None
+
+
+def _openssl(*args, stdin=None):
+    try:
+        return subprocess.run(["openssl", *args], input=stdin, check=True, capture_output=True, text=True, timeout=60).stdout
+    except FileNotFoundError:
+        raise RuntimeError("the openssl command is needed to sign certificate requests") from None
+
+
+def csr_subject(pem):
+    """``(CN, [O, ...])`` of a PEM certificate request whose self-signature verifies, else None."""
+    try:
+        _openssl("req", "-noout", "-verify", stdin=pem)
+        text = _openssl("req", "-noout", "-subject", "-nameopt", "sep_multiline,sname,utf8,esc_ctrl", stdin=pem)
+    except subprocess.CalledProcessError:
+        return None
+    pairs = [line.strip().split("=", 1) for line in text.splitlines()[1:] if "=" in line]
+    common = [value for key, value in pairs if key == "CN"]
+    return (common[0] if common else "", [value for key, value in pairs if key == "O"])
+
+
+def sign_csr(pem, ca_cert, ca_key, usages, days=365):
+    """csrsigning's local signer: the certificate (PEM) for a request, with the openssl command."""
+    key_usage = ["digitalSignature"] + (["keyEncipherment"] if "key encipherment" in usages else [])
+    extended = [u for u, name in (("clientAuth", "client auth"), ("serverAuth", "server auth")) if name in usages]
+    with tempfile.TemporaryDirectory(prefix="kube-api-csr-") as work:
+        request, ext, out = (os.path.join(work, n) for n in ("req.pem", "ext.cnf", "crt.pem"))
+        with open(request, "w", encoding="ascii") as handle:
+            handle.write(pem)
+        with open(ext, "w", encoding="ascii") as handle:
+            handle.write(f"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,{','.join(key_usage)}\nauthorityKeyIdentifier=keyid\n")
+            if extended:
+                handle.write(f"extendedKeyUsage={','.join(extended)}\n")
+        _openssl("x509", "-req", "-in", request, "-CA", ca_cert, "-CAkey", ca_key, "-set_serial", str(secrets.randbits(63)), "-days", str(days),
+                 "-extfile", ext, "-out", out)  # fmt: skip
+        with open(out, encoding="ascii") as handle:
+            return handle.read()
+
+
 # ----------------------------------------------------------------------------- HTTP
 
 
@@ -1077,12 +1272,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _answer(self, path, query):
         """``(code, body, content type, headers)``."""
-        api = self.server.api
         try:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            if self.headers.get("Authorization", "") != f"Bearer {api.token}":
-                raise ApiError(401, "Unauthorized", "Unauthorized")
+            self.user = self._authenticate()
+            authorize(self.user, request_attributes(self.command, path.rstrip("/") or "/", query))
             result = self._route(path.rstrip("/") or "/", query, raw)
             if result[0] == "text":
                 return 200, result[1], "text/plain", {}
@@ -1091,6 +1285,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return error.code, error.status(), "application/json", error.headers
         except Exception as error:  # a bug here must answer, not hang the client
             return 500, ApiError(500, "InternalError", f"stand-in error: {error!r}").status(), "application/json", {}
+
+    def _authenticate(self):
+        """The union of kube-apiserver's authenticators this stand-in has: a client certificate the TLS handshake
+        verified against --client-ca, the stand-in's bearer token, a live bootstrap token; no credentials at all is
+        system:anonymous; a bearer token none of them knows is 401."""
+        api = self.server.api
+        user = certificate_user(self.connection.getpeercert()) if api.client_ca else None
+        if user is not None:
+            return user
+        header = self.headers.get("Authorization")
+        if header is None:
+            return ANONYMOUS
+        scheme, _space, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token:
+            if token == api.token:
+                return ADMIN
+            match = BOOTSTRAP_TOKEN.match(token)
+            if match and token in read_bootstrap_tokens(api.bootstrap_token_file):
+                return User(f"system:bootstrap:{match.group(1)}", (BOOTSTRAPPERS, KUBEADM_NODE_TOKEN_GROUP, "system:authenticated"))
+        raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def _handle(self):
         parsed = urllib.parse.urlsplit(self.path)
@@ -1176,7 +1391,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if method == "POST":
                 if resource.namespaced and namespace is None:
                     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-                return 201, store.create(resource, namespace, self._body(raw))
+                body = self._body(raw)
+                if resource.plural == "certificatesigningrequests" and isinstance(body, dict) and isinstance(body.get("spec"), dict):
+                    # The CSR strategy's PrepareForCreate: who asked, from the request's user, never from the body.
+                    body["spec"].update(username=self.user.name, groups=list(self.user.groups), uid="", extra={})
+                created = store.create(resource, namespace, body)
+                if resource.plural == "certificatesigningrequests":
+                    self.server.api.csr_controllers(created["metadata"]["name"])
+                return 201, created
             if method == "DELETE":
                 body = store.list(resource, namespace, query)
                 options = self._delete_options(query, raw)
@@ -1194,10 +1416,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if method == "GET":
             body = store.get(resource, namespace, name)
             return 200, as_table(resource, body, query.get("includeObject")) if table else body
-        if method == "PUT":
-            return 200, store.update(resource, namespace, name, self._body(raw), sub)
-        if method == "PATCH":
-            return 200, self._patch(store, resource, namespace, name, sub, raw)
+        if method in ("PUT", "PATCH"):
+            if method == "PUT":
+                updated = store.update(resource, namespace, name, self._body(raw), sub)
+            else:
+                updated = self._patch(store, resource, namespace, name, sub, raw)
+            if sub == "approval":  # the signer signs what was just approved
+                self.server.api.csr_controllers(name)
+            return 200, updated
         if method == "DELETE" and sub is None:
             old = store.delete(resource, namespace, name, self._delete_options(query, raw))
             if resource.plural == "pods":
@@ -1288,9 +1514,12 @@ class KubeApi:
     """The stand-in server: ``with KubeApi() as api:`` (or ``start()``/``stop()``)."""
 
     def __init__(self, host="127.0.0.1", port=0, token=None, cert_dir=None, certificates=None, sans=(), compaction_interval=300.0,
-                 job_pods=True, mark_unschedulable=True, verbose=False):  # fmt: skip
+                 job_pods=True, mark_unschedulable=True, verbose=False, client_ca=None, bootstrap_token_file=None, signer_key=None):  # fmt: skip
+        if signer_key and not client_ca:
+            raise ValueError("signer_key signs with the CA of client_ca: give both")
         self.host, self.port = host, port
         self.token = token or secrets.token_urlsafe(24)
+        self.client_ca, self.bootstrap_token_file, self.signer_key = client_ca, bootstrap_token_file, signer_key
         self._own_dir = None
         if cert_dir is None:
             self._own_dir = tempfile.TemporaryDirectory(prefix="kube-api-")
@@ -1311,6 +1540,9 @@ class KubeApi:
         self.ca_path = ca
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
+        if self.client_ca:  # kube-apiserver's --client-ca-file: a client certificate is asked for, and verified when given
+            context.verify_mode = ssl.CERT_OPTIONAL
+            context.load_verify_locations(self.client_ca)
         self._server = _Server((self.host, self.port), Handler)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.api = self
@@ -1404,6 +1636,58 @@ class KubeApi:
     def delete(self, kind, name, namespace="default", propagation=None):
         resource = self.resource(kind)
         return self.store.delete(resource, namespace if resource.namespaced else None, name, {"propagationPolicy": propagation} if propagation else None)
+
+    def csr_controllers(self, name):
+        """kube-controller-manager's csrapproving and csrsigning controllers, run once on a CSR as if they had just synced.
+
+        csrapproving (pkg/controller/certificates/approver/sarapprove.go): a request for signer
+        kubernetes.io/kube-apiserver-client-kubelet whose subject is ``O=system:nodes, CN=system:node:<name>`` (no other O)
+        and whose usages are exactly {digital signature, client auth} or {key encipherment, digital signature, client
+        auth} is approved (Approved, AutoApproved) when its requester may create the ``nodeclient`` subresource
+        (kubeadm's kubeadm:node-autoapprove-bootstrap binds its tokens' group to that ClusterRole; a node renewing its
+        own certificate, ``selfnodeclient``, through kubeadm:node-autoapprove-certificate-rotation; cluster-admin
+        anything). csrsigning (pkg/controller/certificates/signer): with a signer key, an approved request of a client
+        signer is signed by the CA for a year into ``status.certificate``; a kubelet client request whose subject is
+        not a node's gets the condition Failed, SignerValidationFailure."""
+        resource = BY_NAME["certificatesigningrequests"]
+        csr = self.store.current(resource, None, name)
+        if csr is None:
+            return
+        spec, status = csr.get("spec") or {}, csr.setdefault("status", {})
+        conditions = status.setdefault("conditions", [])
+        kinds = {c.get("type") for c in conditions if c.get("status", "True") == "True"}
+        if status.get("certificate") or kinds & {"Denied", "Failed"}:
+            return
+        pem = csr_pem(spec.get("request"))
+        subject = csr_subject(pem) if pem else None
+        usages = set(spec.get("usages") or ())
+        node_client = (
+            subject is not None
+            and subject[1] == ["system:nodes"]
+            and subject[0].startswith("system:node:")
+            and usages in ({"digital signature", "client auth"}, KUBELET_CLIENT_USAGES)
+        )
+        stamp = now_rfc3339()
+        if "Approved" not in kinds and spec.get("signerName") == KUBELET_CLIENT_SIGNER and node_client:
+            groups = spec.get("groups") or []
+            self_renewal = spec.get("username") == subject[0] and "system:nodes" in groups
+            if BOOTSTRAPPERS not in groups or KUBEADM_NODE_TOKEN_GROUP in groups or self_renewal:
+                conditions.append({"type": "Approved", "status": "True", "reason": "AutoApproved",
+                                   "message": "Auto approving kubelet client certificate after SubjectAccessReview.",
+                                   "lastUpdateTime": stamp, "lastTransitionTime": stamp})  # fmt: skip
+                csr = self.store.update(resource, None, name, csr, "approval")
+                kinds.add("Approved")
+        if "Approved" not in kinds or not self.signer_key or spec.get("signerName") not in CLIENT_SIGNERS:
+            return
+        status = csr.setdefault("status", {})
+        if spec.get("signerName") == KUBELET_CLIENT_SIGNER and not node_client:
+            status.setdefault("conditions", []).append({"type": "Failed", "status": "True", "reason": "SignerValidationFailure",
+                                                        "message": "invalid kubelet client certificate request",
+                                                        "lastUpdateTime": stamp, "lastTransitionTime": stamp})  # fmt: skip
+        else:
+            certificate = sign_csr(pem, self.client_ca, self.signer_key, usages)
+            status["certificate"] = base64.b64encode(certificate.encode()).decode()
+        self.store.update(resource, None, name, csr, "status")
 
     def set_log(self, pod, text, namespace="default"):
         self.store.logs[(namespace, pod)] = text
@@ -1537,10 +1821,16 @@ def main(argv=None):
     serve.add_argument("--token", default=os.environ.get("KUBE_API_TOKEN"), help="the bearer token to accept (default: $KUBE_API_TOKEN, else random)")
     serve.add_argument("--cert-dir", required=True, help="where ca.crt, server.crt and server.key are (made there when missing) and kubeconfig is written")
     serve.add_argument("--san", action="append", default=[], help="another IP address or DNS name for the certificate")
+    serve.add_argument("--client-ca", help="accept client certificates signed by this CA (kube-apiserver's --client-ca-file)")
+    serve.add_argument("--bootstrap-token-file", help="live bootstrap tokens, token<TAB>ttl<TAB>description a line, read at each request")
+    serve.add_argument("--signer-key", help="the key of the --client-ca CA: sign approved client certificate requests with it")
     serve.add_argument("--no-job-pods", action="store_true", help="do not create a pod for each job")
     serve.add_argument("--verbose", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
-    api = KubeApi(args.host, args.port, args.token, args.cert_dir, sans=args.san or [socket.gethostname()], job_pods=not args.no_job_pods, verbose=args.verbose)
+    if args.signer_key and not args.client_ca:
+        parser.error("--signer-key needs --client-ca (the signer's certificate)")
+    api = KubeApi(args.host, args.port, args.token, args.cert_dir, sans=args.san or [socket.gethostname()], job_pods=not args.no_job_pods, verbose=args.verbose,
+                  client_ca=args.client_ca, bootstrap_token_file=args.bootstrap_token_file, signer_key=args.signer_key)  # fmt: skip
     api.start()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

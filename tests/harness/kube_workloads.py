@@ -1,5 +1,6 @@
 """Workloads on the Kubernetes API stand-in (harness.kube_api) as Toil and the kubelets make them, for the tests
-of the scaler reading Kubernetes (test_scaler_kubernetes.py, test_cluster_week.py).
+of the scaler reading Kubernetes (test_scaler_kubernetes.py, test_cluster_week.py), and on a stand-in host's
+control plane through harness.kube_remote (test_playbook_configure_cluster.py).
 
 - ``toil_job``: a Job as Toil 9.6's Kubernetes batch system creates it; the stand-in's job controller makes its
   pod, Pending and Unschedulable.
@@ -81,7 +82,10 @@ def register_nodes(kube, pool, instances, allocatable=None):
 def run_pods_on(kube, placements):
     """``{pod name: node name}``: bind each pending pod and start it, as the scheduler and the kubelet would."""
     for pod, node in placements.items():
-        kube.store.bind("default", pod, {"target": {"kind": "Node", "name": node}})
+        if hasattr(kube, "bind"):  # harness.kube_remote.RemoteKube: through the API, as the scheduler binds
+            kube.bind(pod, node)
+        else:
+            kube.store.bind("default", pod, {"target": {"kind": "Node", "name": node}})
         status = kube.get("pods", pod)["status"]
         status["phase"] = "Running"
         status["conditions"] = [c for c in status["conditions"] if c["type"] != "Ready"] + [{"type": "Ready", "status": "True"}]

@@ -7,16 +7,22 @@ No AWS, no podman host: each test starts its own server on 127.0.0.1 (the certif
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
@@ -307,6 +313,168 @@ def test_command_line_serves_with_the_standard_library_only(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         assert server.wait(timeout=30) == 0
+
+
+# ----------------------------------------------------------------------------- authentication as kubeadm sets it up
+
+BOOTSTRAP = "abcdef.0123456789abcdef"  # a kubeadm bootstrap token: id.secret
+KUBELET_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def client_certificate(certificates, directory, subject):
+    """A key and a certificate for ``subject`` (``/O=.../CN=...``) signed by the CA of ``certificates``."""
+    ca = certificates[0]
+    key, csr, crt = (str(directory / f"client.{ext}") for ext in ("key", "csr", "crt"))
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr, "-subj", subject)
+    ext = directory / "client.ext"
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", os.path.join(os.path.dirname(ca), "ca.key"), "-set_serial", "7", "-days", "1",
+            "-extfile", str(ext), "-out", crt)  # fmt: skip
+    return crt, key
+
+
+def user_kubeconfig(api, path, user):
+    """A kubeconfig for the stand-in with ``user`` (``{"token": ...}``, ``{"client-certificate": ..., "client-key": ...}``)."""
+    config = json.loads(api.kubeconfig_text())
+    config["users"][0]["user"] = user
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def anonymous_get(api, path):
+    """``(code, body)`` of a GET with no credentials at all, the CA verified."""
+    context = ssl.create_default_context(cafile=api.ca_path)
+    try:
+        with urllib.request.urlopen(api.url + path, context=context, timeout=10) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+@pytest.fixture
+def kubeadm_api(certificates, tmp_path):
+    """The stand-in as kubeadm init runs it on a host: client certificates of the cluster CA, the live bootstrap
+    tokens' file, the CA key signing kubelet client certificates."""
+    tokens = tmp_path / "tokens-live"
+    tokens.write_text(f"{BOOTSTRAP}\t15m\ttoil.cluster: join of a worker\n")
+    ca_key = os.path.join(os.path.dirname(certificates[0]), "ca.key")
+    server = KubeApi(cert_dir=str(tmp_path), certificates=certificates, client_ca=certificates[0], bootstrap_token_file=str(tokens), signer_key=ca_key)
+    with server:
+        yield server
+
+
+def test_client_certificates_of_the_client_ca_are_users_and_others_are_refused(kubeadm_api, tmp_path):
+    api = kubeadm_api
+    (tmp_path / "mine").mkdir()
+    crt, key = client_certificate(api._certificates, tmp_path / "mine", "/O=kubeadm:cluster-admins/CN=kubernetes-admin")
+    admin = api_client(api, user_kubeconfig(api, tmp_path / "admin.conf", {"client-certificate": crt, "client-key": key}))
+    core = client.CoreV1Api(admin)
+    cluster_info = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cluster-info"), data={"kubeconfig": "apiVersion: v1\n"})
+    core.create_namespaced_config_map("kube-public", cluster_info)
+    assert core.read_namespaced_config_map("cluster-info", "kube-public").data == {"kubeconfig": "apiVersion: v1\n"}
+    assert [n.metadata.name for n in core.list_namespace().items] == ["default", "kube-node-lease", "kube-public", "kube-system"]
+    # kubectl too, and it finds configmaps in discovery.
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "admin.conf"), "KUBECACHEDIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    command = ["kubectl", "get", "configmaps", "-n", "kube-public", "-o", "name"]
+    listed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert listed.stdout.split() == ["configmap/cluster-info"], listed.stderr
+    # A certificate of another CA: the TLS handshake refuses it (the real server completes TLS and answers 401).
+    (tmp_path / "other").mkdir()
+    other_ca = make_certificates(str(tmp_path / "other"))
+    crt, key = client_certificate(other_ca, tmp_path / "other", "/O=kubeadm:cluster-admins/CN=kubernetes-admin")
+    context = ssl.create_default_context(cafile=api.ca_path)
+    context.load_cert_chain(crt, key)
+    connection = http.client.HTTPSConnection("127.0.0.1", api.port, context=context, timeout=10)
+    before = len(api.requests)
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        connection.request("GET", "/api/v1/nodes")
+        connection.getresponse()
+    connection.close()
+    assert len(api.requests) == before
+
+
+def test_a_bootstrap_token_gets_a_kubelet_client_certificate_which_then_authenticates(kubeadm_api, tmp_path):
+    """The kubelet's TLS bootstrap against the stand-in: a CSR created with a bootstrap token is approved at once and
+    signed by the CA, as kube-controller-manager does for kubeadm's clusters; the certificate is the node's user."""
+    api = kubeadm_api
+    bootstrap = client.CertificatesV1Api(api_client(api, user_kubeconfig(api, tmp_path / "bootstrap.conf", {"token": BOOTSTRAP})))
+    key, csr = tmp_path / "kubelet.key", tmp_path / "kubelet.csr"
+    requests = {}
+    for name, subject in (("node", "/O=system:nodes/CN=system:node:worker-1"), ("other", "/O=system:masters/CN=mallory")):
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{key}.{name}", "-out", f"{csr}.{name}",
+                "-subj", subject)  # fmt: skip
+        body = client.V1CertificateSigningRequest(
+            metadata=client.V1ObjectMeta(generate_name="csr-"),
+            spec=client.V1CertificateSigningRequestSpec(
+                request=base64.b64encode(Path(f"{csr}.{name}").read_bytes()).decode(),
+                signer_name=KUBELET_SIGNER,
+                usages=["digital signature", "client auth"],
+                username="system:admin",  # set by the server from the requester, whatever the body says
+                groups=["system:masters"],
+            ),
+        )
+        requests[name] = bootstrap.create_certificate_signing_request(body).metadata.name
+    signed = bootstrap.read_certificate_signing_request(requests["node"])
+    assert signed.spec.username == "system:bootstrap:abcdef"
+    assert {"system:bootstrappers", "system:bootstrappers:kubeadm:default-node-token", "system:authenticated"} == set(signed.spec.groups)
+    assert [(c.type, c.status, c.reason) for c in signed.status.conditions] == [("Approved", "True", "AutoApproved")]
+    certificate = x509.load_pem_x509_certificate(base64.b64decode(signed.status.certificate))
+    certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(Path(api.ca_path).read_bytes()))
+    assert certificate.subject.rfc4514_string() == "CN=system:node:worker-1,O=system:nodes"
+    assert list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "system:node:worker-1"
+    pending = bootstrap.read_certificate_signing_request(requests["other"])  # not a node's subject: left to a person
+    assert pending.status.conditions is None and pending.status.certificate is None
+    assert bootstrap.list_certificate_signing_request().items  # system:node-bootstrapper: create, get, list, watch
+    # The signed certificate authenticates: the kubelet registers its Node with it.
+    pem = tmp_path / "kubelet-client-current.pem"
+    pem.write_bytes(base64.b64decode(signed.status.certificate) + Path(f"{key}.node").read_bytes())
+    node = client.CoreV1Api(api_client(api, user_kubeconfig(api, tmp_path / "kubelet.conf", {"client-certificate": str(pem), "client-key": str(pem)})))
+    node.create_node(client.V1Node(metadata=client.V1ObjectMeta(name="worker-1"), spec=client.V1NodeSpec(provider_id="aws:///us-west-2a/i-0abc")))
+    assert api.get("nodes", "worker-1")["spec"] == {"providerID": "aws:///us-west-2a/i-0abc"}
+
+
+def test_a_bootstrap_token_may_only_make_csrs_and_a_revoked_one_is_401(kubeadm_api, tmp_path):
+    api = kubeadm_api
+    core = client.CoreV1Api(api_client(api, user_kubeconfig(api, tmp_path / "bootstrap.conf", {"token": BOOTSTRAP})))
+    with pytest.raises(ApiException) as raised:
+        core.list_pod_for_all_namespaces()
+    body = status_of(raised.value)
+    assert (raised.value.status, body["reason"]) == (403, "Forbidden")
+    assert body["message"] == 'pods is forbidden: User "system:bootstrap:abcdef" cannot list resource "pods" in API group "" at the cluster scope'
+    with pytest.raises(ApiException) as raised:
+        core.read_namespaced_config_map("cluster-info", "kube-public")
+    assert status_of(raised.value)["message"] == (
+        'configmaps "cluster-info" is forbidden: User "system:bootstrap:abcdef" cannot get resource "configmaps" in API group "" in the namespace "kube-public"'
+    )
+    assert client.VersionApi(core.api_client).get_code().git_version == "v1.32.4"  # system:discovery, as any user
+    # kubeadm token delete: the token is gone from the file, and from then on unknown (401), as an unknown token.
+    Path(api.bootstrap_token_file).write_text("")
+    with pytest.raises(ApiException) as raised:
+        core.list_node()
+    assert raised.value.status == 401 and status_of(raised.value)["reason"] == "Unauthorized"
+
+
+def test_anonymous_requests_get_cluster_info_and_nothing_else(kubeadm_api):
+    """system:anonymous (no credentials at all) may read kube-public's cluster-info (kubeadm's Role
+    kubeadm:bootstrap-signer-clusterinfo) and the public info paths; anything else is 403, never 401."""
+    api = kubeadm_api
+    info = {"metadata": {"name": "cluster-info"}, "data": {"kubeconfig": "apiVersion: v1\n"}}
+    api.create("configmaps", info, namespace="kube-public")
+    code, body = anonymous_get(api, "/api/v1/namespaces/kube-public/configmaps/cluster-info")
+    assert code == 200 and body["data"] == info["data"]
+    assert anonymous_get(api, "/version")[0] == 200
+    code, body = anonymous_get(api, "/api/v1/namespaces/default/pods")
+    assert (code, body["reason"]) == (403, "Forbidden")
+    assert body["message"] == 'pods is forbidden: User "system:anonymous" cannot list resource "pods" in API group "" in the namespace "default"'
+    code, body = anonymous_get(api, "/api/v1/namespaces/kube-public/configmaps")  # the one object, not the list
+    assert code == 403
+    code, body = anonymous_get(api, "/apis")
+    assert (code, body["message"]) == (403, 'forbidden: User "system:anonymous" cannot get path "/apis"')
 
 
 # ----------------------------------------------------------------------------- the collection's readers against it

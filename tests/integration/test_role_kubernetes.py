@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,6 +302,62 @@ def test_every_node_registers_with_its_provider_id(cluster: Cluster) -> None:
         assert re.findall(r"--provider-id=([^\s\"]+)", env) == [expected], env
         node = json.loads(cluster.host(name).read("/var/lib/kubelet/double-node.json"))
         assert node["spec"] == {"providerID": expected}
+
+
+# Run inside the leader: one GET to its API server as admin.conf's user (a client certificate of the cluster CA).
+API_GET = """
+import base64, json, re, ssl, sys, tempfile, urllib.request
+text = open("/etc/kubernetes/admin.conf").read()
+field = lambda key: re.search(r"^\\s*" + key + r":\\s*(\\S+)", text, re.M).group(1)
+context = ssl.create_default_context(cadata=base64.b64decode(field("certificate-authority-data")).decode())
+with tempfile.NamedTemporaryFile("wb") as pem:
+    pem.write(base64.b64decode(field("client-certificate-data")) + b"\\n" + base64.b64decode(field("client-key-data")))
+    pem.flush()
+    context.load_cert_chain(pem.name)
+with urllib.request.urlopen(field("server") + sys.argv[1], context=context, timeout=10) as answer:
+    print(answer.read().decode())
+"""
+
+
+def leader_api(cluster: Cluster, path: str) -> dict[str, Any]:
+    """GET ``path`` from the API server on the leader (kubeadm init's stand-in), from inside the leader."""
+    return json.loads(cluster.host(LEADER).sh(f"python3 -c {shlex.quote(API_GET)} {shlex.quote(path)}"))
+
+
+def test_kubelets_register_their_nodes_in_the_leaders_api(cluster: Cluster) -> None:
+    """Over the real wire: the leader's kubelet with kubeadm init's kubelet.conf, each worker's with the client
+    certificate its TLS bootstrap got (a CSR made with the join token, auto-approved and signed by the cluster CA), each
+    Node with the providerID from the kubelet's flag; the control plane's Node is marked by kubeadm's mark-control-plane."""
+    assert len(cluster.runs) == 4, "an earlier converge failed"
+    nodes = {node["metadata"]["name"]: node for node in leader_api(cluster, "/api/v1/nodes")["items"]}
+    assert sorted(nodes) == sorted((LEADER, WORKER, SPOT, LATE))
+    for name, node in nodes.items():
+        assert node["spec"].get("providerID") == f"aws:///{HOSTVARS[name]['toil_zone']}/{HOSTVARS[name]['toil_instance_id']}", node
+        assert node["metadata"]["labels"]["kubernetes.io/hostname"] == name
+        addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+        assert addresses == {"InternalIP": cluster.host(name).address, "Hostname": name}
+        assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+    assert nodes[WORKER]["metadata"]["labels"]["toil.cluster/pool"] == "t3.large"
+    assert nodes[LEADER]["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == ""
+    assert nodes[LEADER]["spec"]["taints"] == [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+    assert "node-role.kubernetes.io/control-plane" not in nodes[WORKER]["metadata"]["labels"] and "taints" not in nodes[WORKER]["spec"]
+    ca = x509.load_pem_x509_certificate(cluster.host(LEADER).read("/etc/kubernetes/pki/ca.crt").encode())
+    current = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+    for name in (WORKER, SPOT, LATE):
+        host = cluster.host(name)
+        assert host.sh("test -e /etc/kubernetes/bootstrap-kubelet.conf && echo present || echo absent").strip() == "absent"
+        assert host.sh(f"stat -c '%U %a' /etc/kubernetes/kubelet.conf; stat -L -c '%U %a' {current}").split() == ["root", "600", "root", "600"]
+        user = yaml.safe_load(host.read("/etc/kubernetes/kubelet.conf"))["users"][0]["user"]
+        assert user == {"client-certificate": current, "client-key": current}, name
+        certificate = x509.load_pem_x509_certificate(host.read(current).encode())
+        certificate.verify_directly_issued_by(ca)
+        assert certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == f"system:node:{name}"
+        assert [o.value for o in certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)] == ["system:nodes"]
+    csrs = leader_api(cluster, "/apis/certificates.k8s.io/v1/certificatesigningrequests")["items"]
+    assert len(csrs) == 3, [c["spec"]["username"] for c in csrs]  # one per worker's join of the rebuilt control plane
+    for csr in csrs:
+        assert csr["spec"]["username"].startswith("system:bootstrap:") and "system:bootstrappers" in csr["spec"]["groups"]
+        assert [(c["type"], c["reason"]) for c in csr["status"]["conditions"]] == [("Approved", "AutoApproved")] and csr["status"]["certificate"]
 
 
 def test_no_secret_appears_in_the_output(cluster: Cluster) -> None:

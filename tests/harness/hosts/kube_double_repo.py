@@ -3,7 +3,8 @@
 No kubeadm or kubelet can be downloaded here, so the role's production path (pkgs.k8s.io, signed-by
 key with a checksum, pinned and held packages) is exercised against this repository instead: a flat
 repository like pkgs.k8s.io's (``deb [signed-by=KEY] URL /``), signed with a throwaway GnuPG key,
-whose packages carry the scripts in ``kube-double/``. The tests serve it to the hosts read-only as
+whose packages carry the scripts in ``kube-double/`` (and, in kubeadm's, the API server stand-in ``kube_api.py`` at
+/usr/lib/kube-double/kube_api.py, which kubeadm init runs). The tests serve it to the hosts read-only as
 ``file:///srv/kube-double-repo`` and override the role's repository URL, key URL and key checksum.
 
     PYTHONPATH=tests .venv/bin/python -m harness.hosts.kube_double_repo DEST [VERSION]   # prints the key's sha256
@@ -21,6 +22,7 @@ from harness.hosts.apt_repo import AptRepository, install_template
 
 HERE = Path(__file__).resolve().parent
 DOUBLE = HERE / "kube-double"
+KUBE_API = HERE.parent / "kube_api.py"  # the API server kubeadm init runs, shipped as is in the kubeadm package
 DEB_REVISION = "1.1"  # pkgs.k8s.io versions look like 1.35.2-1.1
 
 
@@ -34,7 +36,7 @@ class KubeDoubleRepo:
 
     def role_vars(self, mount: str) -> dict[str, object]:
         """The kubernetes and metrics_server role variables that install from this repository, mounted at
-        ``mount`` on the hosts, with nothing applied that needs an API server (the double has none)."""
+        ``mount`` on the hosts, with no manifest applied (the stand-in API server runs no controllers or pods)."""
         return {
             "kubernetes_version": self.version,
             "kubernetes_apt_repository_url": f"file://{mount}/",
@@ -67,6 +69,11 @@ def build(dest: Path, version: str = "1.35.2") -> KubeDoubleRepo:
         for name, files in packages.items():
             root = repo.stage(name)
             _install_all(root, version, files)
+            if name == "kubeadm":
+                target = root / "usr" / "lib" / "kube-double" / "kube_api.py"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(KUBE_API.read_bytes())
+                target.chmod(0o644)
             if name == "kubelet":  # as the real package: the static pod directory
                 (root / "etc" / "kubernetes" / "manifests").mkdir(parents=True)
             description = (
