@@ -13,7 +13,12 @@ the matching on-demand shape. Here the same, with pods instead of jobs, and:
 - identical pods are packed as one group, so 10,000 pods cost what a few dozen shapes cost;
 - a pod that fits no shape is reported with its size and the largest shape, and the rest go on
   (Toil hangs silently, issue 2197);
-- a pod that must avoid spot never lands on a spot node or shape.
+- a pod that must avoid spot never lands on a spot node or shape;
+- GPUs (``nvidia.com/gpu``) are a fourth dimension: a pod needing GPUs fits only nodes and shapes with as many
+  free; new nodes for a pod without GPUs come from shapes without GPUs when one fits it (GPU shapes after
+  them, each in Toil's order), so GPU nodes are not opened for CPU work;
+- a pod pinned to an architecture (``kubernetes.io/arch``) lands only on nodes and shapes of one it allows;
+  a pod without a pin goes anywhere, as the Kubernetes scheduler sends it anywhere.
 """
 
 from __future__ import annotations
@@ -33,25 +38,30 @@ OS_DISK = 5 * 10**9  # "5G" in Toil: decimal
 
 @dataclass(frozen=True)
 class Resources:
-    """CPU in millicores, memory and disk in bytes."""
+    """CPU in millicores, memory and disk in bytes, GPUs (``nvidia.com/gpu``) counted."""
 
     cpu: int = 0
     memory: int = 0
     disk: int = 0
+    gpu: int = 0
 
     def fits(self, request):
-        return request.cpu <= self.cpu and request.memory <= self.memory and request.disk <= self.disk
+        return request.cpu <= self.cpu and request.memory <= self.memory and request.disk <= self.disk and request.gpu <= self.gpu
 
     def minus(self, request, times=1):
-        return Resources(self.cpu - request.cpu * times, self.memory - request.memory * times, self.disk - request.disk * times)
+        return Resources(self.cpu - request.cpu * times, self.memory - request.memory * times, self.disk - request.disk * times, self.gpu - request.gpu * times)
 
     def how_many(self, request):
         """How many ``request``s fit in these resources (a large number when the request is zero)."""
-        counts = [free // need for free, need in ((self.cpu, request.cpu), (self.memory, request.memory), (self.disk, request.disk)) if need > 0]
+        counts = [
+            free // need
+            for free, need in ((self.cpu, request.cpu), (self.memory, request.memory), (self.disk, request.disk), (self.gpu, request.gpu))
+            if need > 0
+        ]
         return max(0, min(counts)) if counts else 10**9
 
     def as_dict(self):
-        return {"cpu": f"{self.cpu}m", "memory": self.memory, "ephemeral_storage": self.disk}
+        return {"cpu": f"{self.cpu}m", "memory": self.memory, "ephemeral_storage": self.disk, "gpu": self.gpu}
 
 
 def memory_overhead(memory_bytes):
@@ -73,11 +83,17 @@ def disk_overhead(disk_bytes):
     return min(disk_bytes, OS_DISK + int(0.05 * disk_bytes))
 
 
-def node_capacity(vcpus, memory_mib, disk_gib):
-    """What pods can use on a node: Toil's getNodeShape (memory less 0.1 GiB) less its overhead."""
+def node_capacity(vcpus, memory_mib, disk_gib, gpus=0):
+    """What pods can use on a node: Toil's getNodeShape (memory less 0.1 GiB) less its overhead; every GPU."""
     memory = int((memory_mib / 1024 - 0.1) * GIB)
     disk = int(disk_gib * GIB)
-    return Resources(cpu=vcpus * 1000, memory=memory - memory_overhead(memory), disk=disk - disk_overhead(disk))
+    return Resources(cpu=vcpus * 1000, memory=memory - memory_overhead(memory), disk=disk - disk_overhead(disk), gpu=gpus)
+
+
+def arch_allows(arches, arch):
+    """Does a pod pinned to ``arches`` (a frozenset of ``kubernetes.io/arch`` values; None: no pin) fit a node or
+    shape of ``arch`` (None: unknown, which only a pod without a pin fits)?"""
+    return arches is None or arch in arches
 
 
 @dataclass
@@ -88,10 +104,12 @@ class PoolShape:
     min_size: int = 0
     max_size: int = 0
     instance_types: tuple = ()
+    arch: str = None  # kubernetes.io/arch of its nodes (amd64, arm64); None: unknown
 
     def order(self):
-        """Toil's node shape order: preemptible first, then the smallest."""
-        return (not self.preemptible, self.capacity.memory, self.capacity.cpu, self.capacity.disk, self.name)
+        """Toil's node shape order (preemptible first, then the smallest), after every shape without GPUs: a pod
+        without GPUs opens a GPU node only when no other shape fits it (a pod with GPUs fits none of those)."""
+        return (self.capacity.gpu > 0, not self.preemptible, self.capacity.memory, self.capacity.cpu, self.capacity.disk, self.capacity.gpu, self.name)
 
 
 @dataclass
@@ -100,10 +118,12 @@ class PodGroup:
     request: Resources
     may_use_spot: bool
     count: int = 1
+    arches: frozenset = None  # the kubernetes.io/arch values it is pinned to; None: no pin
 
     def order(self):
-        """Toil's job order (first-fit decreasing): the pods that must avoid spot first, then the largest."""
-        return (self.may_use_spot, -self.request.memory, -self.request.cpu, -self.request.disk, self.name)
+        """Toil's job order (first-fit decreasing): the pods that must avoid spot first, then those needing the most
+        GPUs, then the largest."""
+        return (self.may_use_spot, -self.request.gpu, -self.request.memory, -self.request.cpu, -self.request.disk, self.name)
 
 
 @dataclass
@@ -114,19 +134,21 @@ class NodeState:
     idle_seconds: float = 0.0
     safe_to_evict: bool = True
     name: str = None
+    arch: str = None  # its kubernetes.io/arch label; None: its pool's
 
 
-def node_state(instance_id, pool, allocatable, requested, idle_seconds=0, safe_to_evict=True, unschedulable=False, name=None):
+def node_state(instance_id, pool, allocatable, requested, idle_seconds=0, safe_to_evict=True, unschedulable=False, name=None, arch=None):
     """A node as the packer sees it: what its pods leave of its allocatable resources (nothing when it is
     cordoned; never below zero)."""
     free = Resources() if unschedulable else allocatable.minus(requested)
     return NodeState(
         instance_id=instance_id,
         pool=pool,
-        free=Resources(max(free.cpu, 0), max(free.memory, 0), max(free.disk, 0)),
+        free=Resources(max(free.cpu, 0), max(free.memory, 0), max(free.disk, 0), max(free.gpu, 0)),
         idle_seconds=float(idle_seconds or 0),
         safe_to_evict=bool(safe_to_evict),
         name=name,
+        arch=arch,
     )
 
 
@@ -141,6 +163,7 @@ class Bin:
     nodes: int = 1
     loads: dict = field(default_factory=dict)  # pod group name -> pods on each of these nodes
     existing: bool = False  # a node that is already there (its instance id may be unknown)
+    arch: str = None  # kubernetes.io/arch; None: unknown
 
 
 @dataclass
@@ -166,6 +189,8 @@ def _fill(bins, group, remaining, result, opened_pools=None):
         index += 1
         if bin_.spot and not group.may_use_spot:
             continue
+        if group.arches is not None and bin_.arch not in group.arches:
+            continue
         if opened_pools is not None and not bin_.existing and bin_.pool not in opened_pools:
             continue
         per_node = bin_.free.how_many(group.request)
@@ -179,7 +204,9 @@ def _fill(bins, group, remaining, result, opened_pools=None):
                     loads = dict(bin_.loads)
                     if take:
                         loads[group.name] = loads.get(group.name, 0) + take
-                    replacement.append(Bin(bin_.pool, bin_.spot, bin_.free.minus(group.request, take), bin_.instance_id, count, loads, bin_.existing))
+                    replacement.append(
+                        Bin(bin_.pool, bin_.spot, bin_.free.minus(group.request, take), bin_.instance_id, count, loads, bin_.existing, bin_.arch)
+                    )
             bins[index - 1 : index] = replacement
             where = next(i for i, b in enumerate(result.bins) if b is bin_)
             result.bins[where : where + 1] = replacement
@@ -221,13 +248,26 @@ def pack(pods, pools, nodes, strategies=STRATEGIES):
 
 
 def _floors(groups):
-    """``floors[i]``: the least cpu, memory and disk any of ``groups[i:]`` requests (a node with less
+    """``floors[i]``: the least cpu, memory, disk and GPUs any of ``groups[i:]`` requests (a node with less
     free than that of one resource can take none of them)."""
-    floors = [Resources(math.inf, math.inf, math.inf)]
+    floors = [Resources(math.inf, math.inf, math.inf, math.inf)]
     for group in reversed(groups):
         last, request = floors[-1], group.request
-        floors.append(Resources(min(last.cpu, request.cpu), min(last.memory, request.memory), min(last.disk, request.disk)))
+        floors.append(Resources(min(last.cpu, request.cpu), min(last.memory, request.memory), min(last.disk, request.disk), min(last.gpu, request.gpu)))
     return floors[::-1]
+
+
+def _why_unplaceable(group, pools, largest):
+    """Why no shape fits ``group``: for people, naming what none of the pools offers."""
+    allowed = [p for p in pools if (group.may_use_spot or not p.preemptible) and arch_allows(group.arches, p.arch)]
+    if group.arches is not None and not any(arch_allows(group.arches, p.arch) for p in pools):
+        return f"it is pinned to {'/'.join(sorted(group.arches))} and no pool's nodes are"
+    if not allowed:
+        return "it must avoid spot and every pool it may use is spot"
+    most_gpus = max(p.capacity.gpu for p in allowed)
+    if group.request.gpu > most_gpus:
+        return f"it needs {group.request.gpu} GPU(s) and the pools it may use offer at most {most_gpus} per node"
+    return f"it is larger than any node of the pools it may use (the largest node offers {largest.as_dict()})"
 
 
 def _pack(pods, pools, nodes, strategy):
@@ -237,13 +277,16 @@ def _pack(pods, pools, nodes, strategy):
     spot_pools = {p.name for p in pools if p.preemptible}
     result = Packing(new_nodes={p.name: 0 for p in pools}, placed={p.name: 0 for p in pools}, strategy=strategy)
     # Existing nodes first, then nodes opened here, in first-fit order.
-    bins = [Bin(n.pool, n.pool in spot_pools, n.free, n.instance_id, existing=True) for n in nodes if n.pool in result.placed]
+    pool_arch = {p.name: p.arch for p in pools}
+    bins = [Bin(n.pool, n.pool in spot_pools, n.free, n.instance_id, existing=True, arch=n.arch or pool_arch[n.pool]) for n in nodes if n.pool in result.placed]
     result.bins = list(bins)
     largest = max((p.capacity for p in pools), key=lambda c: (c.memory, c.cpu, c.disk), default=None)
     groups = sorted(pods, key=PodGroup.order)
     floors = _floors(groups)
     for index, group in enumerate(groups):
-        shape = next((s for s in shapes if (group.may_use_spot or not s.preemptible) and s.capacity.fits(group.request)), None)
+        shape = next(
+            (s for s in shapes if (group.may_use_spot or not s.preemptible) and s.capacity.fits(group.request) and arch_allows(group.arches, s.arch)), None
+        )
         opened_pools = None if strategy == "any_node" else ((shape.name,) if shape else ())
         remaining = _fill(bins, group, group.count, result, opened_pools)
         if remaining == 0:
@@ -255,7 +298,9 @@ def _pack(pods, pools, nodes, strategy):
                     "count": remaining,
                     "request": group.request.as_dict(),
                     "may_use_spot": group.may_use_spot,
+                    "arch": "/".join(sorted(group.arches)) if group.arches is not None else None,
                     "largest_shape": largest.as_dict() if largest else None,
+                    "reason": _why_unplaceable(group, pools, largest) if largest else "there is no pool",
                 }
             )
             continue
@@ -266,11 +311,11 @@ def _pack(pods, pools, nodes, strategy):
         full, rest = divmod(remaining, per_node)
         for count, take in ((full, per_node), (1 if rest else 0, rest)):
             if count:
-                opened = Bin(shape.name, shape.preemptible, shape.capacity.minus(group.request, take), nodes=count, loads={group.name: take})
+                opened = Bin(shape.name, shape.preemptible, shape.capacity.minus(group.request, take), nodes=count, loads={group.name: take}, arch=shape.arch)
                 bins.append(opened)
                 result.bins.append(opened)
         floor = floors[index + 1]
-        bins = [b for b in bins if b.free.cpu >= floor.cpu and b.free.memory >= floor.memory and b.free.disk >= floor.disk]
+        bins = [b for b in bins if b.free.cpu >= floor.cpu and b.free.memory >= floor.memory and b.free.disk >= floor.disk and b.free.gpu >= floor.gpu]
     return result
 
 

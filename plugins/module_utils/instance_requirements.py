@@ -14,9 +14,10 @@ the types that match, smallest first (vCPUs, then memory, current generations be
 most ``max_types`` of them: the
 pool tries them in that order, as it tries a written list. The defaults are those of EC2's own
 attribute-based selection (a fleet's ``InstanceRequirements``): no bare-metal and no burstable (``t*``)
-types unless asked for; and no type with GPUs, FPGAs or inference accelerators (a pool of those names its
-types). A spot pool takes only types sold as spot (``SupportedUsageClasses``). The toil_scaler keeps the
-region's types in its state file for a day; toil_nodepool reads them on each run.
+types unless asked for; and no type with GPUs, FPGAs or inference accelerators unless ``gpus`` is given (a
+number or range of NVIDIA GPUs: then only types with that many NVIDIA GPUs, fewest GPUs first). A spot pool
+takes only types sold as spot (``SupportedUsageClasses``). The toil_scaler keeps the region's types in its state
+file for a day; toil_nodepool reads them on each run.
 """
 
 from __future__ import annotations
@@ -28,13 +29,20 @@ from dataclasses import dataclass
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.limits import ascii_float, ascii_int
 
-KEYS = ("vcpus", "memory_gib", "arch", "exclude", "include", "burstable", "bare_metal", "max_types")
+KEYS = ("vcpus", "memory_gib", "gpus", "arch", "exclude", "include", "burstable", "bare_metal", "max_types")
 ARCHITECTURES = ("x86_64", "arm64")
+# EC2's architecture names -> Kubernetes' (the kubernetes.io/arch label, Go's GOARCH).
+KUBE_ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
 DEFAULT_MAX_TYPES = 10
 MAX_TYPES = 40  # a pool tries its types one RunInstances call each
 # The largest EC2 instances: 448 vCPUs and 24 TiB (u-24tb1); a range beyond is a mistake.
 MAX_VCPUS = 1024
 MAX_MEMORY_GIB = 32768
+MAX_GPUS = 16  # the most NVIDIA GPUs of an EC2 type is 16 (p2.16xlarge)
+# What the scaler keeps of a type (type_shape), and the layout of catalogue_entry: a kept catalogue of another
+# version, or a kept shape without one of these keys, was written by an older run and is read again.
+TYPE_SHAPE_KEYS = ("vcpus", "memory_mib", "storage_gib", "gpus", "arch")
+CATALOGUE_VERSION = 2  # 2: entries count NVIDIA GPUs (gpus)
 _GLOB = re.compile(r"^[a-z0-9.*?\[\]-]{1,64}$")
 CATALOGUE_MAX_AGE_SECONDS = 86400  # what the scaler keeps in its state file
 
@@ -51,11 +59,15 @@ class InstanceRequirements:
     burstable: bool = False
     bare_metal: bool = False
     max_types: int = DEFAULT_MAX_TYPES
+    gpus: tuple = None  # NVIDIA GPUs per node; None: no GPU or other accelerated type
 
     @property
     def summary(self):
         """For people and for a pool's C(spec): ``vcpus 4-16, memory 16-64 GiB, x86_64, not t*``."""
-        parts = [f"vcpus {_range_text(self.vcpus)}", f"memory {_range_text(self.memory_gib)} GiB", self.arch]
+        parts = [f"vcpus {_range_text(self.vcpus)}", f"memory {_range_text(self.memory_gib)} GiB"]
+        if self.gpus is not None:
+            parts.append(f"gpus {_range_text(self.gpus)}")
+        parts.append(self.arch)
         if self.include:
             parts.append("only " + "/".join(self.include))
         if self.exclude:
@@ -64,7 +76,7 @@ class InstanceRequirements:
         return ", ".join(parts)
 
     def as_dict(self):
-        return {
+        found = {
             "vcpus": _range_text(self.vcpus),
             "memory_gib": _range_text(self.memory_gib),
             "arch": self.arch,
@@ -74,6 +86,9 @@ class InstanceRequirements:
             "bare_metal": self.bare_metal,
             "max_types": self.max_types,
         }
+        if self.gpus is not None:
+            found["gpus"] = _range_text(self.gpus)
+        return found
 
 
 def _number_text(value):
@@ -143,6 +158,11 @@ def parse_requirements(value):
     if not 1 <= max_types <= MAX_TYPES:
         raise ToilInputError(f"requirements.max_types must be between 1 and {MAX_TYPES}, got {max_types}.")
     vcpus = _parse_range(value.get("vcpus", "1-"), "vcpus", ascii_int, MAX_VCPUS)
+    gpus = None
+    if value.get("gpus") is not None:
+        gpus = _parse_range(value["gpus"], "gpus", ascii_int, MAX_GPUS)
+        if gpus[0] < 1:
+            raise ToilInputError(f"requirements.gpus: {value['gpus']!r} allows no GPU; leave gpus out for types without GPUs.")
     return InstanceRequirements(
         vcpus=(max(vcpus[0], 1), vcpus[1]),
         memory_gib=_parse_range(value.get("memory_gib", "0-"), "memory_gib", ascii_float, MAX_MEMORY_GIB),
@@ -152,6 +172,7 @@ def parse_requirements(value):
         burstable=_flag(value.get("burstable", False), "burstable"),
         bare_metal=_flag(value.get("bare_metal", False), "bare_metal"),
         max_types=max_types,
+        gpus=gpus,
     )
 
 
@@ -162,12 +183,16 @@ def catalogue_entry(info):
     """What matching and the scaler's shapes need of one DescribeInstanceTypes entry.
 
     ``storage_gib``: the instance-store disks' total (``InstanceStorageInfo``: count x size, in GB as EC2 writes
-    it, read as GiB as Toil's ``E2Instances`` does); 0 for EBS-only types."""
+    it, read as GiB as Toil's ``E2Instances`` does); 0 for EBS-only types. ``gpus``: the NVIDIA GPUs (``GpuInfo``'s
+    counts, summed; those are what ``nvidia.com/gpu`` counts); ``accelerators``: any GPU (AMD's too), FPGA,
+    inference or Neuron accelerator."""
     disks = (info.get("InstanceStorageInfo") or {}).get("Disks") or ()
+    gpus = (info.get("GpuInfo") or {}).get("Gpus") or ()
     return {
         "vcpus": info["VCpuInfo"]["DefaultVCpus"],
         "memory_mib": info["MemoryInfo"]["SizeInMiB"],
         "storage_gib": sum(int(d.get("Count", 0)) * int(d.get("SizeInGB", 0)) for d in disks),
+        "gpus": sum(int(g.get("Count", 0)) for g in gpus if str(g.get("Manufacturer", "")).upper() == "NVIDIA"),
         "architectures": list((info.get("ProcessorInfo") or {}).get("SupportedArchitectures") or ()),
         "usage_classes": list(info.get("SupportedUsageClasses") or ()),
         "burstable": bool(info.get("BurstablePerformanceSupported")),
@@ -177,9 +202,23 @@ def catalogue_entry(info):
     }
 
 
+def kube_arch(architectures):
+    """A type's architecture as Kubernetes names it (``amd64``, ``arm64``) from EC2's ``SupportedArchitectures``;
+    None for neither (a Mac type's ``x86_64_mac``)."""
+    found = [KUBE_ARCHITECTURES[a] for a in architectures if a in KUBE_ARCHITECTURES]
+    return found[0] if found else None
+
+
 def type_shape(entry):
-    """What the scaler keeps of a type (its state's ``instance_types``): vCPUs, memory, instance-store disks."""
-    return {"vcpus": entry["vcpus"], "memory_mib": entry["memory_mib"], "storage_gib": entry["storage_gib"]}
+    """What the scaler keeps of a type (its state's ``instance_types``, TYPE_SHAPE_KEYS): vCPUs, memory,
+    instance-store disks, NVIDIA GPUs and its Kubernetes architecture."""
+    return {
+        "vcpus": entry["vcpus"],
+        "memory_mib": entry["memory_mib"],
+        "storage_gib": entry["storage_gib"],
+        "gpus": entry["gpus"],
+        "arch": kube_arch(entry["architectures"]),
+    }
 
 
 def read_catalogue(ec2):
@@ -197,7 +236,8 @@ def _within(value, bounds):
 
 
 def matching_types(catalogue, requirements, preemptible):
-    """The names of the types that meet ``requirements``, smallest first, at most ``max_types``."""
+    """The names of the types that meet ``requirements``, smallest first (fewest GPUs, then vCPUs, memory), at most
+    ``max_types``. Without ``gpus``, no accelerated type; with it, only types whose NVIDIA GPUs are in its range."""
     usage = "spot" if preemptible else "on-demand"
     found = []
     for name, entry in catalogue.items():
@@ -207,10 +247,12 @@ def matching_types(catalogue, requirements, preemptible):
             continue
         if requirements.arch not in entry["architectures"] or usage not in entry["usage_classes"]:
             continue
-        if entry["accelerators"] or (entry["burstable"] and not requirements.burstable) or (entry["bare_metal"] and not requirements.bare_metal):
+        if (entry["burstable"] and not requirements.burstable) or (entry["bare_metal"] and not requirements.bare_metal):
+            continue
+        if entry["accelerators"] if requirements.gpus is None else not _within(entry["gpus"], requirements.gpus):
             continue
         if _within(entry["vcpus"], requirements.vcpus) and _within(entry["memory_mib"] / 1024, requirements.memory_gib):
-            found.append((entry["vcpus"], entry["memory_mib"], not entry.get("current_generation"), name))
+            found.append((entry["gpus"], entry["vcpus"], entry["memory_mib"], not entry.get("current_generation"), name))
     return tuple(found_type[-1] for found_type in sorted(found)[: requirements.max_types])
 
 

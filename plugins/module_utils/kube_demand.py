@@ -12,7 +12,8 @@ attribute names works; listing them is kube_client.py's part.
 How Toil 9.6's Kubernetes batch system writes its pods (``_create_pod_spec``, ``_launch_job``):
 one Job per Toil job, whose pod has a single container ``runner-container`` (no init containers)
 requesting, and limited to, ``cpu: str(cores)``, ``memory: memory + 512Mi`` and
-``ephemeral-storage: disk + 512Mi`` as plain byte counts (plus ``<vendor>.com/gpu`` for GPUs);
+``ephemeral-storage: disk + 512Mi`` as plain byte counts (plus ``<vendor>.com/gpu`` for GPUs, ``nvidia.com/gpu``
+unless the job names another brand; only ``nvidia.com/gpu`` is counted here: the pools' GPUs are NVIDIA's);
 every pod is annotated ``cluster-autoscaler.kubernetes.io/safe-to-evict: "false"``. A preemptible
 job *prefers* (two weight-1 terms) nodes labelled ``eks.amazonaws.com/capacityType In [SPOT]`` and
 ``cloud.google.com/gke-preemptible In [true]`` and tolerates the GKE taint; a non-preemptible job
@@ -28,6 +29,12 @@ carrying one of Toil's preemptible labels, true otherwise, so a pod with no affi
 ``true``: nothing keeps it off spot nodes, and the scaler packing it on an on-demand shape when
 spot is preferred would waste money, never correctness. Tolerations are not read: the GKE taint
 only exists on GKE nodes, never on this collection's spot nodes.
+
+A pod's architecture pin is its ``nodeSelector`` ``kubernetes.io/arch`` and the required node-affinity terms on
+that label (``In``, ``NotIn``, ``Exists``, ``DoesNotExist``; terms ORed): the set of architectures it may run
+on, or None (no pin; Toil 9.6 never pins one). A node's architecture is its ``kubernetes.io/arch`` label, which
+the kubelet sets. Spot and architecture are read term by term but combined per pod: a pod whose terms are
+"spot and arm64" or "on-demand and amd64" is read as "may use spot, arm64 or amd64" (no Toil pod is written so).
 """
 
 from __future__ import annotations
@@ -39,25 +46,37 @@ from ansible_collections.toil.cluster.plugins.module_utils.binpacking import Pod
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.kube_pods import blocks_eviction, is_daemonset_pod, is_mirror_pod, is_terminal, pod_name
 from ansible_collections.toil.cluster.plugins.module_utils.provider_id import instance_of
-from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, format_bytes, format_cpu, millicores
+from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, format_bytes, format_cpu, millicores, parse_quantity
 from ansible_collections.toil.cluster.plugins.module_utils.tags import POOL_LABEL, SPOT_LABELS
 
 # kubeadm >= 1.24 labels and taints control-plane; Toil's kubeadm 1.19 leader says master.
 CONTROL_PLANE_KEYS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
-# The resources packed, in the order of the integer triples: (Kubernetes name, demand option key).
-RESOURCES = (("cpu", "cpu"), ("memory", "memory"), ("ephemeral-storage", "ephemeral_storage"))
+# The resources packed, in the order of the integer tuples: (Kubernetes name, demand option key).
+GPU = "nvidia.com/gpu"
+RESOURCES = (("cpu", "cpu"), ("memory", "memory"), ("ephemeral-storage", "ephemeral_storage"), (GPU, "gpu"))
+# The node label the kubelet sets to its architecture (GOARCH: amd64, arm64), which pods may pin.
+ARCH_LABEL = "kubernetes.io/arch"
+ARCHITECTURES = ("amd64", "arm64")
 # Where every scheduler (the leader's timer, an AWX schedule) sees when a node became idle: on the Node itself.
 IDLE_SINCE_ANNOTATION = "toil.cluster/idle-since"
 # Node addresses that carry the instance's private DNS name (InternalDNS from a cloud provider, Hostname from the kubelet).
 _DNS_ADDRESS_TYPES = ("InternalDNS", "Hostname")
-ZERO = (0, 0, 0)
+ZERO = (0, 0, 0, 0)
 
 
 # ----------------------------------------------------------------------------- requests
 
 
+def gpu_count(value, what="nvidia.com/gpu"):
+    """An extended resource's quantity as a whole count (Kubernetes refuses fractions of one)."""
+    number = parse_quantity(value, what)
+    if number != number.to_integral_value():
+        raise ToilInputError(f"{what}: '{value}' is not a whole number of GPUs.")
+    return int(number)
+
+
 class _Parser:
-    """Quantities to integers, memoised by value: 10,000 Toil pods repeat a handful of request triples.
+    """Quantities to integers, memoised by value: 10,000 Toil pods repeat a handful of request tuples.
 
     ``what`` (for error messages) may be a string or a function making one, called only when
     a new value has to be parsed.
@@ -67,13 +86,13 @@ class _Parser:
         self._cache = {}
 
     def amounts(self, mapping, what):
-        """A requests/limits/allocatable mapping -> (millicores, bytes, bytes); missing is 0."""
+        """A requests/limits/allocatable mapping -> (millicores, bytes, bytes, GPUs); missing is 0."""
         if not mapping:
             return ZERO
-        return self.triple(mapping.get("cpu"), mapping.get("memory"), mapping.get("ephemeral-storage"), what)
+        return self.tuple(mapping.get("cpu"), mapping.get("memory"), mapping.get("ephemeral-storage"), mapping.get(GPU), what)
 
-    def triple(self, cpu, memory, ephemeral, what):
-        key = (cpu, memory, ephemeral)
+    def tuple(self, cpu, memory, ephemeral, gpu, what):
+        key = (cpu, memory, ephemeral, gpu)
         found = self._cache.get(key)
         if found is None:
             what = what() if callable(what) else what
@@ -81,35 +100,38 @@ class _Parser:
                 0 if cpu is None else millicores(cpu, f"{what} cpu"),
                 0 if memory is None else byte_count(memory, f"{what} memory"),
                 0 if ephemeral is None else byte_count(ephemeral, f"{what} ephemeral-storage"),
+                0 if gpu is None else gpu_count(gpu, f"{what} {GPU}"),
             )
         return found
 
 
 def _container_amounts(container, parser, pod):
-    """A container's requests; a resource with a limit but no request requests its limit (API defaulting)."""
+    """A container's requests; a resource with a limit but no request requests its limit (API defaulting; for an
+    extended resource such as ``nvidia.com/gpu`` the API requires the request, if any, to equal the limit)."""
     resources = getattr(container, "resources", None)
     if resources is None:
         return ZERO
     requests = resources.requests or {}
     limits = resources.limits or {}
-    cpu, memory, ephemeral = requests.get("cpu"), requests.get("memory"), requests.get("ephemeral-storage")
+    cpu, memory, ephemeral, gpu = requests.get("cpu"), requests.get("memory"), requests.get("ephemeral-storage"), requests.get(GPU)
     if limits:
         cpu = limits.get("cpu") if cpu is None else cpu
         memory = limits.get("memory") if memory is None else memory
         ephemeral = limits.get("ephemeral-storage") if ephemeral is None else ephemeral
-    return parser.triple(cpu, memory, ephemeral, lambda: f"pod {pod_name(pod)} container {getattr(container, 'name', '?')}")
+        gpu = limits.get(GPU) if gpu is None else gpu
+    return parser.tuple(cpu, memory, ephemeral, gpu, lambda: f"pod {pod_name(pod)} container {getattr(container, 'name', '?')}")
 
 
 def _add(a, b):
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
 
 
 def _max(a, b):
-    return (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]))
+    return (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
 def pod_request(pod, parser=None):
-    """A pod's effective request, as the scheduler counts it: ``(millicores, memory bytes, ephemeral bytes)``.
+    """A pod's effective request, as the scheduler counts it: ``(millicores, memory bytes, ephemeral bytes, GPUs)``.
 
     max(sum of the containers + restartable init containers (sidecars), each init container
     + the sidecars started before it), then pod-level ``spec.resources`` requests (cpu, memory)
@@ -171,37 +193,84 @@ def _expression_excludes_spot(expression):
     return (operator == "NotIn" and spot_value in values) or (operator == "In" and spot_value not in values) or operator == "DoesNotExist"
 
 
-def may_use_spot(pod):
-    """The demand's ``preemptible``: False when the pod's hard constraints keep it off spot nodes.
+def _expression_arches(expression, allowed):
+    """``allowed`` (a frozenset of architectures, or None for any) narrowed by one node-selector requirement."""
+    if expression.key != ARCH_LABEL:
+        return allowed
+    values = frozenset(expression.values or ())
+    operator = expression.operator
+    if operator == "In":
+        found = values
+    elif operator == "NotIn":
+        found = frozenset(ARCHITECTURES) - values
+    elif operator == "DoesNotExist":
+        found = frozenset()
+    else:  # Exists, or an operator that only applies to numbers (Gt, Lt)
+        return allowed
+    return found if allowed is None else allowed & found
+
+
+def placement(pod):
+    """``(may_use_spot, arches)``: whether the pod's hard constraints let it on spot nodes, and the architectures
+    they pin it to (a frozenset of ``kubernetes.io/arch`` values; None: no pin), in one reading of them.
 
     Toil's non-preemptible pods require ``NotIn [SPOT]`` (and ``NotIn [true]`` for GKE);
     its preemptible ones only *prefer* ``In [SPOT]``. Required terms are ORed: the pod avoids
-    spot only if every term does. ``nodeSelector`` is ANDed with them.
+    spot only if every term does, and may run on an architecture any term allows. ``nodeSelector`` is ANDed with them.
     """
     spec = pod.spec
-    for key, value in (getattr(spec, "node_selector", None) or {}).items():
-        if key in SPOT_LABELS and value != SPOT_LABELS[key]:
-            return False
+    spot, arches = True, None
+    node_selector = getattr(spec, "node_selector", None)
+    if node_selector:
+        for key, value in node_selector.items():
+            if key in SPOT_LABELS and value != SPOT_LABELS[key]:
+                spot = False
+            elif key == ARCH_LABEL:
+                arches = frozenset((value,))
     affinity = getattr(getattr(spec, "affinity", None), "node_affinity", None)
     required = getattr(affinity, "required_during_scheduling_ignored_during_execution", None)
     terms = getattr(required, "node_selector_terms", None) or ()
-    return not (terms and all(any(_expression_excludes_spot(e) for e in term.match_expressions or ()) for term in terms))
+    if terms:
+        avoids_spot, term_arches = True, frozenset()
+        for term in terms:
+            expressions = term.match_expressions or ()
+            avoids_spot = avoids_spot and any(_expression_excludes_spot(e) for e in expressions)
+            if term_arches is not None:
+                allowed = None
+                for expression in expressions:
+                    allowed = _expression_arches(expression, allowed)
+                term_arches = None if allowed is None else term_arches | allowed
+        spot = spot and not avoids_spot
+        if term_arches is not None:
+            arches = term_arches if arches is None else arches & term_arches
+    return spot, arches
+
+
+def may_use_spot(pod):
+    """The demand's ``preemptible``: False when the pod's hard constraints keep it off spot nodes (``placement``)."""
+    return placement(pod)[0]
+
+
+def pinned_arches(pod):
+    """The architectures a pod is pinned to (``placement``): a frozenset, or None when it is not pinned."""
+    return placement(pod)[1]
 
 
 def _pending_groups(pods, parser, group):
-    """The Unschedulable pending pods as pod groups, identical shapes (request and spot) as one unless ``group`` is false."""
+    """The Unschedulable pending pods as pod groups, identical shapes (request, spot and architectures) as one unless
+    ``group`` is false."""
     groups = []
     by_shape = {}
     for pod in pods:
         if not is_unschedulable_pending(pod):
             continue
         amounts = pod_request(pod, parser)
-        preemptible = may_use_spot(pod)
-        key = (amounts, preemptible)
+        preemptible, arches = placement(pod)
+        key = (amounts, preemptible, arches)
         if group and key in by_shape:
             by_shape[key].count += 1
             continue
-        by_shape[key] = PodGroup(name=pod_name(pod), request=Resources(*amounts), may_use_spot=preemptible)
+        by_shape[key] = PodGroup(name=pod_name(pod), request=Resources(*amounts), may_use_spot=preemptible, arches=arches)
         groups.append(by_shape[key])
     for pod_group in groups:
         if pod_group.count > 1:
@@ -245,6 +314,7 @@ class WorkerNode:
     safe_to_evict: bool
     unschedulable: bool
     listed: tuple = ()  # the Kubernetes names of the resources its allocatable lists
+    arch: str = None  # its kubernetes.io/arch label
     provider_id: str = None  # spec.providerID as listed
     addresses: tuple = ()  # (type, address) pairs of status.addresses
     ready: bool = True
@@ -254,7 +324,9 @@ class WorkerNode:
 
     def node_state(self):
         """The node as the packer sees it."""
-        return node_state(self.instance_id, self.pool, self.allocatable, self.requested, self.idle_seconds, self.safe_to_evict, self.unschedulable, self.name)
+        return node_state(
+            self.instance_id, self.pool, self.allocatable, self.requested, self.idle_seconds, self.safe_to_evict, self.unschedulable, self.name, self.arch
+        )
 
 
 def _items(listing):
@@ -325,17 +397,19 @@ def read_demand(pods, nodes, now, idle_since=None, group=True):
             idle_seconds = int((now - since).total_seconds())
             wanted = annotation if annotation is not None and _parse_time(annotation) == since else rfc3339(since)
         allocatable = getattr(node.status, "allocatable", None) or {}
+        labels = node.metadata.labels or {}
         workers.append(
             WorkerNode(
                 instance_id=instance_id(node),
                 name=name,
-                pool=(node.metadata.labels or {}).get(POOL_LABEL),
+                pool=labels.get(POOL_LABEL),
                 allocatable=Resources(*parser.amounts(allocatable, f"node {name} allocatable")),
                 requested=Resources(*requested),
                 idle_seconds=idle_seconds,
                 safe_to_evict=not any(blocks_eviction(pod) for pod in workload),
                 unschedulable=bool(getattr(node.spec, "unschedulable", None)),
                 listed=tuple(kube_name for kube_name, _key in RESOURCES if kube_name in allocatable),
+                arch=labels.get(ARCH_LABEL),
                 provider_id=getattr(node.spec, "provider_id", None),
                 addresses=_addresses(node),
                 ready=_is_ready(node),
@@ -415,26 +489,35 @@ def match_instances(workers, instances, gone_ids=()):
 
 
 def _quantities(resources, listed=None):
-    """Resources as the ``demand`` option's mapping of Kubernetes quantities (only the ``listed`` ones when given)."""
-    text = {"cpu": format_cpu(resources.cpu), "memory": format_bytes(resources.memory), "ephemeral_storage": format_bytes(resources.disk)}
-    return {key: text[key] for kube_name, key in RESOURCES if listed is None or kube_name in listed}
+    """Resources as the ``demand`` option's mapping of Kubernetes quantities (only the ``listed`` ones when given;
+    else GPUs only when there are some)."""
+    text = {"cpu": format_cpu(resources.cpu), "memory": format_bytes(resources.memory), "ephemeral_storage": format_bytes(resources.disk), "gpu": resources.gpu}
+    if listed is None:
+        listed = tuple(kube_name for kube_name, key in RESOURCES if key != "gpu" or resources.gpu)
+    return {key: text[key] for kube_name, key in RESOURCES if kube_name in listed}
+
+
+def _pinned(arches):
+    """A pin as the ``demand`` option's ``arch``: one architecture, or a list of them."""
+    return {} if arches is None else {"arch": next(iter(arches)) if len(arches) == 1 else sorted(arches)}
 
 
 def demand_from_kubernetes(pods, nodes, now, idle_since=None, group=True):
     """What :func:`read_demand` finds, written as ``toil_scaler``'s ``demand`` option, and the idle timers.
 
-    ``demand["pods"]``: ``{name, cpu, memory, ephemeral_storage, preemptible, count}``;
-    ``demand["nodes"]``: ``{instance_id, name, pool, allocatable (the resources the node lists),
+    ``demand["pods"]``: ``{name, cpu, memory, ephemeral_storage, gpu (when some), arch (when pinned), preemptible,
+    count}``; ``demand["nodes"]``: ``{instance_id, name, pool, arch, allocatable (the resources the node lists),
     requested, idle_seconds, safe_to_evict, unschedulable}``; quantities as Kubernetes writes them.
     """
     groups, workers, new_idle_since = read_demand(pods, nodes, now, idle_since, group)
     demand = {
-        "pods": [{"name": g.name, **_quantities(g.request), "preemptible": g.may_use_spot, "count": g.count} for g in groups],
+        "pods": [{"name": g.name, **_quantities(g.request), **_pinned(g.arches), "preemptible": g.may_use_spot, "count": g.count} for g in groups],
         "nodes": [
             {
                 "instance_id": w.instance_id,
                 "name": w.name,
                 "pool": w.pool,
+                **({"arch": w.arch} if w.arch else {}),
                 "allocatable": _quantities(w.allocatable, w.listed),
                 "requested": _quantities(w.requested),
                 "idle_seconds": w.idle_seconds,

@@ -21,9 +21,16 @@ from datetime import UTC, datetime
 
 from ansible_collections.toil.cluster.plugins.module_utils.binpacking import PodGroup, PoolShape, Resources, decide, node_capacity, node_state, pack
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements import CATALOGUE_MAX_AGE_SECONDS, catalogue_entry, read_catalogue, type_shape
+from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements import (
+    CATALOGUE_MAX_AGE_SECONDS,
+    CATALOGUE_VERSION,
+    TYPE_SHAPE_KEYS,
+    catalogue_entry,
+    read_catalogue,
+    type_shape,
+)
 from ansible_collections.toil.cluster.plugins.module_utils.kube_client import ApiException, api_message, load_clients, read_cluster
-from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import IDLE_SINCE_ANNOTATION, match_instances, read_demand
+from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import ARCHITECTURES, IDLE_SINCE_ANNOTATION, gpu_count, match_instances, read_demand
 from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import drain_nodes
 from ansible_collections.toil.cluster.plugins.module_utils.kube_lease import FileLock, KubeLease, coordination_client
 from ansible_collections.toil.cluster.plugins.module_utils.kube_objects import cycle_collector_paused
@@ -35,21 +42,41 @@ from ansible_collections.toil.cluster.plugins.module_utils.quantities import byt
 from ansible_collections.toil.cluster.plugins.module_utils.tags import POOL_TAG, tag_dict
 from ansible_collections.toil.cluster.plugins.module_utils.zones import resolve_region
 
+# The state file's layout. Its parts that older runs wrote differently are recognised one by one, so the estimates
+# and deficits survive an upgrade: an instance type's shape without a key of TYPE_SHAPE_KEYS (GPUs and architecture
+# came later) is described again, and a region catalogue of another CATALOGUE_VERSION is read again.
 STATE_VERSION = 1
-_POD_KEYS = {"name", "cpu", "memory", "ephemeral_storage", "preemptible", "count"}
-_NODE_KEYS = {"instance_id", "name", "pool", "allocatable", "requested", "idle_seconds", "safe_to_evict", "unschedulable"}
+_RESOURCE_KEYS = ("cpu", "memory", "ephemeral_storage", "gpu")
+_POD_KEYS = {"name", *_RESOURCE_KEYS, "arch", "preemptible", "count"}
+_NODE_KEYS = {"instance_id", "name", "pool", "arch", "allocatable", "requested", "idle_seconds", "safe_to_evict", "unschedulable"}
 
 
 def _resources(spec, what):
     spec = spec or {}
-    unknown = sorted(set(spec) - {"cpu", "memory", "ephemeral_storage"})
+    if not isinstance(spec, dict):
+        raise ToilInputError(f"{what}: expected a mapping of {', '.join(_RESOURCE_KEYS)}.")
+    unknown = sorted(set(spec) - set(_RESOURCE_KEYS))
     if unknown:
-        raise ToilInputError(f"{what}: unknown resource(s) {', '.join(unknown)} (expected cpu, memory, ephemeral_storage).")
+        raise ToilInputError(f"{what}: unknown resource(s) {', '.join(unknown)} (expected {', '.join(_RESOURCE_KEYS)}).")
     return Resources(
         cpu=millicores(spec.get("cpu", 0), f"{what} cpu"),
         memory=byte_count(spec.get("memory", 0), f"{what} memory"),
         disk=byte_count(spec.get("ephemeral_storage", 0), f"{what} ephemeral_storage"),
+        gpu=gpu_count(spec.get("gpu", 0), f"{what} gpu"),
     )
+
+
+def _arches(value, what, several=True):
+    """The ``arch`` of a demanded pod (one architecture or a list) or node (one): Kubernetes' names."""
+    if value is None:
+        return None
+    values = value if several and isinstance(value, list) and value else [value]
+    for arch in values:
+        if arch not in ARCHITECTURES:
+            hint = " (Kubernetes' name for x86_64 is amd64)" if arch == "x86_64" else ""
+            expected = f"one of {', '.join(ARCHITECTURES)}" + (" or a list of them" if several else "")
+            raise ToilInputError(f"{what}: arch must be {expected}, as the kubernetes.io/arch label says, not {arch!r}{hint}.")
+    return frozenset(values)
 
 
 def normalize_demand(demand):
@@ -67,8 +94,9 @@ def normalize_demand(demand):
         count = pod.get("count", 1)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ToilInputError(f"demand.pods[{index}] ({name}): count must be a positive integer.")
-        request = _resources({k: pod[k] for k in ("cpu", "memory", "ephemeral_storage") if k in pod}, f"demand.pods[{index}] ({name})")
-        pods.append(PodGroup(name=name, request=request, may_use_spot=bool(pod.get("preemptible", True)), count=count))
+        what = f"demand.pods[{index}] ({name})"
+        request = _resources({k: pod[k] for k in _RESOURCE_KEYS if k in pod}, what)
+        pods.append(PodGroup(name=name, request=request, may_use_spot=bool(pod.get("preemptible", True)), count=count, arches=_arches(pod.get("arch"), what)))
     nodes = []
     for index, node in enumerate(demand.get("nodes") or []):
         if not isinstance(node, dict) or set(node) - _NODE_KEYS or "instance_id" not in node:
@@ -76,6 +104,7 @@ def normalize_demand(demand):
         what = f"demand.nodes[{index}] ({node['instance_id']})"
         allocatable = _resources(node.get("allocatable"), what + " allocatable")
         requested = _resources(node.get("requested"), what + " requested")
+        arch = _arches(node.get("arch"), what, several=False)
         nodes.append(
             node_state(
                 node["instance_id"],
@@ -86,6 +115,7 @@ def normalize_demand(demand):
                 safe_to_evict=node.get("safe_to_evict", True),
                 unschedulable=node.get("unschedulable"),
                 name=node.get("name"),
+                arch=next(iter(arch)) if arch else None,
             )
         )
     return pods, nodes
@@ -210,11 +240,11 @@ def save_state(path, state):
 
 
 def instance_type_shapes(ec2, instance_types, cache):
-    """vCPUs, memory and instance-store size per instance type (instance_requirements.type_shape), from
-    DescribeInstanceTypes, cached in the state. An entry cached by an older run without ``storage_gib`` is
-    described again.
+    """vCPUs, memory, instance-store size, GPUs and architecture per instance type (instance_requirements.type_shape),
+    from DescribeInstanceTypes, cached in the state. An entry cached by an older run without one of them (``storage_gib``,
+    ``gpus``, ``arch``) is described again: an old shape is never read as a type without GPUs.
     """
-    missing = sorted(t for t in set(instance_types) if "storage_gib" not in cache.get(t, {}))
+    missing = sorted(t for t in set(instance_types) if not all(key in cache.get(t, {}) for key in TYPE_SHAPE_KEYS))
     for start in range(0, len(missing), 100):
         answer = ec2.describe_instance_types(InstanceTypes=missing[start : start + 100], aws_retry=True)["InstanceTypes"]
         for info in answer:
@@ -223,16 +253,17 @@ def instance_type_shapes(ec2, instance_types, cache):
 
 
 def region_catalogue(ec2, state, region, now):
-    """The region's instance types (instance_requirements.read_catalogue), kept in the state for a day."""
+    """The region's instance types (instance_requirements.read_catalogue), kept in the state for a day; one kept by
+    an older run (another ``CATALOGUE_VERSION``: without GPU counts) is read again."""
     kept = state.get("catalogue")
     read_at = None
-    if isinstance(kept, dict) and kept.get("region") == region and isinstance(kept.get("types"), dict):
+    if isinstance(kept, dict) and kept.get("region") == region and kept.get("version") == CATALOGUE_VERSION and isinstance(kept.get("types"), dict):
         try:
             read_at = datetime.fromisoformat(kept.get("read_at"))
         except (TypeError, ValueError):
             read_at = None
     if read_at is None or read_at.tzinfo is None or not 0 <= (now - read_at).total_seconds() <= CATALOGUE_MAX_AGE_SECONDS:
-        kept = state["catalogue"] = {"region": region, "read_at": now.isoformat(), "types": read_catalogue(ec2)}
+        kept = state["catalogue"] = {"region": region, "version": CATALOGUE_VERSION, "read_at": now.isoformat(), "types": read_catalogue(ec2)}
     return kept["types"]
 
 
@@ -256,15 +287,33 @@ def node_disk_gib(type_info, node_storage):
     return type_info.get("storage_gib") or node_storage
 
 
+def pool_arch(spec, type_cache):
+    """The one architecture (``kubernetes.io/arch``) of a pool's instance types; a pool mixing them is refused."""
+    by_arch = {}
+    for name in spec.node_type.instance_types:
+        by_arch.setdefault(type_cache[name]["arch"], []).append(name)
+    if None in by_arch:
+        raise ToilInputError(f"Pool {spec.name}: instance type(s) {', '.join(by_arch[None])} run neither x86_64 nor arm64 Linux.")
+    if len(by_arch) > 1:
+        mixed = "; ".join(f"{arch}: {', '.join(names)}" for arch, names in sorted(by_arch.items()))
+        raise ToilInputError(
+            f"Pool {spec.name} mixes architectures ({mixed}): the scaler packs pods pinned to an architecture by their pool's,"
+            " so a pool's instance types must share one. Make one pool per architecture."
+        )
+    return next(iter(by_arch))
+
+
 def pool_shapes(specs, type_cache):
-    """Each pool's node shape: the smallest of its interchangeable instance types, less Toil's overhead."""
+    """Each pool's node shape: the smallest of its interchangeable instance types, less Toil's overhead, and their
+    architecture (raises ToilInputError when they do not share one)."""
     shapes = []
     for spec in specs:
+        arch = pool_arch(spec, type_cache)
         capacities = [
-            node_capacity(type_cache[t]["vcpus"], type_cache[t]["memory_mib"], node_disk_gib(type_cache[t], spec.node_storage))
+            node_capacity(type_cache[t]["vcpus"], type_cache[t]["memory_mib"], node_disk_gib(type_cache[t], spec.node_storage), type_cache[t]["gpus"])
             for t in spec.node_type.instance_types
         ]
-        capacity = Resources(min(c.cpu for c in capacities), min(c.memory for c in capacities), min(c.disk for c in capacities))
+        capacity = Resources(min(c.cpu for c in capacities), min(c.memory for c in capacities), min(c.disk for c in capacities), min(c.gpu for c in capacities))
         shapes.append(
             PoolShape(
                 name=spec.name,
@@ -273,6 +322,7 @@ def pool_shapes(specs, type_cache):
                 min_size=spec.pool.min_size,
                 max_size=spec.pool.max_size,
                 instance_types=spec.node_type.instance_types,
+                arch=arch,
             )
         )
     return shapes
@@ -543,9 +593,10 @@ def _scale(settings, ec2, warn, clients, lease):
         if settings.metrics_path and os.path.isdir(os.path.dirname(os.path.abspath(settings.metrics_path))):
             write_metrics(settings.metrics_path, metrics_text(decisions, shapes, queue_size(observed.pods)))
     for pod in packing.unplaceable:
+        pinned = f" pinned to {pod['arch']}" if pod["arch"] else ""
         warn(
-            f"{pod['count']} pod(s) {pod['name']} requesting {pod['request']} fit no pool (the largest node offers {pod['largest_shape']}): "
-            "they will wait forever unless a larger node type is added."
+            f"{pod['count']} pod(s) {pod['name']} requesting {pod['request']}{pinned} fit no pool: {pod['reason']}. "
+            "They will wait forever unless a pool that fits them is added."
         )
     for entry in removed:
         if not entry["deleted"] and not settings.apply:

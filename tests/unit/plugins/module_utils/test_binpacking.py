@@ -226,3 +226,91 @@ def test_ten_thousand_pods_of_mixed_sizes_all_placed():
     result = pack(groups, pools, [])  # its speed is measured by make bench, not asserted here
     assert sum(result.placed.values()) == 10_000
     assert not result.unplaceable
+
+
+# ----------------------------------------------------------------------------- GPUs and architectures
+
+G4DN_XLARGE = (4, 16384, 1)  # vCPUs, memory MiB, NVIDIA GPUs
+P3_8XLARGE = (32, 249856, 4)
+
+
+def gpu_shape(name, instance, preemptible=False, arch="amd64"):
+    vcpus, memory, gpus = instance
+    return PoolShape(name, node_capacity(vcpus, memory, 50, gpus), preemptible, 0, 1000, (name,), arch)
+
+
+def gpu_pods(name, gpus, cpu_m=1000, memory=GIB, count=1, may_use_spot=True, arches=None):
+    return PodGroup(name, Resources(cpu_m, memory, 0, gpus), may_use_spot, count, frozenset(arches) if arches else None)
+
+
+def test_gpu_pods_go_only_to_gpu_shapes_and_the_fewest_gpu_nodes():
+    cpu, g4, p3 = shape("m5", M5_LARGE), gpu_shape("g4dn", G4DN_XLARGE), gpu_shape("p3", P3_8XLARGE)
+    result = pack([gpu_pods("train", 1, count=3)], [cpu, p3, g4], [])
+    assert result.new_nodes == {"m5": 0, "p3": 0, "g4dn": 3}  # the smallest shape with a GPU each, never m5
+    result = pack([gpu_pods("train", 2, count=3)], [cpu, p3, g4], [])
+    assert result.new_nodes == {"m5": 0, "p3": 2, "g4dn": 0}  # two per p3 (4 GPUs), though CPU and memory allow more
+    assert result.placed == {"m5": 0, "p3": 3, "g4dn": 0} and result.unplaceable == []
+
+
+def test_gpu_pods_use_existing_nodes_free_gpus_only():
+    cpu, g4 = shape("m5", M5_LARGE), gpu_shape("g4dn", G4DN_XLARGE)
+    nodes = [
+        NodeState("i-cpu", "m5", Resources(8000, 32 * GIB, 10 * GIB)),  # room for everything but GPUs
+        NodeState("i-busy-gpu", "g4dn", Resources(3000, 10 * GIB, 10 * GIB, 0)),  # its GPU taken
+        NodeState("i-free-gpu", "g4dn", Resources(3000, 10 * GIB, 10 * GIB, 1)),
+    ]
+    result = pack([gpu_pods("train", 1, count=2)], [cpu, g4], nodes)
+    assert result.used_nodes == {"i-free-gpu"} and result.new_nodes == {"m5": 0, "g4dn": 1}
+
+
+def test_a_gpu_pod_that_fits_no_pool_is_unplaceable_naming_gpus():
+    cpu, g4 = shape("m5", M5_LARGE), gpu_shape("g4dn", G4DN_XLARGE)
+    result = pack([gpu_pods("train", 2), gpu_pods("small", 1)], [cpu, g4], [])
+    assert result.new_nodes == {"m5": 0, "g4dn": 1}  # the 1-GPU pod; the 2-GPU one fits no node
+    (entry,) = result.unplaceable
+    assert entry["name"] == "train" and entry["request"]["gpu"] == 2
+    assert entry["reason"] == "it needs 2 GPU(s) and the pools it may use offer at most 1 per node"
+    result = pack([gpu_pods("train", 1)], [cpu], [])
+    assert result.unplaceable[0]["reason"] == "it needs 1 GPU(s) and the pools it may use offer at most 0 per node"
+
+
+def test_pods_without_gpus_prefer_shapes_without_gpus():
+    # g4dn.xlarge (4 vCPUs, 16 GiB) is smaller than m5.4xlarge (16, 64 GiB) and a spot shape: Toil's order
+    # would open it first; a pod without GPUs opens it only when no shape without GPUs fits.
+    g4_spot, m5_4x = gpu_shape("g4dn", G4DN_XLARGE, preemptible=True), shape("m5.4x", (16, 65536))
+    result = pack([pods("align", cpu_m=2000, memory=4 * GIB, count=4)], [g4_spot, m5_4x], [])
+    assert result.new_nodes == {"g4dn": 0, "m5.4x": 1}
+    result = pack([pods("huge", cpu_m=2000, memory=200 * GIB)], [g4_spot, m5_4x, gpu_shape("p3", P3_8XLARGE)], [])
+    assert result.new_nodes == {"g4dn": 0, "m5.4x": 0, "p3": 1}  # no shape without GPUs fits it: a GPU node
+    assert sorted([g4_spot, m5_4x], key=PoolShape.order) == [m5_4x, g4_spot]
+
+
+def test_arm64_pinned_pods_go_to_arm64_pools_and_never_to_amd64_nodes():
+    amd, arm = shape("m5", M5_LARGE), PoolShape("m6g", node_capacity(2, 8192, 50), False, 0, 1000, ("m6g.large",), "arm64")
+    amd.arch = "amd64"
+    nodes = [NodeState("i-amd", "m5", Resources(2000, 7 * GIB, 40 * GIB), arch="amd64")]
+    pinned = PodGroup("arm-job", Resources(500, GIB, 0), True, 3, frozenset({"arm64"}))
+    result = pack([pinned], [amd, arm], nodes)
+    assert result.used_nodes == set() and result.new_nodes == {"m5": 0, "m6g": 1} and result.placed == {"m5": 0, "m6g": 3}
+    # A node listed without an architecture has its pool's.
+    result = pack([pinned], [amd, arm], [NodeState("i-arm", "m6g", Resources(2000, 7 * GIB, 40 * GIB))])
+    assert result.used_nodes == {"i-arm"} and result.new_nodes == {"m5": 0, "m6g": 0}
+    # A pod without a pin goes anywhere, the amd64 node first (existing room first).
+    result = pack([pods("any", cpu_m=500, memory=GIB, count=3)], [amd, arm], nodes)
+    assert result.used_nodes == {"i-amd"} and result.new_nodes == {"m5": 0, "m6g": 0}
+    # Pinned to an architecture no pool has: unplaceable, saying so.
+    result = pack([PodGroup("s390", Resources(500, GIB, 0), True, 1, frozenset({"s390x"}))], [amd, arm], nodes)
+    assert result.unplaceable[0]["reason"] == "it is pinned to s390x and no pool's nodes are" and result.unplaceable[0]["arch"] == "s390x"
+    # Shapes of unknown architecture take only pods without a pin.
+    result = pack([pinned], [shape("unknown", M5_LARGE)], [])
+    assert result.unplaceable and result.new_nodes == {"unknown": 0}
+
+
+def test_the_any_node_strategy_never_adds_pinned_pods_to_opened_nodes_of_another_architecture():
+    amd = PoolShape("m5.4x", node_capacity(16, 65536, 50), False, 0, 1000, ("m5.4xlarge",), "amd64")
+    arm = PoolShape("m6g", node_capacity(2, 8192, 50), False, 0, 1000, ("m6g.large",), "arm64")
+    big, small = pods("big", cpu_m=8000, memory=20 * GIB), PodGroup("arm-small", Resources(500, GIB, 0), True, 1, frozenset({"arm64"}))
+    for strategy in ("any_node", "toil"):
+        result = pack([big, small], [amd, arm], [], strategies=(strategy,))
+        assert result.new_nodes == {"m5.4x": 1, "m6g": 1}, strategy
+        assert {b.pool: set(b.loads) for b in result.bins} == {"m5.4x": {"big"}, "m6g": {"arm-small"}}, strategy

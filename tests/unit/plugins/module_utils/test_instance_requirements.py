@@ -98,7 +98,7 @@ def test_no_match_is_a_clear_error_naming_the_requirements():
         ({}, "requirements must be a mapping"),
         ("vcpus=4", "requirements must be a mapping"),
         ({"arch": "arm64"}, "needs vcpus or memory_gib"),
-        ({"vcpus": 4, "gpus": 1}, r"Unknown key\(s\) gpus in requirements"),
+        ({"vcpus": 4, "fpgas": 1}, r"Unknown key\(s\) fpgas in requirements"),
         ({"vcpus": "16-4"}, "is not a range from a smaller to a larger number"),
         ({"vcpus": "4-8-16"}, "is not a range like"),
         ({"vcpus": "-4"}, "is not a range like"),
@@ -115,6 +115,13 @@ def test_no_match_is_a_clear_error_naming_the_requirements():
         ({"vcpus": 4, "burstable": "yes"}, "requirements.burstable must be true or false"),
         ({"vcpus": 4, "max_types": 0}, "max_types must be between 1 and 40"),
         ({"vcpus": 4, "max_types": 100}, "max_types must be between 1 and 40"),
+        ({"vcpus": 4, "gpus": 0}, "requirements.gpus: 0 allows no GPU; leave gpus out"),
+        ({"vcpus": 4, "gpus": "0-4"}, "requirements.gpus: '0-4' allows no GPU"),
+        ({"vcpus": 4, "gpus": "4-1"}, "requirements.gpus: '4-1' is not a range from a smaller to a larger number"),
+        ({"vcpus": 4, "gpus": 1.5}, "requirements.gpus: 1.5 is not a whole number"),
+        ({"vcpus": 4, "gpus": 64}, "requirements.gpus: 64 is more than any EC2 instance has"),
+        ({"vcpus": 4, "gpus": "lots"}, "requirements.gpus: 'lots' is not a whole number"),
+        ({"vcpus": 4, "gpus": True}, "requirements.gpus must be a number or a range"),
     ],
 )
 def test_bad_requirements_are_refused_with_the_key_at_fault(requirements, message):
@@ -151,3 +158,36 @@ def test_on_the_catalogue_the_endpoint_serves_every_type_found_meets_the_require
     assert sizes == sorted(sizes) and all(4 <= v <= 16 and 16 * 1024 <= m <= 64 * 1024 for v, m in sizes)
     assert not any(name.startswith("t") or catalogue[name]["accelerators"] or catalogue[name]["bare_metal"] for name in found)
     assert all("x86_64" in catalogue[name]["architectures"] and "spot" in catalogue[name]["usage_classes"] for name in found)
+
+
+def test_gpus_picks_only_types_with_that_many_nvidia_gpus_fewest_first():
+    assert types(vcpus="1-", gpus=1) == ("g4dn.xlarge",)
+    assert types(vcpus="1-", gpus="2-") == ()
+    parsed = parse_requirements({"vcpus": "4-", "gpus": "1-4"})
+    assert parsed.summary == "vcpus 4-, memory 0- GiB, gpus 1-4, x86_64" and parse_requirements(parsed.as_dict()) == parsed
+    with pytest.raises(ToilInputError, match=r"No on-demand instance type meets the requirements \(vcpus 4-, memory 0- GiB, gpus 8-, x86_64\)"):
+        resolve_types(CATALOGUE, parse_requirements({"vcpus": "4-", "gpus": "8-"}), False)
+
+
+def test_an_amd_gpu_is_an_accelerator_but_no_nvidia_gpu():
+    info = described("g4ad.xlarge", 4, 16)
+    info["GpuInfo"] = {"Gpus": [{"Name": "Radeon Pro V520", "Manufacturer": "AMD", "Count": 1, "MemoryInfo": {"SizeInMiB": 8192}}]}
+    entry = catalogue_entry(info)
+    assert (entry["gpus"], entry["accelerators"]) == (0, True)
+    catalogue = {**CATALOGUE, "g4ad.xlarge": entry}
+    assert "g4ad.xlarge" not in matching_types(catalogue, parse_requirements({"vcpus": 4}), False)
+    assert "g4ad.xlarge" not in matching_types(catalogue, parse_requirements({"vcpus": 4, "gpus": 1}), False)
+
+
+def test_on_the_endpoints_catalogue_gpus_1_4_picks_nvidia_types_and_without_gpus_none_is_accelerated():
+    catalogue = {name: catalogue_entry(info) for name, info in INSTANCE_TYPES.items()}
+    found = matching_types(catalogue, parse_requirements({"vcpus": "1-", "gpus": "1-4", "max_types": 40}), preemptible=True)
+    assert found and all(1 <= catalogue[name]["gpus"] <= 4 and INSTANCE_TYPES[name].get("GpuInfo") for name in found)
+    order = [(catalogue[name]["gpus"], catalogue[name]["vcpus"], catalogue[name]["memory_mib"]) for name in found]
+    assert order == sorted(order)
+    # the count is what GpuInfo says, summed over its entries
+    for name in found:
+        assert catalogue[name]["gpus"] == sum(g["Count"] for g in INSTANCE_TYPES[name]["GpuInfo"]["Gpus"] if g["Manufacturer"] == "NVIDIA")
+    without = matching_types(catalogue, parse_requirements({"vcpus": "1-", "max_types": 40}), preemptible=True)
+    assert without and not any(INSTANCE_TYPES[name].get("GpuInfo") for name in without)
+    assert not set(found) & set(matching_types(catalogue, parse_requirements({"vcpus": "4-8", "memory_gib": "16-32", "max_types": 40}), True))

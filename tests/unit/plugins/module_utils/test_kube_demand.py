@@ -528,7 +528,7 @@ def test_toil_pending_pods(job_name, expected):
 
 def test_toil_pod_requests_are_toils_plus_512mi():
     pod = one_pod(toil_pod("toil-6a1f3c0e-1", "x7k2p"))
-    assert pod_request(pod) == (2000, 4 * GiB + 512 * MiB, 10 * GiB + 512 * MiB)
+    assert pod_request(pod) == (2000, 4 * GiB + 512 * MiB, 10 * GiB + 512 * MiB, 0)
     assert pod.spec.init_containers is None  # Toil's pods have one container and no init containers
 
 
@@ -616,7 +616,7 @@ def test_pending_pod_bound_but_condition_stale_is_not_demand():
 )
 def test_effective_request(kwargs, expected):
     pod = one_pod(make_pod("web-1", **kwargs))
-    assert pod_request(pod) == expected
+    assert pod_request(pod) == (*expected, 0)  # no GPUs
 
 
 def test_bad_quantity_names_the_pod_and_container():
@@ -683,6 +683,109 @@ def test_may_use_spot(kwargs, spot):
     assert may_use_spot(one_pod(make_pod("web-1", **kwargs))) is spot
 
 
+# ----------------------------------------------------------------------------- GPUs and architectures
+
+ARCH = "kubernetes.io/arch"
+GPU = "nvidia.com/gpu"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "arches"),
+    [
+        pytest.param({}, None, id="no-pin"),
+        pytest.param({"affinity": TOIL_JOBS["toil-6a1f3c0e-2"]["spec"]["template"]["spec"]["affinity"]}, None, id="toil-pins-no-architecture"),
+        pytest.param({"node_selector": {ARCH: "arm64"}}, {"arm64"}, id="node-selector"),
+        pytest.param({"affinity": _required([{"key": ARCH, "operator": "In", "values": ["arm64"]}])}, {"arm64"}, id="in"),
+        pytest.param({"affinity": _required([{"key": ARCH, "operator": "NotIn", "values": ["arm64"]}])}, {"amd64"}, id="not-in"),
+        pytest.param({"affinity": _required([{"key": ARCH, "operator": "Exists"}])}, None, id="exists-pins-nothing"),
+        pytest.param({"affinity": _required([{"key": ARCH, "operator": "DoesNotExist"}])}, set(), id="does-not-exist-fits-no-node"),
+        pytest.param(
+            {"affinity": _required([{"key": ARCH, "operator": "In", "values": ["arm64"]}], [{"key": ARCH, "operator": "In", "values": ["amd64"]}])},
+            {"amd64", "arm64"},
+            id="ored-terms-add-up",
+        ),
+        pytest.param(
+            {"affinity": _required([{"key": ARCH, "operator": "In", "values": ["arm64"]}], [{"key": "workload", "operator": "In", "values": ["x"]}])},
+            None,
+            id="a-term-without-a-pin-allows-any",
+        ),
+        pytest.param(
+            {"affinity": _required([{"key": ARCH, "operator": "In", "values": ["amd64", "arm64"]}, {"key": ARCH, "operator": "NotIn", "values": ["amd64"]}])},
+            {"arm64"},
+            id="anded-expressions-narrow",
+        ),
+        pytest.param(
+            {"node_selector": {ARCH: "amd64"}, "affinity": _required([{"key": ARCH, "operator": "In", "values": ["arm64"]}])},
+            set(),
+            id="node-selector-and-affinity-both-hold",
+        ),
+        pytest.param(
+            {"node_selector": {CAPACITY: "ON_DEMAND", ARCH: "arm64"}},
+            {"arm64"},
+            id="with-a-spot-constraint",
+        ),
+    ],
+)
+def test_a_pods_architecture_pin(kwargs, arches):
+    pod = one_pod(make_pod("web-1", **kwargs))
+    assert kube_demand.pinned_arches(pod) == (None if arches is None else frozenset(arches))
+    assert kube_demand.placement(pod) == (may_use_spot(pod), kube_demand.pinned_arches(pod))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "gpus"),
+    [
+        pytest.param({"containers": ({"limits": {"cpu": "1", GPU: "2"}},)}, 2, id="a-limit-alone-is-the-request"),
+        pytest.param({"containers": ({"requests": {"cpu": "1", GPU: "1"}, "limits": {GPU: "1"}},)}, 1, id="request-equals-limit"),
+        pytest.param({"containers": ({"limits": {GPU: "1"}}, {"limits": {GPU: "2"}})}, 3, id="containers-add-up"),
+        pytest.param({"containers": ({"limits": {GPU: "1"}},), "init_containers": ({"limits": {GPU: "4"}},)}, 4, id="an-init-container-takes-the-max"),
+        pytest.param({"containers": ({"limits": {"amd.com/gpu": "1"}},)}, 0, id="another-brand-is-not-counted"),
+    ],
+)
+def test_a_pods_gpus_are_its_nvidia_gpu_requests(kwargs, gpus):
+    assert pod_request(one_pod(make_pod("web-1", **kwargs)))[3] == gpus
+
+
+def test_a_fraction_of_a_gpu_is_refused_naming_the_pod():
+    pod = one_pod(make_pod("web-1", containers=({"limits": {GPU: "500m"}},)))
+    with pytest.raises(ToilInputError, match=r"pod default/web-1 container main-0 nvidia.com/gpu: '500m' is not a whole number of GPUs"):
+        pod_request(pod)
+
+
+def _gpu_node(name, instance, gpus, arch="amd64"):
+    node = make_node(name, instance=instance, pool="gpu", spot=False)
+    node["metadata"]["labels"][ARCH] = arch
+    node["status"]["allocatable"][GPU] = str(gpus)
+    return node
+
+
+def test_gpu_pods_and_gpu_nodes_read_back_with_their_architectures():
+    pods = pod_list(
+        make_pod("train-1", containers=({"limits": {"cpu": "4", "memory": "16Gi", GPU: "1"}},)),
+        make_pod("train-2", containers=({"limits": {"cpu": "4", "memory": "16Gi", GPU: "1"}},)),
+        make_pod("train-arm", containers=({"limits": {"cpu": "4", "memory": "16Gi", GPU: "1"}},), node_selector={ARCH: "arm64"}),
+        make_pod("cpu-only", containers=({"cpu": "1"},)),
+        make_pod("on-gpu-node", state="running", node=NODE_B, containers=({"limits": {"cpu": "1", GPU: "1"}},)),
+    )
+    groups, workers, _idle = kube_demand.read_demand(pods, node_list(make_node(NODE_A), _gpu_node(NODE_B, "i-0b", 4, "arm64")), NOW)
+    # identical requests but another pin are another group
+    assert [(g.name, g.request.gpu, g.arches, g.count) for g in groups] == [
+        ("default/train-1 (+1)", 1, None, 2),
+        ("default/train-arm", 1, frozenset({"arm64"}), 1),
+        ("default/cpu-only", 0, None, 1),
+    ]
+    by_name = {w.name: w for w in workers}
+    assert (by_name[NODE_A].allocatable.gpu, by_name[NODE_A].arch) == (0, "amd64")
+    assert (by_name[NODE_B].allocatable.gpu, by_name[NODE_B].requested.gpu, by_name[NODE_B].arch) == (4, 1, "arm64")
+    assert by_name[NODE_B].node_state().free.gpu == 3 and by_name[NODE_B].node_state().arch == "arm64"
+    demand, _idle = demand_from_kubernetes(pods, node_list(make_node(NODE_A), _gpu_node(NODE_B, "i-0b", 4, "arm64")), NOW)
+    assert demand["pods"][0]["gpu"] == 1 and "arch" not in demand["pods"][0]
+    assert demand["pods"][1]["arch"] == "arm64" and "gpu" not in demand["pods"][2]
+    gpu_node = next(n for n in demand["nodes"] if n["name"] == NODE_B)
+    assert (gpu_node["arch"], gpu_node["allocatable"]["gpu"], gpu_node["requested"]["gpu"]) == ("arm64", 4, 1)
+    assert "gpu" not in next(n for n in demand["nodes"] if n["name"] == NODE_A)["allocatable"]  # it lists none
+
+
 # ----------------------------------------------------------------------------- nodes
 
 
@@ -732,6 +835,7 @@ def test_node_entry():
             "instance_id": "i-0123456789abcdef0",
             "name": NODE_A,
             "pool": "spot-pool",
+            "arch": "amd64",
             "allocatable": {"cpu": "2", "memory": "7832788Ki", "ephemeral_storage": "48307982274"},
             # DaemonSet and mirror pods count; the finished pod does not
             "requested": {"cpu": "150m", "memory": "50Mi", "ephemeral_storage": "0"},
@@ -1423,6 +1527,8 @@ def _corpus():
         make_pod("sidecars", init_containers=({"cpu": "1", "restartPolicy": "Always"}, {"cpu": "2"}), overhead={"cpu": "250m"}),
         make_pod("pod-level", pod_resources={"cpu": "3", "memory": "1Gi"}, node_selector={"eks.amazonaws.com/capacityType": "ON_DEMAND"}),
         make_pod("leaving", state="running", node=NODE_B, deleting=True, annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}),
+        make_pod("gpu-job", containers=({"limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"}},), node_selector={ARCH: "amd64"}),
+        make_pod("arm-job", affinity=_required([{"key": ARCH, "operator": "NotIn", "values": ["amd64"]}])),
     ]
     nodes = [make_node(NODE_A), make_node(NODE_B, provider_id="", ephemeral=False, unschedulable=True, spot=False)]
     nodes.append(make_node(LEADER, instance="i-0fedcba9876543210", pool=None, spot=False, control_plane=True))

@@ -45,11 +45,24 @@ def test_a_cordoned_node_offers_nothing():
     ("demand", "message"),
     [
         ([], "demand must be a mapping"),
-        ({"pods": [{"name": "x", "gpu": 1}]}, "expected a mapping with"),
+        ({"pods": [{"name": "x", "fpga": 1}]}, "expected a mapping with"),
         ({"pods": [{"name": "x", "count": 0}]}, "count must be a positive integer"),
         ({"pods": [{"name": "x", "memory": "4Gb"}]}, "is not a Kubernetes quantity"),
         ({"nodes": [{"pool": "p"}]}, "expected a mapping with instance_id"),
-        ({"nodes": [{"instance_id": "i-1", "allocatable": {"gpu": 1}}]}, "unknown resource(s) gpu"),
+        (
+            {"nodes": [{"instance_id": "i-1", "allocatable": {"nvidia.com/gpu": 1}}]},
+            "unknown resource(s) nvidia.com/gpu (expected cpu, memory, ephemeral_storage, gpu)",
+        ),
+        ({"pods": [{"name": "x", "gpu": "500m"}]}, "(x) gpu: '500m' is not a whole number of GPUs"),
+        ({"pods": [{"name": "x", "gpu": 0.5}]}, "is not a whole number of GPUs"),
+        ({"pods": [{"name": "x", "gpu": "-1"}]}, "gpu: '-1' is negative"),
+        ({"pods": [{"name": "x", "gpu": "lots"}]}, "gpu: 'lots' is not a Kubernetes quantity"),
+        ({"nodes": [{"instance_id": "i-1", "allocatable": {"gpu": True}}]}, "gpu: True is not a Kubernetes quantity"),
+        (
+            {"pods": [{"name": "x", "arch": "x86_64"}]},
+            "arch must be one of amd64, arm64 or a list of them, as the kubernetes.io/arch label says, not 'x86_64' (Kubernetes' name for x86_64 is amd64)",
+        ),
+        ({"nodes": [{"instance_id": "i-1", "arch": ["arm64"]}]}, "(i-1): arch must be one of amd64, arm64, as the kubernetes.io/arch label says, not "),
     ],
 )
 def test_bad_demand(demand, message):

@@ -372,10 +372,38 @@ class FakeTypes:
             "InstanceType": "c5d.4xlarge",
             "VCpuInfo": {"DefaultVCpus": 16},
             "MemoryInfo": {"SizeInMiB": 32768},
+            "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
             "InstanceStorageSupported": True,
             "InstanceStorageInfo": {"TotalSizeInGB": 400, "Disks": [{"SizeInGB": 400, "Count": 1, "Type": "ssd"}], "NvmeSupport": "required"},
         },
-        "m5.large": {"InstanceType": "m5.large", "VCpuInfo": {"DefaultVCpus": 2}, "MemoryInfo": {"SizeInMiB": 8192}, "InstanceStorageSupported": False},
+        "m5.large": {
+            "InstanceType": "m5.large",
+            "VCpuInfo": {"DefaultVCpus": 2},
+            "MemoryInfo": {"SizeInMiB": 8192},
+            "ProcessorInfo": {"SupportedArchitectures": ["i386", "x86_64"]},
+            "InstanceStorageSupported": False,
+        },
+        "m6g.large": {
+            "InstanceType": "m6g.large",
+            "VCpuInfo": {"DefaultVCpus": 2},
+            "MemoryInfo": {"SizeInMiB": 8192},
+            "ProcessorInfo": {"SupportedArchitectures": ["arm64"]},
+        },
+        "g4dn.xlarge": {
+            "InstanceType": "g4dn.xlarge",
+            "VCpuInfo": {"DefaultVCpus": 4},
+            "MemoryInfo": {"SizeInMiB": 16384},
+            "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
+            "GpuInfo": {"Gpus": [{"Name": "T4", "Manufacturer": "NVIDIA", "Count": 1, "MemoryInfo": {"SizeInMiB": 16384}}]},
+            "InstanceStorageInfo": {"TotalSizeInGB": 125, "Disks": [{"SizeInGB": 125, "Count": 1, "Type": "ssd"}]},
+        },
+        "g4ad.xlarge": {
+            "InstanceType": "g4ad.xlarge",
+            "VCpuInfo": {"DefaultVCpus": 4},
+            "MemoryInfo": {"SizeInMiB": 16384},
+            "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
+            "GpuInfo": {"Gpus": [{"Name": "Radeon Pro V520", "Manufacturer": "AMD", "Count": 1, "MemoryInfo": {"SizeInMiB": 8192}}]},
+        },
     }
 
     def __init__(self):
@@ -386,9 +414,9 @@ class FakeTypes:
         return {"InstanceTypes": [self.TYPES[t] for t in InstanceTypes]}
 
 
-def _pool_spec(node_types, node_storage=50):
+def _pool_spec(node_types, node_storage=50, name="p"):
     (spec,), *_rest = scaler.validate_settings(
-        {"cluster": "c1", "pools": [{"name": "p", "node_types": node_types, "min_size": 0, "max_size": 4, "node_storage": node_storage}]}
+        {"cluster": "c1", "pools": [{"name": name, "node_types": node_types, "min_size": 0, "max_size": 4, "node_storage": node_storage}]}
     )
     return spec
 
@@ -442,3 +470,100 @@ def test_a_state_file_of_the_previous_version_keeps_its_timers_once(monkeypatch)
         "annotated": (300, "2026-01-05T11:55:00Z"),
     }
     assert state == {"version": 1, "estimates": {"p": 2}}
+
+
+# ----------------------------------------------------------------------------- GPUs and architectures
+
+
+def test_a_pools_shape_has_its_types_nvidia_gpus_and_architecture():
+    cache = scaler.instance_type_shapes(FakeTypes(), {"g4dn.xlarge", "g4ad.xlarge", "m5.large", "m6g.large"}, {})
+    assert {t: (cache[t]["gpus"], cache[t]["arch"]) for t in cache} == {
+        "g4dn.xlarge": (1, "amd64"),
+        "g4ad.xlarge": (0, "amd64"),  # AMD's GPUs are not nvidia.com/gpu
+        "m5.large": (0, "amd64"),  # i386 and x86_64
+        "m6g.large": (0, "arm64"),
+    }
+    (gpu,) = scaler.pool_shapes([_pool_spec("g4dn.xlarge")], cache)
+    assert (gpu.capacity.gpu, gpu.arch) == (1, "amd64")
+    (arm,) = scaler.pool_shapes([_pool_spec("m6g.large")], cache)
+    assert (arm.capacity.gpu, arm.arch) == (0, "arm64")
+    (mixed_gpus,) = scaler.pool_shapes([_pool_spec("g4dn.xlarge/m5.large")], cache)
+    assert mixed_gpus.capacity.gpu == 0  # the smallest of its types, as for CPU and memory
+
+
+def test_a_pool_mixing_architectures_is_refused_before_any_change():
+    cache = scaler.instance_type_shapes(FakeTypes(), {"m5.large", "m6g.large"}, {})
+    with pytest.raises(ToilInputError, match=r"Pool p mixes architectures \(amd64: m5.large; arm64: m6g.large\).*Make one pool per architecture"):
+        scaler.pool_shapes([_pool_spec("m5.large/m6g.large")], cache)
+    cache["mac1.metal"] = {"vcpus": 12, "memory_mib": 32768, "storage_gib": 0, "gpus": 0, "arch": None}
+    with pytest.raises(ToilInputError, match=r"Pool p: instance type\(s\) mac1.metal run neither x86_64 nor arm64 Linux"):
+        scaler.pool_shapes([_pool_spec("mac1.metal")], cache)
+
+
+def test_a_scaler_run_refuses_a_mixed_pool_before_it_changes_anything(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(scaler, "reconcile", lambda *args, **kwargs: calls.append(args))
+    settings = scaler.ScalerSettings(
+        cluster="c1",
+        pools=(_pool_spec("m5.large/m6g.large"),),
+        region="us-west-2",
+        demand={"pods": [{"name": "x", "cpu": "1"}]},
+        state_path=str(tmp_path / "state.json"),
+        lease_wait=0,
+    )
+    with pytest.raises(ToilInputError, match="mixes architectures"):
+        scaler.scale(settings, FakeTypes(), print)
+    assert calls == [] and not (tmp_path / "state.json").exists()
+
+
+def test_an_older_state_files_shapes_without_gpus_or_architecture_are_described_again():
+    ec2 = FakeTypes()
+    old = {"g4dn.xlarge": {"vcpus": 4, "memory_mib": 16384, "storage_gib": 125}}  # kept before GPUs were counted
+    cache = scaler.instance_type_shapes(ec2, {"g4dn.xlarge"}, old)
+    assert ec2.asked == [["g4dn.xlarge"]] and (cache["g4dn.xlarge"]["gpus"], cache["g4dn.xlarge"]["arch"]) == (1, "amd64")
+
+
+class FakeCatalogue:
+    """DescribeInstanceTypes' pages (the region's whole catalogue), counting the reads."""
+
+    def __init__(self):
+        self.reads = 0
+
+    def get_paginator(self, name):
+        assert name == "describe_instance_types"
+        return self
+
+    def paginate(self):
+        self.reads += 1
+        return [{"InstanceTypes": list(FakeTypes.TYPES.values())}]
+
+
+def test_a_kept_catalogue_of_an_older_version_is_read_again():
+    now = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    old_entry = {"vcpus": 4, "memory_mib": 16384, "storage_gib": 125, "architectures": ["x86_64"], "usage_classes": ["spot"], "accelerators": True}
+    state = {"catalogue": {"region": "us-west-2", "read_at": now.isoformat(), "types": {"g4dn.xlarge": old_entry}}}
+    ec2 = FakeCatalogue()
+    types = scaler.region_catalogue(ec2, state, "us-west-2", now)
+    assert ec2.reads == 1 and types["g4dn.xlarge"]["gpus"] == 1 and state["catalogue"]["version"] == scaler.CATALOGUE_VERSION
+    scaler.region_catalogue(ec2, state, "us-west-2", now + timedelta(hours=1))
+    assert ec2.reads == 1  # this one is kept
+
+
+def test_the_demand_options_gpus_and_architectures_are_packed():
+    pods, nodes = scaler.normalize_demand(
+        {
+            "pods": [
+                {"name": "train", "cpu": "2", "memory": "8Gi", "gpu": 1, "count": 3},
+                {"name": "arm", "cpu": "1", "memory": "1Gi", "arch": "arm64", "count": 2},
+                {"name": "either", "cpu": "1", "memory": "1Gi", "arch": ["amd64", "arm64"]},
+            ],
+            "nodes": [{"instance_id": "i-g", "pool": "gpu", "arch": "amd64", "allocatable": {"cpu": "4", "memory": "15Gi", "gpu": "1"}}],
+        }
+    )
+    assert [(p.request.gpu, p.arches) for p in pods] == [(1, None), (0, frozenset({"arm64"})), (0, frozenset({"amd64", "arm64"}))]
+    assert (nodes[0].free.gpu, nodes[0].arch) == (1, "amd64")
+    cache = scaler.instance_type_shapes(FakeTypes(), {"g4dn.xlarge", "m5.large", "m6g.large"}, {})
+    shapes = scaler.pool_shapes([_pool_spec("g4dn.xlarge", name="gpu"), _pool_spec("m5.large", name="cpu"), _pool_spec("m6g.large", name="arm")], cache)
+    packing = scaler.pack(pods, shapes, nodes)
+    assert packing.new_nodes == {"gpu": 2, "cpu": 0, "arm": 1}  # 1 GPU pod on the node, 2 more; the arm64 pods on one m6g
+    assert packing.placed == {"gpu": 4, "cpu": 0, "arm": 2} and packing.unplaceable == []
