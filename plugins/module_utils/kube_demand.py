@@ -89,9 +89,9 @@ class _Parser:
         """A requests/limits/allocatable mapping -> (millicores, bytes, bytes, GPUs); missing is 0."""
         if not mapping:
             return ZERO
-        return self.tuple(mapping.get("cpu"), mapping.get("memory"), mapping.get("ephemeral-storage"), mapping.get(GPU), what)
+        return self.parse(mapping.get("cpu"), mapping.get("memory"), mapping.get("ephemeral-storage"), mapping.get(GPU), what)
 
-    def tuple(self, cpu, memory, ephemeral, gpu, what):
+    def parse(self, cpu, memory, ephemeral, gpu, what):
         key = (cpu, memory, ephemeral, gpu)
         found = self._cache.get(key)
         if found is None:
@@ -119,7 +119,7 @@ def _container_amounts(container, parser, pod):
         memory = limits.get("memory") if memory is None else memory
         ephemeral = limits.get("ephemeral-storage") if ephemeral is None else ephemeral
         gpu = limits.get(GPU) if gpu is None else gpu
-    return parser.tuple(cpu, memory, ephemeral, gpu, lambda: f"pod {pod_name(pod)} container {getattr(container, 'name', '?')}")
+    return parser.parse(cpu, memory, ephemeral, gpu, lambda: f"pod {pod_name(pod)} container {getattr(container, 'name', '?')}")
 
 
 def _add(a, b):
@@ -194,9 +194,7 @@ def _expression_excludes_spot(expression):
 
 
 def _expression_arches(expression, allowed):
-    """``allowed`` (a frozenset of architectures, or None for any) narrowed by one node-selector requirement."""
-    if expression.key != ARCH_LABEL:
-        return allowed
+    """``allowed`` (a frozenset of architectures, or None for any) narrowed by one requirement on ARCH_LABEL."""
     values = frozenset(expression.values or ())
     operator = expression.operator
     if operator == "In":
@@ -233,12 +231,15 @@ def placement(pod):
     if terms:
         avoids_spot, term_arches = True, frozenset()
         for term in terms:
-            expressions = term.match_expressions or ()
-            avoids_spot = avoids_spot and any(_expression_excludes_spot(e) for e in expressions)
-            if term_arches is not None:
-                allowed = None
-                for expression in expressions:
+            excludes_spot, allowed = False, None
+            for expression in term.match_expressions or ():  # each expression's key read once: these are views
+                key = expression.key
+                if key == ARCH_LABEL:
                     allowed = _expression_arches(expression, allowed)
+                elif not excludes_spot and key in SPOT_LABELS:
+                    excludes_spot = _expression_excludes_spot(expression)
+            avoids_spot = avoids_spot and excludes_spot
+            if term_arches is not None:
                 term_arches = None if allowed is None else term_arches | allowed
         spot = spot and not avoids_spot
         if term_arches is not None:

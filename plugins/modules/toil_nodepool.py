@@ -46,10 +46,12 @@ options:
       - Or a mapping with C(requirements) instead of C(instance_types), choosing the types by their attributes -
         C(vcpus) and C(memory_gib) (a number, or a range C(4-16), or C(4-) for no upper bound), C(arch) (C(x86_64),
         the default, or C(arm64)), C(exclude) and C(include) (instance type patterns like C(t*)), C(burstable) and
-        C(bare_metal) (default false, as EC2's attribute-based selection), C(max_types) (default 10, at most 40).
-        Each run finds the region's types that match through C(DescribeInstanceTypes), smallest first (vCPUs, then
-        memory, current generations first), without GPU or other accelerated types, and for a spot pool only types
-        sold as spot; the pool tries them in that order. Such a pool needs O(name).
+        C(bare_metal) (default false, as EC2's attribute-based selection), C(max_types) (default 10, at most 40),
+        C(gpus) (a number or range of NVIDIA GPUs, at least 1, like C(1-4)).
+        Each run finds the region's types that match through C(DescribeInstanceTypes), smallest first (GPUs, then
+        vCPUs, then memory, current generations first), without GPU or other accelerated types unless C(gpus) is
+        given (then only types with that many NVIDIA GPUs), and for a spot pool only types sold as spot; the pool
+        tries them in that order. Such a pool needs O(name).
     type: raw
     required: true
   count:

@@ -17,7 +17,11 @@ description:
     O(preemptible_compensation) of a spot pool's deficit to the on-demand pool of the same instance types, and
     clamps to the pool's bounds.
   - Pods of preemptible Toil jobs may use spot nodes; the others never land on them, as Toil's pod affinities say.
-    A pod that fits no pool is reported with its size and the largest shape instead of waiting forever.
+    A pod that fits no pool is reported with its size, the largest shape and the reason instead of waiting forever.
+  - GPUs (C(nvidia.com/gpu)) are packed as a fourth resource; a pool's GPUs are the NVIDIA GPUs of its instance types.
+    A pod without GPUs opens a node of a GPU pool only when no pool without GPUs fits it. A pod pinned to an
+    architecture (C(kubernetes.io/arch) in its C(nodeSelector) or required node affinity) lands only on nodes and
+    pools of it; a pool's instance types must share one architecture.
   - Scale-down removes nodes idle (no pods but DaemonSet ones) for O(scale_down_idle_seconds), never one running a
     pod annotated C(cluster-autoscaler.kubernetes.io/safe-to-evict=false) (every Toil pod is), never below
     O(pools[].min_size). With Kubernetes, such a node is cordoned, drained through the Eviction API and deleted
@@ -62,7 +66,8 @@ options:
             or with C(requirements) (as M(toil.cluster.toil_nodepool)'s
             O(toil.cluster.toil_nodepool#module:node_types)).
           - With C(requirements), the region's instance types are kept in the O(state_path) file for a day; the pool's
-            shape is that of the smallest type found.
+            shape is that of the smallest type found. C(requirements) may ask for GPU types with C(gpus) (C(1-4)).
+          - The instance types of a pool must share one architecture (C(x86_64) or C(arm64)).
         type: raw
         required: true
       min_size:
@@ -84,9 +89,12 @@ options:
     description:
       - What Kubernetes would say, given explicitly instead of read from the API (dry runs, AWX surveys, tests).
       - C(pods), the pending pods, each with C(name), C(cpu), C(memory), C(ephemeral_storage) (Kubernetes quantities),
-        C(preemptible) (true may use spot, false must avoid it) and C(count) (repeats of that shape).
-      - C(nodes), the worker nodes, each with C(instance_id), C(pool), C(allocatable) and C(requested) (mappings of
-        quantities), C(idle_seconds) and C(safe_to_evict).
+        C(gpu) (a whole number of C(nvidia.com/gpu)), C(arch) (the architecture it is pinned to, C(amd64) or C(arm64),
+        or a list of them; none by default), C(preemptible) (true may use spot, false must avoid it) and C(count)
+        (repeats of that shape).
+      - C(nodes), the worker nodes, each with C(instance_id), C(pool), C(arch) (its C(kubernetes.io/arch); its pool's
+        by default), C(allocatable) and C(requested) (mappings of C(cpu), C(memory), C(ephemeral_storage), C(gpu)),
+        C(idle_seconds) and C(safe_to_evict).
     type: dict
   authorized_keys:
     description:
@@ -203,7 +211,8 @@ pools:
     deficit: {description: "Nodes that could not be launched (when applied).", type: int}
     instances: {description: "The pool's nodes after the run (when applied).", type: list, elements: dict}
 unplaceable:
-  description: Pods that fit no pool, with their request, whether they may use spot and the largest shape.
+  description: Pods that fit no pool, with C(name), C(count), C(request) (C(cpu), C(memory), C(ephemeral_storage),
+    C(gpu)), C(may_use_spot), C(arch) (their pin, or null), C(largest_shape) and C(reason) (what no pool offers).
   returned: always
   type: list
   elements: dict

@@ -60,7 +60,8 @@ POOL_BAD_INPUTS = [
     # issue #18: instance types by requirements (checked before, and found before, anything is changed)
     ({"node_types": {"requirements": {"vcpus": 4}}, "count": 1}, "needs a name: its instance types are found only when it runs"),
     ({"name": "r", "node_types": {"requirements": {"vcpus": "16-4"}}, "count": 1}, "is not a range from a smaller to a larger number"),
-    ({"name": "r", "node_types": {"requirements": {"vcpus": 4, "gpus": 1}}, "count": 1}, "Unknown key(s) gpus in requirements"),
+    ({"name": "r", "node_types": {"requirements": {"vcpus": 4, "gpus": 0}}, "count": 1}, "requirements.gpus: 0 allows no GPU"),
+    ({"name": "r", "node_types": {"requirements": {"vcpus": 4, "fpgas": 1}}, "count": 1}, "Unknown key(s) fpgas in requirements"),
     ({"name": "r", "node_types": {"requirements": {"vcpus": 4}, "instance_types": ["m5.large"]}, "count": 1}, "instance_types or requirements, not both"),
     ({"name": "r", "node_types": {"requirements": {"vcpus": 4, "exclude": ["t*\n"]}}, "count": 1}, "is not an instance type pattern"),
     ({"node_types": "m5.large", "count": 1, "authorized_keys": ["not a key"]}, "is not an OpenSSH public key"),

@@ -89,7 +89,7 @@ def test_a_pool_by_requirements_is_planned_and_grown_from_the_types_found_which_
     assert catalogue_reads(aws_calls) == 1
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["catalogue"]["region"] == "us-west-2" and "m5.xlarge" in state["catalogue"]["types"]
-    assert state["instance_types"]["m5.xlarge"] == {"vcpus": 4, "memory_mib": 16384, "storage_gib": 0}
+    assert state["instance_types"]["m5.xlarge"] == {"vcpus": 4, "memory_mib": 16384, "storage_gib": 0, "gpus": 0, "arch": "amd64"}
     assert 'autoscaler_desired_size{node_type="m5.xlarge/m5.2xlarge",pool="general"} 3' in (tmp_path / "toil_scaler.prom").read_text()
 
     aws_calls.clear()
@@ -108,6 +108,31 @@ def test_a_pool_by_requirements_is_planned_and_grown_from_the_types_found_which_
     assert json.loads((tmp_path / "state.json").read_text())["catalogue"]["read_at"] > "2026"
 
 
+def test_gpu_pods_are_planned_on_a_gpu_pool_by_requirements_and_cpu_pods_off_it(aws, cluster, run_playbook, tmp_path, aws_calls):
+    pools = [
+        {"name": "gpu", "node_types": {"requirements": {"vcpus": "1-", "gpus": "1-4", "include": ["g4dn.*"]}}, "min_size": 0, "max_size": 5},
+        {"name": "cpu", "node_types": "m5.4xlarge", "min_size": 0, "max_size": 5},
+    ]
+    demand = {
+        "pods": [
+            {"name": "train", "cpu": "2", "memory": "8Gi", "gpu": 1, "count": 2},
+            {"name": "align", "cpu": "3", "memory": "4Gi", "count": 2},
+            {"name": "big-train", "cpu": "2", "memory": "8Gi", "gpu": 8},
+        ]
+    }
+    planned = scaler(run_playbook, tmp_path, demand, apply=False, pools=pools, env=aws_calls.env)
+    assert aws_calls.mutating_calls() == []
+    by_name = by_pool(planned)
+    # g4dn.xlarge (4 vCPUs, 16 GiB, 1 T4) is the smallest type found: one training pod a node; a CPU pod would fit
+    # a g4dn.xlarge of its own too (not the 2 vCPUs a training pod leaves), yet both go to one m5.4xlarge, no GPU.
+    assert (by_name["gpu"]["new_nodes"], by_name["cpu"]["new_nodes"]) == (2, 1)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["instance_types"]["g4dn.xlarge"]["gpus"] == 1 and state["catalogue"]["version"] == 2
+    (unplaceable,) = planned["unplaceable"]
+    assert unplaceable["name"] == "big-train" and "needs 8 GPU(s)" in unplaceable["reason"]
+    assert any("big-train" in w and "needs 8 GPU(s)" in w for w in planned["warnings"])
+
+
 def test_bad_settings_fail_before_anything(cluster, run_playbook, aws_calls):
     cases = [
         ({"beta_inertia": 0.95}, "beta_inertia must be between 0 and 0.9"),
@@ -119,6 +144,9 @@ def test_bad_settings_fail_before_anything(cluster, run_playbook, aws_calls):
         ({"lease_duration": 5}, "lease_duration must be between 15 and 3600 seconds"),
         ({"pools": [{"node_types": {"requirements": {"vcpus": 4}}, "min_size": 0, "max_size": 2}]}, "needs a name"),
         ({"pools": [{"name": "r", "node_types": {"requirements": {"vcpus": 64, "include": ["t2*"]}}, "min_size": 0, "max_size": 2}]}, "No on-demand instance"),
+        ({"pools": [{"name": "r", "node_types": {"requirements": {"vcpus": 4, "gpus": 0}}, "min_size": 0, "max_size": 2}]}, "allows no GPU"),
+        ({"pools": [{"name": "mixed", "node_types": "m5.large/m6g.large", "min_size": 0, "max_size": 2}]}, "Pool mixed mixes architectures"),
+        ({"demand": {"pods": [{"name": "x", "gpu": "500m"}]}}, "is not a whole number of GPUs"),
     ]
     cases = [({"cluster": CLUSTER, "zone": ZONE, "pools": POOLS, "demand": {"pods": []}, **override}, message) for override, message in cases]
     assert_bad_inputs_fail(run_playbook, "toil_scaler", cases, aws_calls)
