@@ -138,6 +138,7 @@ WORKFLOW_OBJECT_ACTIONS = (
 SCALER_DESCRIBE_ACTIONS = (
     "ec2:DescribeAvailabilityZones",
     "ec2:DescribeImages",
+    "ec2:DescribeInstanceStatus",  # toil_scaler: node repair reads the status checks
     "ec2:DescribeInstanceTypes",
     "ec2:DescribeInstances",
     "ec2:DescribeLaunchTemplates",
@@ -170,6 +171,7 @@ CONTROLLER_DESCRIBE_ACTIONS = (
     "autoscaling:DescribeAutoScalingGroups",
     "ec2:DescribeAvailabilityZones",
     "ec2:DescribeImages",
+    "ec2:DescribeInstanceStatus",  # toil_scaler: node repair reads the status checks
     "ec2:DescribeInstanceTypes",
     "ec2:DescribeInstances",
     "ec2:DescribeKeyPairs",

@@ -302,6 +302,20 @@ def _is_ready(node):
     return any(c.type == "Ready" and c.status == "True" for c in getattr(node.status, "conditions", None) or ())
 
 
+def _not_ready_since(node):
+    """``(status, since)`` of a node whose Ready condition is False or Unknown: the condition's status and its
+    ``lastTransitionTime`` (an aware datetime, None when not given); ``(None, None)`` when Ready or without the condition."""
+    for condition in getattr(node.status, "conditions", None) or ():
+        if condition.type == "Ready" and condition.status in ("False", "Unknown"):
+            moment = getattr(condition, "last_transition_time", None)
+            if moment is not None and not isinstance(moment, datetime):
+                moment = _parse_time(str(moment).replace("Z", "+00:00"))
+            elif moment is not None and moment.tzinfo is None:
+                moment = None
+            return condition.status, moment
+    return None, None
+
+
 @dataclass(frozen=True)
 class WorkerNode:
     """A worker node as Kubernetes reports it: CPU in millicores, memory and ephemeral storage in bytes."""
@@ -319,6 +333,8 @@ class WorkerNode:
     provider_id: str = None  # spec.providerID as listed
     addresses: tuple = ()  # (type, address) pairs of status.addresses
     ready: bool = True
+    not_ready: str = None  # its Ready condition's status when False or Unknown (None: Ready, or no condition)
+    not_ready_since: datetime = None  # that condition's lastTransitionTime
     idle_since: str = None  # the IDLE_SINCE_ANNOTATION this run wants on the node (None: none)
     idle_annotation: str = None  # the annotation as listed
     resource_version: str = None
@@ -399,6 +415,7 @@ def read_demand(pods, nodes, now, idle_since=None, group=True):
             wanted = annotation if annotation is not None and _parse_time(annotation) == since else rfc3339(since)
         allocatable = getattr(node.status, "allocatable", None) or {}
         labels = node.metadata.labels or {}
+        not_ready, not_ready_since = _not_ready_since(node)
         workers.append(
             WorkerNode(
                 instance_id=instance_id(node),
@@ -414,6 +431,8 @@ def read_demand(pods, nodes, now, idle_since=None, group=True):
                 provider_id=getattr(node.spec, "provider_id", None),
                 addresses=_addresses(node),
                 ready=_is_ready(node),
+                not_ready=not_ready,
+                not_ready_since=not_ready_since,
                 idle_since=wanted,
                 idle_annotation=annotation,
                 resource_version=getattr(node.metadata, "resource_version", None),

@@ -246,3 +246,49 @@ def drain_nodes(core_v1, policy_v1, victims, timeout, warn):
         except DrainError as error:
             warn(f"Node {node.name} ({node.instance_id}) was not removed: {error}")
     return drained
+
+
+def drain_for_repair(core_v1, node_name, timeout, *, ready=False, policy_v1=None, sleep=time.sleep, clock=time.monotonic, poll_interval=5.0):
+    """Drain what can be drained of a broken node, whose instance is terminated next whatever is left.
+
+    Cordons the node and evicts, through the Eviction API, the pods a drain would (a 429 is retried until
+    ``timeout``); the pods a drain refuses (annotated ``safe-to-evict: "false"``, as Toil's are, or without a
+    controller) and those still refused at the deadline are left, to die with the instance (once the Node is
+    deleted, the pod garbage collector deletes them and their controllers recreate them elsewhere). Only when the
+    node is ``ready`` (its instance impaired but its kubelet alive) does it wait, within the same ``timeout``, for
+    the evicted pods to go: a NotReady kubelet never confirms a pod's end. Never uncordons and never raises for a
+    pod; an API error other than 404 is raised as ``DrainError``.
+
+    Returns ``{"node", "cordoned", "evicted", "skipped", "left": ["ns/pod"], "absent"}``.
+    """
+    deadline = clock() + timeout
+    result = {"node": node_name, "cordoned": False, "evicted": [], "skipped": [], "left": [], "eviction_retries": 0, "absent": False}
+    try:
+        node = core_v1.read_node(node_name)
+        if not node.spec.unschedulable:
+            _cordon(core_v1, node_name, True)
+            result["cordoned"] = True
+        victims = []
+        for pod in _pods_on(core_v1, node_name):
+            if is_daemonset_pod(pod) or is_mirror_pod(pod) or is_terminal(pod):
+                result["skipped"].append(pod_name(pod))
+            elif blocks_eviction(pod) or not any(ref.controller for ref in pod.metadata.owner_references or ()):
+                result["left"].append(pod_name(pod))
+            else:
+                victims.append(pod)
+        try:
+            _evict_all(core_v1, policy_v1, node_name, victims, deadline, timeout, sleep, clock, poll_interval, result)
+        except DrainError as error:
+            result["left"].extend(error.pods)
+        if ready:
+            evicted = [pod for pod in victims if pod_name(pod) in result["evicted"]]
+            try:
+                _wait_gone(core_v1, node_name, evicted, deadline, timeout, sleep, clock, poll_interval)
+            except DrainError as error:
+                result["left"].extend(error.pods)
+    except ApiException as error:
+        if error.status == 404:
+            result["absent"] = True
+            return result
+        raise _api_drain_error(node_name, error) from None
+    return result

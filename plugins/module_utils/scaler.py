@@ -5,7 +5,7 @@
 
 Demand comes from Kubernetes (kube_demand.py, as integers) or is given explicitly (the ``demand``
 option, in Kubernetes quantities). Pools are resized through nodepool.reconcile, the code of
-toil_nodepool; idle nodes are drained first (kube_drain.py). What must survive between runs
+toil_nodepool; idle nodes are drained first (kube_drain.py); unhealthy nodes are repaired (node_repair.py). What must survive between runs
 (inertia, idle timers, spot deficits, instance type shapes) lives in a small JSON state file.
 ``toil_scaler`` builds a :class:`ScalerSettings` from its options and calls :func:`scale`.
 """
@@ -35,6 +35,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import dra
 from ansible_collections.toil.cluster.plugins.module_utils.kube_lease import FileLock, KubeLease, coordination_client
 from ansible_collections.toil.cluster.plugins.module_utils.kube_objects import cycle_collector_paused
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
+from ansible_collections.toil.cluster.plugins.module_utils.node_repair import impaired_instances, repair_nodes, split_repairs, unhealthy_nodes, validate_repair
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec, with_instance_types
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import GONE_STATES, cluster_instances, refresh
 from ansible_collections.toil.cluster.plugins.module_utils.provider_id import instance_of
@@ -183,6 +184,8 @@ class ScalerSettings:
     metrics_path: str = None
     lease_wait: int = 30
     lease_duration: int = 60
+    repair_after_seconds: int = 600  # 0: never repair
+    max_repairs: int = 1
 
     @classmethod
     def from_params(cls, params, check_mode=False):
@@ -194,6 +197,8 @@ class ScalerSettings:
             raise ToilInputError(f"lease_wait must be between 0 and 3600 seconds, got {lease_wait}.")
         if not 15 <= lease_duration <= 3600:
             raise ToilInputError(f"lease_duration must be between 15 and 3600 seconds (client-go's default is 15), got {lease_duration}.")
+        repair_after, max_repairs = params.get("repair_after_seconds", 600), params.get("max_repairs", 1)
+        validate_repair(repair_after, max_repairs)
         return cls(
             cluster=params["cluster"],
             pools=tuple(specs),
@@ -213,6 +218,8 @@ class ScalerSettings:
             metrics_path=params["metrics_path"],
             lease_wait=lease_wait,
             lease_duration=lease_duration,
+            repair_after_seconds=repair_after,
+            max_repairs=max_repairs,
         )
 
 
@@ -375,15 +382,19 @@ def _decide(shapes, nodes, packing, state, settings, deficits):
     )
 
 
-def run(ec2, settings, shapes, pods, nodes, state, drain=None, pool_sizes=None, still_leading=None):
+def run(ec2, settings, shapes, pods, nodes, state, drain=None, pool_sizes=None, still_leading=None, unhealthy=None):
     """Plan, then (if ``settings.apply``) resize the pools: spot pools first, so their deficits can be compensated.
 
     ``drain``, given the victims (NodeStates), returns the instance ids whose node is drained: only
     those are terminated. ``pool_sizes``: each pool's live instances on EC2, when known; a pool is
     never asked to shrink below its nodes minus the drained victims (busy nodes above max_size
     stay until idle), nor to grow past the desired size. ``still_leading``, called before each
-    resize, raises when this run lost its Lease. Returns ``(packing, decisions, results, changed)``.
+    resize, raises when this run lost its Lease. ``unhealthy``: per pool, ``(repaired, waiting)``, the counts of
+    its nodes repaired this run (their instances terminated already: not in ``pool_sizes``) and of those left
+    unhealthy for a later run; neither is among ``nodes``. The waiting ones are added to the pool's size on EC2
+    (up to ``max_size``), so that the desired nodes are healthy ones. Returns ``(packing, decisions, results, changed)``.
     """
+    unhealthy = unhealthy or {}
     packing, decisions = plan(shapes, pods, nodes, state, settings)
     results, changed, deficits = {}, False, dict(state.get("deficits", {}))
     if settings.apply:
@@ -400,10 +411,12 @@ def run(ec2, settings, shapes, pods, nodes, state, drain=None, pool_sizes=None, 
                 # Only nodes that were drained go; a node whose pods could not be evicted stays.
                 drained = drain([n for n in nodes if n.instance_id in decision.victims])
                 decision.victims = [v for v in decision.victims if v in drained]
-            floor = decision.current - len(decision.victims)
+            repaired, waiting = unhealthy.get(shape.name, (0, 0))
+            floor = decision.current - len(decision.victims) + waiting
             if pool_sizes is not None:
-                floor = min(floor, pool_sizes.get(shape.name, 0))
-            spec.desired = max(decision.desired, floor)
+                floor = min(floor, pool_sizes.get(shape.name, 0) - repaired)
+            extra = min(waiting, max(0, shape.max_size - decision.desired))
+            spec.desired = max(decision.desired + extra, floor)
             spec.victims = tuple(decision.victims)
             pool_changed, summary, _diff = reconcile(ec2, spec, "present", False, settings.wait, settings.wait_timeout)
             changed = changed or pool_changed
@@ -506,6 +519,9 @@ class Observed:
     gone: list = None
     core_v1: object = None
     workers: list = None
+    repairs: list = None  # node_repair.Unhealthy, repaired this run
+    waiting: list = None  # node_repair.Unhealthy, beyond max_repairs
+    policy_v1: object = None
 
 
 def read_pods_and_nodes(settings, state, warn, ec2=None, clients=None):
@@ -527,8 +543,16 @@ def read_pods_and_nodes(settings, state, warn, ec2=None, clients=None):
     instances = cluster_instances(ec2, settings.cluster) if ec2 is not None else []
     gone_ids = gone_instance_ids(ec2, workers, instances) if ec2 is not None else set()
     workers, gone = match_instances(workers, instances, gone_ids)
+    repairs, waiting = [], []
+    if ec2 is not None and settings.repair_after_seconds:
+        impaired = impaired_instances(ec2, [w.instance_id for w in workers if w.instance_id])
+        pools = {spec.name for spec in settings.pools}
+        repairs, waiting = split_repairs(unhealthy_nodes(workers, instances, pools, now_utc(), settings.repair_after_seconds, impaired), settings.max_repairs)
+    broken = {u.worker.name for u in repairs + waiting}  # never supply: they cannot run pods
+    supply = [w.node_state() for w in workers if w.name not in broken]
     drain = functools.partial(drain_nodes, core_v1, policy_v1, timeout=settings.drain_timeout, warn=warn)
-    return Observed(pods, [w.node_state() for w in workers], drain, pool_sizes_of(instances) if ec2 is not None else None, gone, core_v1, workers)
+    sizes = pool_sizes_of(instances) if ec2 is not None else None
+    return Observed(pods, supply, drain, sizes, gone, core_v1, workers, repairs, waiting, policy_v1)
 
 
 def run_lock(settings, clients):
@@ -572,16 +596,30 @@ def _scale(settings, ec2, warn, clients, lease):
     observed = read_pods_and_nodes(settings, state, warn, ec2, clients)
     state["instance_types"] = instance_type_shapes(ec2, {t for s in settings.pools for t in s.node_type.instance_types}, state.get("instance_types", {}))
     shapes = pool_shapes(settings.pools, state["instance_types"])
-    removed = []
+    removed, repaired = [], []
+    still_leading = lease.still_held if lease is not None else None
+    repairs, waiting = observed.repairs or [], observed.waiting or []
     if observed.core_v1 is not None:
         if lease is not None:
             lease.still_held()
         removed = remove_gone_nodes(observed.core_v1, observed.gone, settings.apply, warn)
         if not settings.check_mode:
             annotate_idle(observed.core_v1, observed.workers, warn)
-    still_leading = lease.still_held if lease is not None else None
-    packing, decisions, results, changed = run(ec2, settings, shapes, observed.pods, observed.nodes, state, observed.drain, observed.pool_sizes, still_leading)
-    changed = changed or any(r["deleted"] for r in removed)
+        if settings.apply:
+            repaired = repair_nodes(ec2, observed.core_v1, repairs, settings, warn, observed.policy_v1, still_leading)
+        else:
+            repaired = [entry.report() for entry in repairs]
+    unhealthy = {}
+    for entry in repairs:
+        done, left = unhealthy.get(entry.pool, (0, 0))
+        unhealthy[entry.pool] = (done + (1 if settings.apply else 0), left + (0 if settings.apply else 1))
+    for entry in waiting:
+        done, left = unhealthy.get(entry.pool, (0, 0))
+        unhealthy[entry.pool] = (done, left + 1)
+    packing, decisions, results, changed = run(
+        ec2, settings, shapes, observed.pods, observed.nodes, state, observed.drain, observed.pool_sizes, still_leading, unhealthy
+    )
+    changed = changed or any(r["deleted"] for r in removed) or bool(repaired and settings.apply)
     pools = []
     for name, decision in decisions.items():
         entry = decision.as_dict()
@@ -598,6 +636,14 @@ def _scale(settings, ec2, warn, clients, lease):
             f"{pod['count']} pod(s) {pod['name']} requesting {pod['request']}{pinned} fit no pool: {pod['reason']}. "
             "They will wait forever unless a pool that fits them is added."
         )
+    for entry in repaired:
+        if not entry["repaired"]:
+            warn(f"Node {entry['name']} ({entry['instance_id']}) is unhealthy ({entry['reason']}): it would be repaired (plan only).")
+    for entry in waiting:
+        warn(
+            f"Node {entry.worker.name} ({entry.worker.instance_id}) is unhealthy ({entry.reason}) and waits for a later run:"
+            f" max_repairs {settings.max_repairs} node(s) are repaired per run. It is not counted as room for pods."
+        )
     for entry in removed:
         if not entry["deleted"] and not settings.apply:
             warn(f"Node {entry['name']} ({entry['provider_id'] or 'no providerID'}) has no live instance: it would be deleted (plan only).")
@@ -608,4 +654,6 @@ def _scale(settings, ec2, warn, clients, lease):
         "queue_size": queue_size(observed.pods),
         "applied": settings.apply,
         "removed_nodes": removed,
+        "repaired_nodes": repaired,
+        "unhealthy_nodes_waiting": [entry.report() for entry in waiting],
     }

@@ -31,6 +31,10 @@ description:
     names and IP addresses. A node whose instance is gone (terminated, or unknown to EC2) is deleted from the API
     (only reported in check mode or with O(apply=false)) and never counted; a pool is never sized past
     O(pools[].max_size) (busy nodes above it stay until idle).
+  - Repair. A worker node whose Ready condition has been C(False) or C(Unknown) for O(repair_after_seconds), or whose
+    instance's EC2 status checks say C(impaired), is repaired (at most O(max_repairs) per run, the longest NotReady
+    first), that is cordoned, drained of what can be evicted within O(drain_timeout), its instance terminated and its
+    Node deleted; the same run refills its pool. Unhealthy nodes, repaired or waiting, are never counted as room for pods.
   - Idle timers are the nodes' annotation C(toil.cluster/idle-since) (RFC 3339), set and cleared by the scaler with
     resourceVersion-checked patches, so every scheduler running it (the leader's timer, an AWX schedule) sees the
     same timers. Timers an older version kept in O(state_path) are read once, for nodes without the annotation.
@@ -140,6 +144,25 @@ options:
     description: How long to wait for an idle node's pods to be evicted, in seconds (0 to 86400).
     type: int
     default: 300
+  repair_after_seconds:
+    description:
+      - How long a worker node's Ready condition must have been C(False) or C(Unknown) (by its C(lastTransitionTime))
+        before the node is repaired, in seconds; 0 never repairs (nor reads the instances' status checks), else 60 to
+        86400.
+      - A node whose instance's EC2 status checks (C(DescribeInstanceStatus), instance or system) say C(impaired) is
+        repaired at once.
+      - A repair (only of nodes of the scaled O(pools), with the demand read from Kubernetes) cordons the node, evicts
+        what a drain would within O(drain_timeout) (pods not safe to evict, such as Toil's, are left to die with it),
+        terminates its instance and deletes its Node; the same run refills the pool. An unhealthy node is never counted
+        as room for pods.
+    type: int
+    default: 600
+  max_repairs:
+    description:
+      - At most this many unhealthy nodes are repaired per run (0 to 1000), the longest NotReady first; the others are
+        reported in RV(unhealthy_nodes_waiting) and wait for a later run. 0 reports them without repairing any.
+    type: int
+    default: 1
   lease_wait:
     description: How long to wait for another run's Lease (or state file lock) before failing, in seconds (0 to 3600).
     type: int
@@ -230,6 +253,24 @@ removed_nodes:
   returned: always
   type: list
   elements: dict
+repaired_nodes:
+  description:
+    - Unhealthy nodes repaired this run (at most O(max_repairs)), with C(name), C(instance_id), C(pool), C(reason)
+      (C(NotReady since <time>), with C( (Ready Unknown)) when the condition is Unknown, and/or
+      C(instance status impaired)), C(since) (the Ready condition's C(lastTransitionTime), or null) and C(repaired)
+      (false in check mode and with O(apply=false), where they are only reported).
+    - When repaired, also C(evicted) and C(left) (the pods evicted, and those left to die with the instance) and
+      C(node_deleted).
+  returned: always
+  type: list
+  elements: dict
+unhealthy_nodes_waiting:
+  description: Unhealthy nodes beyond O(max_repairs), left for a later run (same keys as RV(repaired_nodes), C(repaired)
+    false). They are not counted as room for pods, and their pool's size on EC2 is raised by them (up to its
+    C(max_size)) so that its desired nodes are healthy ones.
+  returned: always
+  type: list
+  elements: dict
 lease:
   description: The Lease this run held (C(name), C(holder)).
   returned: when the demand was read from Kubernetes, outside check mode
@@ -269,6 +310,8 @@ def main():
             metrics_path=dict(type="path"),
             drain_timeout=dict(type="int", default=300),
             lease_wait=dict(type="int", default=30),
+            repair_after_seconds=dict(type="int", default=600),
+            max_repairs=dict(type="int", default=1),
             lease_duration=dict(type="int", default=60),
             **WAIT_SPEC,
         ),

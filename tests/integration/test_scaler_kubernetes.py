@@ -132,3 +132,52 @@ def test_dead_nodes_go_idle_timers_live_on_the_nodes_and_one_scaler_acts_at_a_ti
     assert f"Lease kube-system/toil-scaler-{CLUSTER} is held by {acted['lease']['holder']}" in stopped["msg"]
     assert "changed nothing" in stopped["msg"]
     assert aws_calls.count("RunInstances") == 1
+
+
+# ----------------------------------------------------------------------------- issue 18: repair
+
+
+def not_ready_since(kube, name, seconds):
+    """The node's kubelet stopped posting ``seconds`` ago: its Ready condition Unknown since then."""
+    status = kube.get("nodes", name)["status"]
+    moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds))
+    status["conditions"] = [
+        {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.",
+         "lastHeartbeatTime": moment, "lastTransitionTime": moment}
+    ]  # fmt: skip
+    kube.update_status("nodes", name, status)
+
+
+def test_notready_nodes_are_repaired_within_the_budget_and_refilled_in_the_same_run(aws, cluster, kube, run_playbook, tmp_path, aws_calls):
+    ec2 = aws.client("ec2")
+    a, b, c = launch_workers(ec2, 3, "ondemand")
+    node_a = register_instance(kube, a, "ondemand")
+    node_b = register_instance(kube, b, "ondemand")
+    node_c = register_instance(kube, c, "ondemand")
+    not_ready_since(kube, node_b, 3600)  # the longest NotReady: repaired first
+    not_ready_since(kube, node_c, 1200)  # beyond max_repairs 1: waits
+    pools = [{"name": "ondemand", "node_types": "m5.large", "min_size": 2, "max_size": 4}]
+    options = {"kubeconfig": kube.kubeconfig, "pools": pools, "repair_after_seconds": 600, "max_repairs": 1, "env": aws_calls.env}
+    ids = [a["InstanceId"], b["InstanceId"], c["InstanceId"]]
+
+    # Check mode reports and changes nothing.
+    planned = run_scaler(run_playbook, tmp_path / "plan", check=True, **options)
+    assert [(n["name"], n["instance_id"], n["pool"], n["repaired"]) for n in planned["repaired_nodes"]] == [(node_b, b["InstanceId"], "ondemand", False)]
+    assert planned["repaired_nodes"][0]["reason"].startswith("NotReady since ")
+    assert [n["name"] for n in planned["unhealthy_nodes_waiting"]] == [node_c]
+    assert set(states(ec2, ids).values()) == {"running"}
+    assert all(kube.get("nodes", n) is not None and not kube.get("nodes", n)["spec"].get("unschedulable") for n in (node_a, node_b, node_c))
+    assert aws_calls.count("RunInstances") == 0 and aws_calls.count("TerminateInstances") == 0
+
+    # The run repairs B (cordon, drain, terminate, delete) and refills the pool: 2 healthy nodes wanted beside C, which waits.
+    repaired = run_scaler(run_playbook, tmp_path / "leader", **options)
+    assert repaired["changed"] is True
+    assert [(n["name"], n["instance_id"], n["repaired"], n["node_deleted"]) for n in repaired["repaired_nodes"]] == [(node_b, b["InstanceId"], True, True)]
+    assert [n["name"] for n in repaired["unhealthy_nodes_waiting"]] == [node_c]
+    assert kube.get("nodes", node_b) is None and kube.get("nodes", node_c) is not None
+    assert states(ec2, [b["InstanceId"]])[b["InstanceId"]] in ("shutting-down", "terminated")
+    ondemand = by_pool(repaired)["ondemand"]
+    assert (ondemand["current"], ondemand["desired"]) == (1, 2)  # only A counts as supply
+    live = {i["instance_id"] for i in ondemand["instances"]}
+    assert len(live) == 3 and {a["InstanceId"], c["InstanceId"]} < live and b["InstanceId"] not in live
+    assert aws_calls.count("RunInstances") == 1 and aws_calls.count("DescribeInstanceStatus") == 2

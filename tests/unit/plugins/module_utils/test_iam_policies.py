@@ -364,6 +364,7 @@ TAGGED = {"aws:RequestTag/clusterName": CLUSTER}
     "action",
     [
         "ec2:DescribeInstances",
+        "ec2:DescribeInstanceStatus",
         "ec2:DescribeInstanceTypes",
         "ec2:DescribeSpotPriceHistory",
         "ec2:DescribeSubnets",

@@ -34,7 +34,7 @@ from ansible_collections.toil.cluster.plugins.module_utils import kube_client, k
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.kube_client import KubeError, load_clients, prune_pod, read_cluster
 from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import demand_from_kubernetes, instance_id, may_use_spot, pod_request
-from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import DrainError, DrainRefusedError, drain_node
+from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import DrainError, DrainRefusedError, drain_for_repair, drain_node
 from ansible_collections.toil.cluster.plugins.module_utils.kube_objects import UNREAD, ModelView, UnreadField, cycle_collector_paused, views
 from ansible_collections.toil.cluster.plugins.module_utils.quantities import format_bytes, format_cpu
 
@@ -1603,3 +1603,40 @@ def test_the_cycle_collector_is_paused_while_reading_and_restored_after_even_on_
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+# ----------------------------------------------------------------------------- drain_for_repair (issue 18)
+
+
+def repair_drain(fake, ready=False, timeout=60):
+    clock = Clock()
+    return drain_for_repair(fake, NODE_A, timeout, ready=ready, sleep=clock.sleep, clock=clock, poll_interval=5), clock
+
+
+def test_a_notready_nodes_repair_evicts_what_it_can_and_waits_for_nothing():
+    toil = toil_pod("toil-6a1f3c0e-1", "x7k2p", state="running", node=NODE_A)
+    fake = FakeCoreV1([make_node(NODE_A)], [*node_a_pods(), toil], refusals={"kube-system/metrics-server-5f6d4b-xz9qp": 10**6}, terminating_lists=10**6)
+    result, clock = repair_drain(fake, ready=False, timeout=20)
+    assert result["cordoned"] is True and result["absent"] is False
+    assert result["evicted"] == ["default/web-7c9f8d6b5-abcde"]
+    # Toil's pod (not safe to evict) is never evicted; the one a PDB keeps refusing is left at the deadline.
+    assert sorted(result["left"]) == sorted([f"{toil['metadata']['namespace']}/{toil['metadata']['name']}", "kube-system/metrics-server-5f6d4b-xz9qp"])
+    assert sum(clock.sleeps) == 20  # the eviction retries, bounded by the timeout; then no wait for the pods to go
+    assert "delete_node" not in fake.names() and NODE_A in fake.nodes  # the caller deletes it after the instance
+    assert fake.nodes[NODE_A]["spec"]["unschedulable"] is True  # never uncordoned
+
+
+def test_a_ready_but_impaired_nodes_repair_waits_for_the_evicted_pods_within_the_timeout():
+    fake = FakeCoreV1([make_node(NODE_A)], node_a_pods(), terminating_lists=10**6)
+    result, clock = repair_drain(fake, ready=True, timeout=20)
+    assert result["evicted"] == ["default/web-7c9f8d6b5-abcde", "kube-system/metrics-server-5f6d4b-xz9qp"]
+    assert sorted(result["left"]) == ["default/web-7c9f8d6b5-abcde", "kube-system/metrics-server-5f6d4b-xz9qp"]  # still terminating
+    assert sum(clock.sleeps) == 20
+    fake = FakeCoreV1([make_node(NODE_A)], node_a_pods())
+    result, _clock = repair_drain(fake, ready=True)
+    assert result["left"] == []
+
+
+def test_the_repair_of_an_absent_node_drains_nothing():
+    result, _clock = repair_drain(FakeCoreV1([], []))
+    assert result["absent"] is True and result["evicted"] == []
