@@ -158,7 +158,7 @@ options:
   max_vcpus:
     description:
       - The most vCPUs the scaled pools' workers may have, existing and new (the leader not counted); no bound by
-        default. A node counts its pool's largest instance type's C(DefaultVCpus) (a C(c5.2xlarge): 8).
+        default. A node counts its pool's largest instance type's C(DefaultVCpus) (8 for a C(c5.2xlarge)).
       - Growth past it is cut (the first pools of O(pools) get their nodes first); a pool is never shrunk for it and
         never taken below its O(pools[].min_size), and nodes running now are never terminated for it.
     type: int
@@ -167,7 +167,7 @@ options:
       - The most memory the scaled pools' workers may have, as a Kubernetes quantity with a unit (C(512Gi), C(2Ti)),
         as Karpenter's NodePool C(limits) and the pods' requests in O(demand) write it; a bare number would be bytes
         and is refused (but C(0)). No bound by default.
-      - A node counts its pool's largest instance type's C(MemoryInfo.SizeInMiB) (a C(c5.2xlarge): 16Gi), not what
+      - A node counts its pool's largest instance type's C(MemoryInfo.SizeInMiB) (16Gi for a C(c5.2xlarge)), not what
         pods can use of it. Enforced as O(max_vcpus).
     type: str
   wait:
