@@ -105,6 +105,10 @@ class PoolShape:
     max_size: int = 0
     instance_types: tuple = ()
     arch: str = None  # kubernetes.io/arch of its nodes (amd64, arm64); None: unknown
+    # A node as a budget counts it (max_vcpus, max_memory): the largest DefaultVCpus and MemoryInfo.SizeInMiB among the
+    # pool's instance types, whichever of them EC2 gives.
+    vcpus: int = 0
+    memory_mib: int = 0
 
     def order(self):
         """Toil's node shape order (preemptible first, then the smallest), after every shape without GPUs: a pod
@@ -334,6 +338,9 @@ class PoolDecision:
     new_nodes: int
     estimate: float
     victims: list = field(default_factory=list)
+    capped: bool = False  # its growth was cut by a budget
+    warnings: list = field(default_factory=list)
+    uncapped: tuple = None  # (desired, reason) before a budget was applied
 
     def as_dict(self):
         return {
@@ -398,3 +405,111 @@ def decide(pools, nodes, packing, previous, beta, compensation, idle_threshold, 
             victims=victims,
         )
     return decisions
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Cluster-wide bounds on the scaled pools' workers: vCPUs and memory (bytes); None: no bound.
+    ``memory_text`` is ``max_memory`` as given, for messages."""
+
+    max_vcpus: int = None
+    max_memory: int = None
+    memory_text: str = None
+
+    def totals(self, shapes, sizes):
+        """vCPUs and memory (bytes) of ``sizes`` (pool name -> nodes) of ``shapes``."""
+        return (sum(s.vcpus * sizes.get(s.name, 0) for s in shapes), sum(s.memory_mib * MIB * sizes.get(s.name, 0) for s in shapes))
+
+    def passed(self, vcpus, memory):
+        """The budgets these totals pass, for people: ``max_vcpus 64 (would be 80)``."""
+        texts = []
+        if self.max_vcpus is not None and vcpus > self.max_vcpus:
+            texts.append(f"max_vcpus {self.max_vcpus} (would be {vcpus})")
+        if self.max_memory is not None and memory > self.max_memory:
+            texts.append(f"max_memory {self.memory_text or format_memory(self.max_memory)} (would be {format_memory(memory)})")
+        return texts
+
+    def room(self, shape, vcpus, memory):
+        """How many more nodes of ``shape`` fit beside ``vcpus`` and ``memory`` already counted."""
+        counts = []
+        if self.max_vcpus is not None and shape.vcpus:
+            counts.append(max(0, (self.max_vcpus - vcpus) // shape.vcpus))
+        if self.max_memory is not None and shape.memory_mib:
+            counts.append(max(0, (self.max_memory - memory) // (shape.memory_mib * MIB)))
+        return min(counts) if counts else math.inf
+
+    def summary(self, shapes, decisions):
+        """The result's ``budget``: the bounds, the workers' totals now and as planned, and whether growth was cut."""
+        used = self.totals(shapes, {n: d.current for n, d in decisions.items()})
+        planned = self.totals(shapes, {n: d.desired for n, d in decisions.items()})
+        return {
+            "max_vcpus": self.max_vcpus,
+            "max_memory": self.max_memory,
+            "used_vcpus": used[0],
+            "used_memory": used[1],
+            "planned_vcpus": planned[0],
+            "planned_memory": planned[1],
+            "capped": any(d.capped for d in decisions.values()),
+        }
+
+
+def format_memory(count):
+    """Bytes as a Kubernetes quantity, in whole Gi when exact, else Mi (instance types' memory is whole MiB)."""
+    if count % GIB == 0:
+        return f"{count // GIB}Gi"
+    if count % MIB == 0:
+        return f"{count // MIB}Mi"
+    return str(count)
+
+
+def cap_to_budget(pools, decisions, budget, fixed=None):
+    """Cut the pools' growth so that their nodes at the desired sizes fit ``budget`` (in place).
+
+    Shrinking is never prevented: a pool whose desired size is at most its current one keeps it, and its nodes
+    freed count as room. A growing pool keeps its current nodes and, past the budget if need be, its
+    ``min_size`` (with a warning); the rest of its growth is granted in the order of ``pools`` (the order they were
+    given), each pool as many nodes as fit, so a later pool of smaller nodes may still use room a larger one left.
+    Pools in ``fixed`` (name -> nodes: those already resized in this run, with the nodes they have, a spot deficit
+    left out) are counted at that size and not changed. A decision capped before is first restored, so the function
+    can run again after a decision changed.
+    """
+    fixed = fixed or {}
+    for pool in pools:
+        decision = decisions[pool.name]
+        if pool.name not in fixed and decision.uncapped is not None:
+            decision.desired, decision.reason = decision.uncapped
+            decision.capped, decision.warnings, decision.uncapped = False, [], None
+    if budget is None or (budget.max_vcpus is None and budget.max_memory is None):
+        return
+    wanted = {p.name: fixed.get(p.name, decisions[p.name].desired) for p in pools}
+    passed = budget.passed(*budget.totals(pools, wanted))
+    if not passed:
+        return
+    base = {}
+    for pool in pools:
+        decision = decisions[pool.name]
+        grows = pool.name not in fixed and decision.desired > decision.current
+        base[pool.name] = max(decision.current, pool.min_size) if grows else wanted[pool.name]
+    vcpus, memory = budget.totals(pools, base)
+    over = budget.passed(vcpus, memory)
+    for pool in pools:
+        decision = decisions[pool.name]
+        if pool.name in fixed or wanted[pool.name] <= decision.current:
+            continue
+        granted = base[pool.name]
+        if over and granted > decision.current:
+            decision.warnings.append(
+                f"Pool {pool.name} is kept at its min_size {pool.min_size} although the pools' workers then pass {' and '.join(over)}:"
+                " a pool's min_size is honoured over the budget."
+            )
+        more = min(wanted[pool.name] - granted, budget.room(pool, vcpus, memory))
+        granted += more
+        vcpus, memory = vcpus + more * pool.vcpus, memory + more * pool.memory_mib * MIB
+        if granted < wanted[pool.name] or decision.warnings:
+            decision.uncapped = (decision.desired, decision.reason)
+            decision.desired = granted
+            decision.capped = granted < wanted[pool.name]
+            if decision.capped:
+                decision.reason += f"; capped by {' and '.join(passed)}: {granted} node(s) instead of {wanted[pool.name]}"
+            if decision.warnings:
+                decision.reason += f"; min_size {pool.min_size} kept past the budget"

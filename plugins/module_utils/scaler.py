@@ -19,7 +19,17 @@ import tempfile
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from ansible_collections.toil.cluster.plugins.module_utils.binpacking import PodGroup, PoolShape, Resources, decide, node_capacity, node_state, pack
+from ansible_collections.toil.cluster.plugins.module_utils.binpacking import (
+    Budget,
+    PodGroup,
+    PoolShape,
+    Resources,
+    cap_to_budget,
+    decide,
+    node_capacity,
+    node_state,
+    pack,
+)
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements import (
     CATALOGUE_MAX_AGE_SECONDS,
@@ -39,7 +49,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.node_repair import im
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec, with_instance_types
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import GONE_STATES, cluster_instances, refresh
 from ansible_collections.toil.cluster.plugins.module_utils.provider_id import instance_of
-from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, millicores
+from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, millicores, parse_quantity
 from ansible_collections.toil.cluster.plugins.module_utils.tags import POOL_TAG, tag_dict
 from ansible_collections.toil.cluster.plugins.module_utils.zones import resolve_region
 
@@ -162,6 +172,25 @@ def validate_settings(params):
     return specs, beta, compensation, idle
 
 
+def validate_budget(max_vcpus, max_memory):
+    """``max_vcpus`` (a whole number of vCPUs) and ``max_memory`` (a Kubernetes quantity with a unit, ``512Gi``;
+    a bare number would be bytes, so only 0 may go without one) -> a Budget, or None when neither is given."""
+    if max_vcpus is None and max_memory is None:
+        return None
+    if max_vcpus is not None and (isinstance(max_vcpus, bool) or not isinstance(max_vcpus, int) or max_vcpus < 0):
+        raise ToilInputError(f"max_vcpus must be a whole number of vCPUs, 0 or more, got {max_vcpus!r}.")
+    memory = None
+    if max_memory is not None:
+        text = str(max_memory).strip()
+        if isinstance(max_memory, bool) or not text:
+            raise ToilInputError(f"max_memory must be a Kubernetes quantity such as 512Gi, got {max_memory!r}.")
+        if text[-1].isdigit() and parse_quantity(text, "max_memory") != 0:
+            raise ToilInputError(f"max_memory {text} has no unit: write it as a Kubernetes quantity with one, such as {text}Gi (a bare number would be bytes).")
+        memory = byte_count(text, "max_memory")  # refuses a negative quantity
+        max_memory = text
+    return Budget(max_vcpus=max_vcpus, max_memory=memory, memory_text=max_memory)
+
+
 @dataclass(frozen=True)
 class ScalerSettings:
     """One scaler run's settings: ``toil_scaler``'s options, checked."""
@@ -186,6 +215,7 @@ class ScalerSettings:
     lease_duration: int = 60
     repair_after_seconds: int = 600  # 0: never repair
     max_repairs: int = 1
+    budget: Budget = None  # max_vcpus and max_memory of the scaled pools' workers; None: no bound
 
     @classmethod
     def from_params(cls, params, check_mode=False):
@@ -220,6 +250,7 @@ class ScalerSettings:
             lease_duration=lease_duration,
             repair_after_seconds=repair_after,
             max_repairs=max_repairs,
+            budget=validate_budget(params.get("max_vcpus"), params.get("max_memory")),
         )
 
 
@@ -321,6 +352,7 @@ def pool_shapes(specs, type_cache):
             for t in spec.node_type.instance_types
         ]
         capacity = Resources(min(c.cpu for c in capacities), min(c.memory for c in capacities), min(c.disk for c in capacities), min(c.gpu for c in capacities))
+        types = [type_cache[t] for t in spec.node_type.instance_types]
         shapes.append(
             PoolShape(
                 name=spec.name,
@@ -330,6 +362,8 @@ def pool_shapes(specs, type_cache):
                 max_size=spec.pool.max_size,
                 instance_types=spec.node_type.instance_types,
                 arch=arch,
+                vcpus=max(t["vcpus"] for t in types),
+                memory_mib=max(t["memory_mib"] for t in types),
             )
         )
     return shapes
@@ -363,9 +397,10 @@ def write_metrics(path, text):
 
 
 def plan(shapes, pods, nodes, state, settings):
-    """Pack and decide, for every pool at once (pure: no AWS call)."""
+    """Pack and decide, for every pool at once, within the budget (pure: no AWS call)."""
     packing = pack(pods, shapes, nodes)
     decisions = _decide(shapes, nodes, packing, state, settings, state.get("deficits", {}))
+    cap_to_budget(shapes, decisions, getattr(settings, "budget", None))
     return packing, decisions
 
 
@@ -399,12 +434,14 @@ def run(ec2, settings, shapes, pods, nodes, state, drain=None, pool_sizes=None, 
     results, changed, deficits = {}, False, dict(state.get("deficits", {}))
     if settings.apply:
         by_name = {s.name: s for s in settings.pools}
+        resized = {}  # pool -> its nodes after its resize
         for shape in sorted(shapes, key=lambda s: not s.preemptible):
             if still_leading:
                 still_leading()
             if not shape.preemptible and settings.preemptible_compensation:  # the deficits of this run, not the last
                 compared = [s for s in shapes if s.preemptible or s.name == shape.name]
                 decisions[shape.name] = _decide(compared, nodes, packing, state, settings, deficits)[shape.name]
+                cap_to_budget(shapes, decisions, getattr(settings, "budget", None), fixed=resized)  # the pools resized stay
             decision = decisions[shape.name]
             spec = by_name[shape.name]
             if drain and decision.victims:
@@ -422,6 +459,7 @@ def run(ec2, settings, shapes, pods, nodes, state, drain=None, pool_sizes=None, 
             changed = changed or pool_changed
             deficits[shape.name] = summary["deficit"]
             results[shape.name] = summary
+            resized[shape.name] = len(summary["instances"])
     state["estimates"] = {name: d.estimate for name, d in decisions.items()}
     state["deficits"] = deficits
     return packing, decisions, results, changed
@@ -630,6 +668,9 @@ def _scale(settings, ec2, warn, clients, lease):
         save_state(settings.state_path, state)
         if settings.metrics_path and os.path.isdir(os.path.dirname(os.path.abspath(settings.metrics_path))):
             write_metrics(settings.metrics_path, metrics_text(decisions, shapes, queue_size(observed.pods)))
+    for decision in decisions.values():
+        for message in decision.warnings:
+            warn(message)
     for pod in packing.unplaceable:
         pinned = f" pinned to {pod['arch']}" if pod["arch"] else ""
         warn(
@@ -656,4 +697,5 @@ def _scale(settings, ec2, warn, clients, lease):
         "removed_nodes": removed,
         "repaired_nodes": repaired,
         "unhealthy_nodes_waiting": [entry.report() for entry in waiting],
+        "budget": (settings.budget or Budget()).summary(shapes, decisions),
     }

@@ -44,6 +44,12 @@ description:
     seconds, then fails naming the holder, having changed nothing. With O(demand), the same through an exclusive
     lock on C(<state_path>.lock) (runs without O(state_path) share nothing and are not kept apart). Check mode
     takes neither.
+  - Budgets. O(max_vcpus) and O(max_memory) bound the vCPUs and memory of the scaled pools' workers (the leader and
+    workers of pools not given in O(pools) are not counted), each node counted as the largest of its pool's instance
+    types (C(DefaultVCpus), C(MemoryInfo.SizeInMiB)). A plan that would pass a budget has its growth cut, pool by
+    pool in the order of O(pools), and says so in each cut pool's C(reason) and in RV(budget). Shrinking is never
+    prevented; a pool's O(pools[].min_size) is honoured past the budget, with a warning. There is no cost budget
+    (C(max_hourly_cost) needs a price list, which is not read).
   - Pools are resized by the same code as M(toil.cluster.toil_nodepool).
 author:
   - toil.cluster contributors (@toil-cluster)
@@ -172,6 +178,21 @@ options:
       after this long.
     type: int
     default: 60
+  max_vcpus:
+    description:
+      - The most vCPUs the scaled pools' workers may have, existing and new (the leader not counted); no bound by
+        default. A node counts its pool's largest instance type's C(DefaultVCpus) (8 for a C(c5.2xlarge)).
+      - Growth past it is cut (the first pools of O(pools) get their nodes first); a pool is never shrunk for it and
+        never taken below its O(pools[].min_size), and nodes running now are never terminated for it.
+    type: int
+  max_memory:
+    description:
+      - The most memory the scaled pools' workers may have, as a Kubernetes quantity with a unit (C(512Gi), C(2Ti)),
+        as Karpenter's NodePool C(limits) and the pods' requests in O(demand) write it; a bare number would be bytes
+        and is refused (but C(0)). No bound by default.
+      - A node counts its pool's largest instance type's C(MemoryInfo.SizeInMiB) (16Gi for a C(c5.2xlarge)), not what
+        pods can use of it. Enforced as O(max_vcpus).
+    type: str
   wait:
     description: Wait until new nodes run and removed ones are terminated.
     type: bool
@@ -215,6 +236,17 @@ EXAMPLES = r"""
       pods:
         - {name: align, cpu: "2", memory: 4Gi, ephemeral_storage: 10Gi, preemptible: true, count: 10}
   register: plan
+
+- name: At most 64 vCPUs and 256 GiB of workers, whatever the queue
+  toil.cluster.toil_scaler:
+    cluster: my-cluster
+    zone: us-west-2a
+    kubeconfig: /etc/kubernetes/admin.conf
+    max_vcpus: 64
+    max_memory: 256Gi
+    pools:
+      - {name: ondemand, node_types: c5.2xlarge, min_size: 0, max_size: 20}
+      - {name: spot, node_types: "c5.2xlarge:0.20", min_size: 0, max_size: 20}
 """
 
 RETURN = r"""
@@ -271,6 +303,23 @@ unhealthy_nodes_waiting:
   returned: always
   type: list
   elements: dict
+budget:
+  description:
+    - The budgets and the scaled pools' workers against them. C(max_vcpus), C(max_memory) (bytes; null when not
+      given), C(used_vcpus) and C(used_memory) (the nodes now), C(planned_vcpus) and C(planned_memory) (the nodes at
+      the desired sizes), and C(capped) (whether a budget cut some pool's growth; that pool's C(reason) says
+      C(capped by max_vcpus 64 (would be 80))).
+    - Memory is in bytes, each node counted as its pool's largest instance type.
+  returned: always
+  type: dict
+  sample:
+    max_vcpus: 16
+    max_memory: null
+    used_vcpus: 4
+    used_memory: 17179869184
+    planned_vcpus: 16
+    planned_memory: 68719476736
+    capped: true
 lease:
   description: The Lease this run held (C(name), C(holder)).
   returned: when the demand was read from Kubernetes, outside check mode
@@ -313,6 +362,8 @@ def main():
             repair_after_seconds=dict(type="int", default=600),
             max_repairs=dict(type="int", default=1),
             lease_duration=dict(type="int", default=60),
+            max_vcpus=dict(type="int"),
+            max_memory=dict(type="str"),
             **WAIT_SPEC,
         ),
         supports_check_mode=True,

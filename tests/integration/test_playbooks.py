@@ -131,13 +131,21 @@ def test_cluster_lifecycle_in_provisioning_only_mode(aws, run_playbook, aws_call
     ]
     demand = {"pods": [{"name": "align", "cpu": "1500m", "memory": "2Gi", "preemptible": True, "count": 2}], "nodes": nodes}
     scale_vars = dict(
-        cluster, node_types=LAUNCH["node_types"], workers=LAUNCH["workers"], node_storage_overrides=["c5.large:100"], demand=demand, plan_only=True
+        cluster,
+        node_types=LAUNCH["node_types"],
+        workers=LAUNCH["workers"],
+        node_storage_overrides=["c5.large:100"],
+        demand=demand,
+        plan_only=True,
+        max_memory="1Ti",  # a budget passed through, too large to bind
     )
     aws_calls.clear()
     planned = run_playbook("playbooks/autoscale.yml", extra_vars=scale_vars, env=aws_calls.env)
     plan = {p["name"]: p for p in planned.task("Show the plan")["msg"]["pools"]}
     assert plan[SPOT]["current"] == 1 and plan[SPOT]["desired"] > 1, plan
     assert plan[STATIC]["current"] == 2 and plan[STATIC]["desired"] == 2, plan
+    budget = planned.task("Show the plan")["msg"]["budget"]
+    assert (budget["max_memory"], budget["max_vcpus"], budget["capped"]) == (2**40, None, False), budget
     assert aws_calls.mutating_calls() == []
     assert planned.stats["localhost"]["changed"] == 0
     assert sizes(aws) == {STATIC: 2, SPOT: 1}

@@ -133,6 +133,22 @@ def test_the_run_gets_the_autoscale_playbooks_variables(rendered: Path) -> None:
     assert inventory == {"plugin": "toil.cluster.toil_ec2", "clusters": ["demo"], "regions": ["us-west-2"]}  # the option toil_ec2 knows
 
 
+def test_budgets_are_written_only_when_set(tmp_path: Path) -> None:
+    """autoscaler_max_vcpus and autoscaler_max_memory become the playbook's max_vcpus and max_memory (unset above)."""
+    out = tmp_path / "autoscale.yml"
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+        "vars": {"toil_cluster": "demo", "toil_region": "us-west-2", "toil_zone": "us-west-2c", "__autoscaler_ssh_key": {"public_key": ""}},
+        "tasks": [{"name": "Render", "ansible.builtin.template": {"src": str(ROLE / "templates" / "autoscale.yml.j2"), "dest": str(out), "mode": "0644"}}],
+    }
+    extra = {"autoscaler_max_vcpus": 64, "autoscaler_max_memory": "256Gi"}
+    run_ansible_playbook(play, dict(os.environ), tmp_path / "run", extra_vars=extra, timeout=120)
+    variables = yaml.safe_load(out.read_text())
+    assert (variables["max_vcpus"], variables["max_memory"]) == (64, "256Gi")
+
+
 def test_user_given_values_are_root_only_and_units_hold_none() -> None:
     tasks = {t["name"]: t for t in yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())}
     environment = tasks["Write the runs' extra environment (root only, it holds user-given values)"]["ansible.builtin.template"]

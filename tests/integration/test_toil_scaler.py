@@ -75,6 +75,53 @@ def test_check_mode_plans_only(aws, cluster, run_playbook, tmp_path, aws_calls):
     assert not (tmp_path / "state.json").exists()
 
 
+def test_budgets_cut_growth_in_check_mode_and_when_applied(aws, cluster, run_playbook, tmp_path, aws_calls):
+    # 8 pods of 1.5 CPU: 4 spot and 4 on-demand m5.large nodes unbounded (16 vCPUs, 64 GiB); 10 vCPUs and 48Gi allow 5.
+    demand = {
+        "pods": [
+            {"name": "align", "cpu": "1500m", "memory": "1Gi", "preemptible": True, "count": 4},
+            {"name": "merge", "cpu": "1500m", "memory": "1Gi", "preemptible": False, "count": 4},
+        ]
+    }
+    budget = {"max_vcpus": 10, "max_memory": "48Gi"}
+    checked = scaler(run_playbook, tmp_path, demand, check=True, env=aws_calls.env, **budget)
+    assert aws_calls.mutating_calls() == []
+    assert not (tmp_path / "state.json").exists()
+    pools = by_pool(checked)
+    # The pools in the order given: spot (first) gets its 4 nodes, on-demand 1 of its 4.
+    assert (pools["spot"]["desired"], pools["ondemand"]["desired"]) == (4, 1)
+    assert "capped by max_vcpus 10 (would be 16) and max_memory 48Gi (would be 64Gi): 1 node(s) instead of 4" in pools["ondemand"]["reason"]
+    assert "capped" not in pools["spot"]["reason"]
+    gib = 2**30
+    expected = {"max_vcpus": 10, "max_memory": 48 * gib, "used_vcpus": 0, "used_memory": 0, "planned_vcpus": 10, "planned_memory": 40 * gib, "capped": True}
+    assert checked["budget"] == expected
+
+    planned = scaler(run_playbook, tmp_path, demand, apply=False, **budget)
+    assert by_pool(planned) == pools and planned["budget"] == expected
+
+    applied = scaler(run_playbook, tmp_path, demand, **budget)
+    assert applied["changed"] is True and applied["budget"] == expected
+    pools = by_pool(applied)
+    assert (len(pools["spot"]["instances"]), len(pools["ondemand"]["instances"])) == (4, 1)
+    assert "capped by max_vcpus 10" in pools["ondemand"]["reason"]
+
+    # The next run sees the 5 nodes busy and the same queue (pods still pending): nothing more is launched.
+    nodes = [
+        {"instance_id": i["instance_id"], "pool": name, "allocatable": M5_LARGE, "requested": {"cpu": "1500m"}, "safe_to_evict": False}
+        for name in ("spot", "ondemand")
+        for i in pools[name]["instances"]
+    ]
+    aws_calls.clear()
+    again = scaler(run_playbook, tmp_path, {**demand, "nodes": nodes}, env=aws_calls.env, **budget)
+    assert again["budget"]["used_vcpus"] == 10 and again["budget"]["planned_vcpus"] == 10 and again["budget"]["capped"] is True
+    assert aws_calls.count("RunInstances") == 0
+    # Idle now, the nodes all go whatever the budget.
+    idle = [{**n, "requested": {}, "safe_to_evict": True, "idle_seconds": 900} for n in nodes]
+    emptied = scaler(run_playbook, tmp_path, {"pods": [], "nodes": idle}, **budget)
+    assert all(p["desired"] == 0 and p["instances"] == [] for p in emptied["pools"])
+    assert emptied["budget"]["planned_vcpus"] == 0 and emptied["budget"]["capped"] is False
+
+
 def catalogue_reads(aws_calls):
     """DescribeInstanceTypes calls that list the region's types (not those that describe named types)."""
     return sum(1 for _s, action, params in aws_calls.requests if action == "DescribeInstanceTypes" and not any(k.startswith("InstanceType") for k in params))
@@ -147,6 +194,9 @@ def test_bad_settings_fail_before_anything(cluster, run_playbook, aws_calls):
         ({"pools": [{"name": "r", "node_types": {"requirements": {"vcpus": 4, "gpus": 0}}, "min_size": 0, "max_size": 2}]}, "allows no GPU"),
         ({"pools": [{"name": "mixed", "node_types": "m5.large/m6g.large", "min_size": 0, "max_size": 2}]}, "Pool mixed mixes architectures"),
         ({"demand": {"pods": [{"name": "x", "gpu": "500m"}]}}, "is not a whole number of GPUs"),
+        ({"max_vcpus": -2}, "max_vcpus must be a whole number of vCPUs, 0 or more, got -2"),
+        ({"max_memory": "512"}, "max_memory 512 has no unit"),
+        ({"max_memory": "lots"}, "max_memory: 'lots' is not a Kubernetes quantity"),
     ]
     cases = [({"cluster": CLUSTER, "zone": ZONE, "pools": POOLS, "demand": {"pods": []}, **override}, message) for override, message in cases]
     assert_bad_inputs_fail(run_playbook, "toil_scaler", cases, aws_calls)
