@@ -22,7 +22,8 @@ stops on the Lease; the pool grows back from zero with a new instance. Thursday:
 is deleted and a new worker joins. Friday: the leader is lost: launch_cluster with ``replace_lost_leader`` launches a
 new one, and configure_cluster initialises it and resets and re-joins both live workers, which register with its API.
 Saturday: destroy_cluster removes it all, and a new cluster launches under the same name with new instances; Sunday
-it is destroyed (the aws fixture's leak check proves nothing is left).
+it is destroyed (the aws fixture's leak check proves nothing is left). Every AWS call of the playbooks goes through
+the recording proxy (``aws_calls``), which answers a reused ClientToken as EC2 does.
 What needs Toil itself on a host (the login user's kubeconfig, Toil's CWL and Kubernetes runs) is in
 test_role_toil_hosts.py; the real Toil's workflow scaled by the scaler is in test_cluster_week.py.
 
@@ -208,7 +209,7 @@ def test_a_clusters_week_on_stand_in_hosts(aws, aws_calls, run_playbook, key_pai
             aws.add_cleanup(destroy_if_left)
             started = time.monotonic()
             launch = dict(cluster, leader_node_type="t3.large", key_pair_name=key_pair, node_types=NODE_TYPES, workers=WORKERS, provision_only=True)
-            run_playbook("playbooks/launch_cluster.yml", extra_vars=launch)
+            run_playbook("playbooks/launch_cluster.yml", extra_vars=launch, env=aws_calls.env)
             nodes = {tags(i)["ToilNodeType"]: i for i in instances(aws)}
             assert sorted(nodes) == ["leader", "worker"]
             assert tags(nodes["worker"])["toil.cluster/pool"] == STATIC
@@ -233,13 +234,13 @@ def test_a_clusters_week_on_stand_in_hosts(aws, aws_calls, run_playbook, key_pai
 
             runs = []
 
-            def play(name, extra, verbose=(), expect_failure=False, label=None, env=None):
+            def play(name, extra, verbose=(), expect_failure=False, label=None):
                 """One playbook on the stand-ins; ``expect_failure`` None: whatever its outcome."""
                 started = time.monotonic()
                 runs.append(name)
                 result = run_ansible_playbook(
                     f"playbooks/{name}.yml",
-                    {**aws.env, **(env or {})},
+                    {**aws.env, **aws_calls.env},
                     tmp_path / f"{name}-{label or len(runs)}",
                     inventory=str(inventory),
                     extra_vars=extra,
@@ -395,7 +396,7 @@ def test_a_clusters_week_on_stand_in_hosts(aws, aws_calls, run_playbook, key_pai
                 with ThreadPoolExecutor(2) as schedulers:
                     runs = list(
                         schedulers.map(
-                            lambda label: play("autoscale", dict(cycle, lease_wait=0), label=label, env=aws_calls.env, expect_failure=None),
+                            lambda label: play("autoscale", dict(cycle, lease_wait=0), label=label, expect_failure=None),
                             ("timer", "schedule"),
                         )
                     )
@@ -441,7 +442,7 @@ def test_a_clusters_week_on_stand_in_hosts(aws, aws_calls, run_playbook, key_pai
             # server; their kubelets register their nodes with the new API.
             ec2.terminate_instances(InstanceIds=[leader_id])
             ec2.get_waiter("instance_terminated").wait(InstanceIds=[leader_id], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-            run_playbook("playbooks/launch_cluster.yml", extra_vars=dict(launch, replace_lost_leader=True))
+            run_playbook("playbooks/launch_cluster.yml", extra_vars=dict(launch, replace_lost_leader=True), env=aws_calls.env)
             leaders = [i["InstanceId"] for i in instances(aws) if tags(i)["ToilNodeType"] == "leader"]
             assert len(leaders) == 1 and leaders[0] != leader_id, leaders
             second_leader_id, hosts["leader2"] = leaders[0], lab.hosts[STAND_INS[3]]
@@ -469,13 +470,14 @@ def test_a_clusters_week_on_stand_in_hosts(aws, aws_calls, run_playbook, key_pai
             # Saturday: destroy_cluster removes the three live nodes and the rest; a new cluster under the same name
             # launches (new launch tokens, new instances), and Sunday's destroy removes it (the aws fixture's leak
             # check proves nothing is left).
-            gone = run_playbook("playbooks/destroy_cluster.yml", extra_vars=cluster)
+            gone = run_playbook("playbooks/destroy_cluster.yml", extra_vars=cluster, env=aws_calls.env)
             assert sorted(gone.task("Show what was removed")["msg"]["removed"]["instances"]) == sorted([second_leader_id, grown_id, replacement_id])
             every = {leader_id, worker_id, new_id, grown_id, replacement_id, second_leader_id, impostor_id}
-            run_playbook("playbooks/launch_cluster.yml", extra_vars=launch)
+            # Through the proxy a reused launch token would be answered with the terminated instances: new ones came.
+            run_playbook("playbooks/launch_cluster.yml", extra_vars=launch, env=aws_calls.env)
             relaunched = {tags(i)["ToilNodeType"]: i["InstanceId"] for i in instances(aws)}
             assert sorted(relaunched) == ["leader", "worker"] and not set(relaunched.values()) & every, relaunched
-            gone = run_playbook("playbooks/destroy_cluster.yml", extra_vars=cluster)
+            gone = run_playbook("playbooks/destroy_cluster.yml", extra_vars=cluster, env=aws_calls.env)
             destroyed = True
             assert sorted(gone.task("Show what was removed")["msg"]["removed"]["instances"]) == sorted(relaunched.values())
         finally:
