@@ -119,7 +119,7 @@ def drain_node(core_v1, node_name, timeout, sleep=time.sleep, *, policy_v1=None,
     result = {"node": node_name, "cordoned": False, "evicted": [], "skipped": [], "eviction_retries": 0, "deleted": False, "absent": False}
     try:
         node = core_v1.read_node(node_name)
-        _refuse_if_unsafe(node_name, _pods_on(core_v1, node_name))
+        _refuse_if_unsafe(node_name, _triage(_pods_on(core_v1, node_name))[1])
         if not node.spec.unschedulable:
             _cordon(core_v1, node_name, True)
             result["cordoned"] = True
@@ -130,14 +130,9 @@ def drain_node(core_v1, node_name, timeout, sleep=time.sleep, *, policy_v1=None,
         raise _api_drain_error(node_name, error) from None
     failure = None
     try:
-        pods = _pods_on(core_v1, node_name)  # again: a pod may have landed before the cordon
-        _refuse_if_unsafe(node_name, pods)
-        victims = []
-        for pod in pods:
-            if is_daemonset_pod(pod) or is_mirror_pod(pod) or is_terminal(pod):
-                result["skipped"].append(pod_name(pod))
-            else:
-                victims.append(pod)
+        skipped, unsafe, victims = _triage(_pods_on(core_v1, node_name))  # again: a pod may have landed before the cordon
+        _refuse_if_unsafe(node_name, unsafe)
+        result["skipped"] = skipped
         _evict_all(core_v1, policy_v1, node_name, victims, deadline, timeout, sleep, clock, poll_interval, result)
         _wait_gone(core_v1, node_name, victims, deadline, timeout, sleep, clock, poll_interval)
         core_v1.delete_node(node_name)
@@ -162,21 +157,32 @@ def _api_drain_error(node_name, error):
     return DrainError(f"Draining node {node_name}: the Kubernetes API answered {api_message(error)}.", node=node_name)
 
 
-def _refuse_if_unsafe(node_name, pods):
-    """Refuse, as cluster-autoscaler does, a node running a pod marked not safe to evict or one no controller would recreate."""
-    reasons = {}
+def _triage(pods):
+    """A drain's view of a node's pods: ``(skipped, unsafe, victims)``. DaemonSet, mirror (static) and finished pods
+    are skipped (they die with the node, or the pod garbage collector removes them); a pod annotated not safe to
+    evict, or one no controller would recreate, is unsafe (``{"ns/pod": why}``, as cluster-autoscaler judges); the
+    rest are evicted."""
+    skipped, unsafe, victims = [], {}, []
     for pod in pods:
         if is_terminal(pod) or is_daemonset_pod(pod) or is_mirror_pod(pod):
-            continue
-        if blocks_eviction(pod):
-            reasons[pod_name(pod)] = f'is annotated {SAFE_TO_EVICT}: "false" (Toil jobs are)'
+            skipped.append(pod_name(pod))
+        elif blocks_eviction(pod):
+            unsafe[pod_name(pod)] = f'is annotated {SAFE_TO_EVICT}: "false" (Toil jobs are)'
         elif not any(ref.controller for ref in pod.metadata.owner_references or ()):
-            reasons[pod_name(pod)] = "has no controller to recreate it"
-    if reasons:
+            unsafe[pod_name(pod)] = "has no controller to recreate it"
+        else:
+            victims.append(pod)
+    return skipped, unsafe, victims
+
+
+def _refuse_if_unsafe(node_name, unsafe):
+    """Refuse, as cluster-autoscaler does, a node running a pod marked not safe to evict or one no controller would
+    recreate (``unsafe``, from _triage)."""
+    if unsafe:
         raise DrainRefusedError(
-            f"Refusing to drain node {node_name}: " + "; ".join(f"pod {name} {reason}" for name, reason in reasons.items()) + ".",
+            f"Refusing to drain node {node_name}: " + "; ".join(f"pod {name} {reason}" for name, reason in unsafe.items()) + ".",
             node=node_name,
-            pods=list(reasons),
+            pods=list(unsafe),
         )
 
 
@@ -268,14 +274,8 @@ def drain_for_repair(core_v1, node_name, timeout, *, ready=False, policy_v1=None
         if not node.spec.unschedulable:
             _cordon(core_v1, node_name, True)
             result["cordoned"] = True
-        victims = []
-        for pod in _pods_on(core_v1, node_name):
-            if is_daemonset_pod(pod) or is_mirror_pod(pod) or is_terminal(pod):
-                result["skipped"].append(pod_name(pod))
-            elif blocks_eviction(pod) or not any(ref.controller for ref in pod.metadata.owner_references or ()):
-                result["left"].append(pod_name(pod))
-            else:
-                victims.append(pod)
+        skipped, unsafe, victims = _triage(_pods_on(core_v1, node_name))
+        result["skipped"], result["left"] = skipped, list(unsafe)
         try:
             _evict_all(core_v1, policy_v1, node_name, victims, deadline, timeout, sleep, clock, poll_interval, result)
         except DrainError as error:
