@@ -292,3 +292,15 @@ def drain_for_repair(core_v1, node_name, timeout, *, ready=False, policy_v1=None
             return result
         raise _api_drain_error(node_name, error) from None
     return result
+
+
+def delete_node(core_v1, node_name, why, warn):
+    """Delete a Node object (one already gone is fine): True when it is gone. A failure is warned about, the node
+    named with ``why`` it was to go ("whose instance is gone"), and False returned."""
+    try:
+        core_v1.delete_node(node_name)
+    except ApiException as error:
+        if error.status != 404:
+            warn(f"Node {node_name}, {why}, could not be deleted: {api_message(error)}")
+            return False
+    return True

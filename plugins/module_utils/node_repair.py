@@ -16,9 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.kube_client import ApiException, api_message
 from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import rfc3339
-from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import DrainError, drain_for_repair
+from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import DrainError, delete_node, drain_for_repair
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import terminate
 from ansible_collections.toil.cluster.plugins.module_utils.retries import AWS_RETRY
 from ansible_collections.toil.cluster.plugins.module_utils.tags import POOL_TAG, tag_dict
@@ -125,12 +124,6 @@ def repair_nodes(ec2, core_v1, repairs, settings, warn, policy_v1=None, still_le
             warn(f"Node {worker.name} ({worker.instance_id}) is repaired without a drain: {error}")
             evicted, left = [], []
         terminate(ec2, [worker.instance_id], settings.wait, settings.wait_timeout)
-        deleted = True
-        try:
-            core_v1.delete_node(worker.name)
-        except ApiException as error:
-            if error.status != 404:
-                deleted = False
-                warn(f"Node {worker.name}, whose instance {worker.instance_id} was terminated, could not be deleted: {api_message(error)}")
+        deleted = delete_node(core_v1, worker.name, f"whose instance {worker.instance_id} was terminated", warn)
         reports.append(entry.report(repaired=True, evicted=evicted, left=left, node_deleted=deleted))
     return reports

@@ -41,7 +41,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements
 )
 from ansible_collections.toil.cluster.plugins.module_utils.kube_client import ApiException, api_message, load_clients, read_cluster
 from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import ARCHITECTURES, IDLE_SINCE_ANNOTATION, gpu_count, match_instances, read_demand
-from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import drain_nodes
+from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import delete_node, drain_nodes
 from ansible_collections.toil.cluster.plugins.module_utils.kube_lease import FileLock, KubeLease, coordination_client
 from ansible_collections.toil.cluster.plugins.module_utils.kube_objects import cycle_collector_paused
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name
@@ -490,14 +490,7 @@ def remove_gone_nodes(core_v1, gone, act, warn):
     for worker in gone:
         entry = {"name": worker.name, "provider_id": worker.provider_id, "deleted": False}
         if act:
-            try:
-                core_v1.delete_node(worker.name)
-                entry["deleted"] = True
-            except ApiException as error:
-                if error.status == 404:
-                    entry["deleted"] = True
-                else:
-                    warn(f"Node {worker.name}, whose instance is gone, could not be deleted: {api_message(error)}")
+            entry["deleted"] = delete_node(core_v1, worker.name, "whose instance is gone", warn)
         removed.append(entry)
     return removed
 
