@@ -400,7 +400,7 @@ def plan(shapes, pods, nodes, state, settings):
     """Pack and decide, for every pool at once, within the budget (pure: no AWS call)."""
     packing = pack(pods, shapes, nodes)
     decisions = _decide(shapes, nodes, packing, state, settings, state.get("deficits", {}))
-    cap_to_budget(shapes, decisions, getattr(settings, "budget", None))
+    cap_to_budget(shapes, decisions, settings.budget)
     return packing, decisions
 
 
@@ -441,7 +441,7 @@ def run(ec2, settings, shapes, pods, nodes, state, drain=None, pool_sizes=None, 
             if not shape.preemptible and settings.preemptible_compensation:  # the deficits of this run, not the last
                 compared = [s for s in shapes if s.preemptible or s.name == shape.name]
                 decisions[shape.name] = _decide(compared, nodes, packing, state, settings, deficits)[shape.name]
-                cap_to_budget(shapes, decisions, getattr(settings, "budget", None), fixed=resized)  # the pools resized stay
+                cap_to_budget(shapes, decisions, settings.budget, fixed=resized)  # the pools resized stay
             decision = decisions[shape.name]
             spec = by_name[shape.name]
             if drain and decision.victims:

@@ -352,6 +352,7 @@ def test_busy_nodes_above_max_size_are_kept_not_terminated(monkeypatch):
         scale_down_idle_seconds=600,
         wait=False,
         wait_timeout=1,
+        budget=None,
     )
     shape = PoolShape("p", node_capacity(2, 8192, 50), False, 0, 2, ("m5.large",))
     ids = [f"i-0{n:016x}" for n in range(4)]

@@ -221,6 +221,7 @@ def sized(monkeypatch, nodes_supply, pool_sizes, unhealthy, min_size=2, max_size
         scale_down_idle_seconds=600,
         wait=False,
         wait_timeout=1,
+        budget=None,
     )
     shape = PoolShape("p", node_capacity(2, 8192, 50), False, min_size, max_size, ("m5.large",))
     states = [scaler.node_state(iid(i), "p", Resources(2000, GIB, GIB), Resources(2000, GIB, GIB), 0, False, False, f"n{i}") for i in range(nodes_supply)]
