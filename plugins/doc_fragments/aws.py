@@ -17,8 +17,9 @@ notes:
     C(AWS_SESSION_TOKEN), C(AWS_PROFILE), C(AWS_REGION), C(AWS_URL)) of the host the module runs on, usually
     the controller, or from boto3's configuration files there. Toil reads C(TOIL_AWS_PROFILE) for the profile;
     here use O(profile) or C(AWS_PROFILE).
-  - Set them once for every module of this collection with
-    C(module_defaults) and the action group C(group/toil.cluster.toil).
+  - Set them once for every module of this collection and of amazon.aws with C(module_defaults) and the action
+    group C(group/toil.cluster.toil), which extends C(group/amazon.aws.aws). That group alone does not reach this
+    collection's modules (ansible-core reads a group's members from its own collection only).
 requirements:
   - python >= 3.11
 """

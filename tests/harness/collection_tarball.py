@@ -44,6 +44,11 @@ def install(tarball: Path, root: Path) -> Path:
     galaxy = [venv_executable("ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(root), str(tarball)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | isolated(root)
     subprocess.run(galaxy, env=env, check=True, capture_output=True, text=True, timeout=300)
+    return link_dependencies(root)
+
+
+def link_dependencies(root: Path) -> Path:
+    """``root`` with links to the dependencies installed in .venv (and not to this collection)."""
     for name in DEPENDENCIES:
         link = root / "ansible_collections" / name
         link.parent.mkdir(parents=True, exist_ok=True)

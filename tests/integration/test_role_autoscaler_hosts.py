@@ -2,9 +2,9 @@
 
 The role installs ansible-core, boto3 and kubernetes into its virtual environment from a wheelhouse on this machine
 (harness.wheelhouses: ``pip wheel`` into .venv/wheelhouse/autoscaler, made by ``make setup``, mounted read-only; the
-role's default is PyPI) and this collection from a tarball made by ``ansible-galaxy collection build``, with its dependencies
-(amazon.aws, kubernetes.core, ansible.posix, community.crypto) as tarballs of the copies installed here, all
-``--offline``: Galaxy is never asked.
+role's default is PyPI) and, by the role's default, this collection from the controller's copy (this checkout: the
+role builds its tarball on the controller and copies it over), with its dependencies (amazon.aws, kubernetes.core,
+ansible.posix, community.crypto) as tarballs of the copies installed here, all ``--offline``: Galaxy is never asked.
 
 The embedded AWS endpoint (moto on 127.0.0.1, behind the recording proxy harness.proxy) is reached from the
 host through a TCP relay on the podman network's gateway address, a network this test creates; nothing else is
@@ -20,9 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import socket
-import subprocess
 import tarfile
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -70,16 +68,10 @@ def logged_plan(journal: str) -> dict[str, Any]:
     return json.loads(text[text.index("{") :])["msg"]
 
 
-def collections(dest: Path) -> tuple[str, list[str]]:
-    """This collection built with ansible-galaxy (from a copy without caches), and its dependencies as artifacts
-    of the copies installed here; returns the names (tarball, [dependency tarballs])."""
-    source = dest / "source"
-    ignore = shutil.ignore_patterns(".git", ".venv", ".venv-toil", ".cache", ".hypothesis", ".pytest_cache", ".ruff_cache", "__pycache__", "output", "*.tar.gz")
-    shutil.copytree(REPO, source, ignore=ignore, symlinks=True)
-    galaxy = [str(REPO / ".venv" / "bin" / "ansible-galaxy"), "collection", "build", str(source), "--output-path", str(dest)]
-    subprocess.run(galaxy, check=True, capture_output=True, timeout=300)
-    (tarball,) = (p.name for p in dest.glob("toil-cluster-*.tar.gz"))
-    return tarball, [dependency_artifact(name, dest) for name in DEPENDENCIES]
+def dependency_artifacts(dest: Path) -> list[str]:
+    """The dependencies as artifacts of the copies installed here; returns their names. This collection itself
+    comes from the role's default: the controller's copy (this checkout), built and copied by the role."""
+    return [dependency_artifact(name, dest) for name in DEPENDENCIES]
 
 
 def dependency_artifact(name: str, dest: Path) -> str:
@@ -124,7 +116,7 @@ def leader(aws_endpoint: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) 
     workdir = tmp_path_factory.mktemp("autoscaler-role")
     artifacts = workdir / "collections"
     artifacts.mkdir()
-    tarball, deps = collections(artifacts)
+    deps = dependency_artifacts(artifacts)
     lab = podman_hosts.PodmanLab(workdir / "lab", mounts=[(str(wheelhouses.autoscaler()), "/srv/wheelhouse"), (str(artifacts), "/srv/collections")])
     proxy = AWSProxy(aws_endpoint.url).start()
     relay: Forwarder | None = None
@@ -138,7 +130,6 @@ def leader(aws_endpoint: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) 
         inventory = lab.inventory({"toil_leaders": [LEADER]})
         overrides: dict[str, Any] = {
             "autoscaler_pip_extra_args": "--no-index --find-links /srv/wheelhouse",
-            "autoscaler_collection_source": f"/srv/collections/{tarball}",
             "autoscaler_collection_dependencies": [f"/srv/collections/{d}" for d in deps],
             "autoscaler_node_types": "t3.large,c5.large:0.2",
             "autoscaler_workers": "0-4,0-3",
@@ -190,8 +181,9 @@ def test_the_venv_holds_ansible_and_the_collection_without_galaxy(leader: Leader
     host = leader.host
     assert host.sh("/opt/toil-cluster/bin/ansible --version | head -1").split()[-1].rstrip("]") == "2.19.14"
     listed = host.sh("ANSIBLE_COLLECTIONS_PATH=/opt/toil-cluster/collections /opt/toil-cluster/bin/ansible-galaxy collection list --format json")
-    found = {name for path in json.loads(listed).values() for name in path}
-    assert {"toil.cluster", "amazon.aws", "kubernetes.core", "ansible.posix", "community.crypto"} <= found
+    found = {name: info["version"] for path in json.loads(listed).values() for name, info in path.items()}
+    assert {"toil.cluster", "amazon.aws", "kubernetes.core", "ansible.posix", "community.crypto"} <= set(found)
+    assert found["toil.cluster"] == yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]  # the controller's
     variables = yaml.safe_load(host.read("/etc/toil-cluster/autoscale.yml"))
     public_key = host.read("/etc/toil-cluster/id_ed25519.pub").split()[:2]  # type and key; the file adds a comment
     assert [k.split()[:2] for k in variables.pop("authorized_keys")] == [public_key]
