@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: toil.cluster contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Pack the controller's copy of toil.cluster into a tarball that ansible-galaxy installs on the leader.
@@ -28,9 +27,9 @@ def build_checkout(root, dest):
 
 
 def pack_installed(root, dest):
-    with open(os.path.join(root, "MANIFEST.json")) as f:
+    with open(os.path.join(root, "MANIFEST.json"), encoding="utf-8") as f:
         info = json.load(f)["collection_info"]
-    with open(os.path.join(root, "FILES.json")) as f:
+    with open(os.path.join(root, "FILES.json"), encoding="utf-8") as f:
         files = json.load(f)["files"]
     tarball = os.path.join(dest, f"{info['namespace']}-{info['name']}-{info['version']}.tar.gz")
     with tarfile.open(tarball, "w:gz") as tar:
