@@ -72,6 +72,17 @@ def checked_price(value, what):
     return price
 
 
+def validate_hourly_cost(value, what):
+    """A budget in USD per hour (``max_hourly_cost``): a finite number, 0 or more."""
+    try:
+        cost = float(value)
+    except (TypeError, ValueError):
+        cost = math.nan
+    if isinstance(value, bool) or not math.isfinite(cost) or cost < 0:
+        raise ToilInputError(f"{what} must be a number of US dollars per hour, 0 or more (such as 12.5), got {value!r}.")
+    return cost
+
+
 def parse_price_list(price_list, instance_type):
     """The hourly on-demand price in a GetProducts ``PriceList`` for ``instance_type``; None when it has none.
 
