@@ -51,18 +51,29 @@ TYPES = tuple(
 
 
 def render(regions, date, source):
-    """The table module's text: ON_DEMAND {region: {instance type: USD per hour}}, its date and its source."""
-    body = pprint.pformat({region: dict(sorted(prices.items())) for region, prices in sorted(regions.items())}, width=140, sort_dicts=False)
-    return (
-        "# -*- coding: utf-8 -*-\n"
-        "# Copyright: toil.cluster contributors\n"
-        "# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)\n"
-        '"""On-demand hourly prices (USD, Linux, shared tenancy) for when the AWS Price List cannot be read (prices.py).\n\n'
-        'Written by tools/build_price_table.py; do not edit by hand, rebuild it."""\n\n'
-        f"PRICES_DATE = {date!r}\n"
-        f"SOURCE = {source!r}  # noqa: E501 - one sentence\n"
-        f"ON_DEMAND = {body}\n"
-    )
+    """The table module's text: ON_DEMAND {region: {instance type: USD per hour}}, its date and its source. Regions with
+    the same prices (us-east-1, us-east-2 and us-west-2, mostly) share one table, written once."""
+    tables, names = {}, {}
+    for region, prices in sorted(regions.items()):
+        key = tuple(sorted(prices.items()))
+        if key not in tables:
+            tables[key] = "_" + region.upper().replace("-", "_")
+        names[region] = tables[key]
+    lines = [
+        "# -*- coding: utf-8 -*-",
+        "# Copyright: toil.cluster contributors",
+        "# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)",
+        '"""On-demand hourly prices (USD, Linux, shared tenancy) for when the AWS Price List cannot be read (prices.py).',
+        "",
+        'Written by tools/build_price_table.py; do not edit by hand, rebuild it."""',
+        "",
+        f"PRICES_DATE = {date!r}",
+        f"SOURCE = {source!r}  # noqa: E501 - one sentence",
+    ]
+    for key, name in tables.items():
+        lines.append(f"{name} = {pprint.pformat(dict(key), width=140, sort_dicts=False)}")
+    lines.append("ON_DEMAND = {" + ", ".join(f"{region!r}: {name}" for region, name in names.items()) + "}")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None):

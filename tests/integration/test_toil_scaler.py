@@ -226,7 +226,7 @@ def test_bad_settings_fail_before_anything(cluster, run_playbook, aws_calls):
         ({"max_hourly_cost": -1.5}, "max_hourly_cost must be a number of US dollars per hour, 0 or more"),
         ({"max_hourly_cost": "nan"}, "max_hourly_cost: 'nan' is not a number written in ASCII digits 0-9"),
         (
-            {"max_hourly_cost": 1.0, "pools": [{"name": "odd", "node_types": "m5.large/m5.metal/u-6tb1.metal", "min_size": 0, "max_size": 1}]},
+            {"max_hourly_cost": 1.0, "pools": [{"name": "odd", "node_types": "x2iedn.metal", "min_size": 0, "max_size": 1}]},
             "no on-demand price",
         ),
     ]
