@@ -293,7 +293,7 @@ def cost_lower_bound(pods, pools):
                 unit = min(p.hourly_cost / getattr(p.capacity, name) for p in allowed)  # fits(): capacity >= need > 0
                 totals[name] += unit * need * group.count
     binding = max(RESOURCE_NAMES, key=lambda name: totals[name])
-    return totals[binding], binding
+    return (totals[binding], binding) if totals[binding] > 0 else (0.0, None)  # no demand: nothing binds
 
 
 def cost_report(pods, pools, packing):

@@ -83,6 +83,7 @@ def test_the_lower_bound_is_the_binding_resources_cheapest_unit_price_times_the_
     # Pods that must avoid spot only count on-demand prices; pods that fit no pool have no bound.
     assert cost_lower_bound([pods(6, 2, may_use_spot=False)], [pool("spot8", 8, 0.08, spot=True), pool("od8", 8, 0.40)]) == (pytest.approx(0.6), "cpu")
     assert cost_lower_bound([pods(64, 1)], CASE_POOLS) is None
+    assert cost_lower_bound([], CASE_POOLS) == (0.0, None)
     assert cost_lower_bound(CASE_PODS, [replace(CASE_POOLS[0], hourly_cost=None)]) is None
     report = cost_report(CASE_PODS, CASE_POOLS, pack(CASE_PODS, CASE_POOLS, []))
     assert report == {
