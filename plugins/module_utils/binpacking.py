@@ -251,9 +251,11 @@ def pack(pods, pools, nodes, strategies=STRATEGIES):
     what a cluster pays, and never more nodes than Toil keeps boots and per-node overhead where Toil has them. Else
     (or without "toil" among them) the packing that opens the fewest nodes. Ties: fewer nodes, then the first strategy.
     """
-    packings = [_pack(pods, pools, nodes, strategy) for strategy in strategies]
+    priced = bool(pools) and all(p.hourly_cost is not None for p in pools)
+    tried = [s for s in strategies if priced or s != "cheapest"] or strategies  # unpriced, "cheapest" packs as "any_node"
+    packings = [_pack(pods, pools, nodes, strategy) for strategy in tried]
     toil_nodes = [new_node_count(p) for p in packings if p.strategy == "toil"]
-    if toil_nodes and pools and all(p.hourly_cost is not None for p in pools):
+    if toil_nodes and priced:
         within = [p for p in packings if new_node_count(p) <= toil_nodes[0]]
         return min(within, key=lambda p: (round(packing_cost(p, pools), 9), new_node_count(p)))
     return min(packings, key=new_node_count)
