@@ -34,6 +34,8 @@ RESERVE_SMALL_AMOUNT = 255 * MIB
 RESERVE_BREAKPOINTS = (4 * GIB, 8 * GIB, 16 * GIB, 128 * GIB, math.inf)
 RESERVE_FRACTIONS = (0.25, 0.2, 0.1, 0.06, 0.02)
 OS_DISK = 5 * 10**9  # "5G" in Toil: decimal
+# Sums of prices are floats: a plan that meets max_hourly_cost to this much is within it.
+COST_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class PoolShape:
     # pool's instance types, whichever of them EC2 gives.
     vcpus: int = 0
     memory_mib: int = 0
+    hourly_cost: float = None  # USD per node (prices.PriceBook.node_price); None: unknown
 
     def order(self):
         """Toil's node shape order (preemptible first, then the smallest), after every shape without GPUs: a pod
@@ -232,23 +235,82 @@ def _fill(bins, group, remaining, result, opened_pools=None):
 # - "toil": the first node opened for the pool it would open (the first shape where it fits), as
 #   Toil's BinPackedFit.addJobShape does. Without existing nodes this is Toil's packing at target
 #   time 0 (every pod to start now), node for node.
+# - "cheapest": as "any_node", but the pool it opens is the one where its pods cost least each (a node's price over
+#   how many of them it holds; Toil's order on ties), not the first in Toil's order (every pool needs a price, else
+#   as "any_node"). Room left on a large node goes to the pods packed after.
 # "any_node" needs fewer nodes on most workloads, not on all (a small pod may take the room a
 # later large pod needed on a large node, where Toil sends it to the small shape's nodes).
-STRATEGIES = ("any_node", "toil")
+STRATEGIES = ("any_node", "toil", "cheapest")
 
 
 def pack(pods, pools, nodes, strategies=STRATEGIES):
     """First-fit decreasing of ``pods`` onto existing free capacity, then onto new nodes of ``pools``.
 
-    Packs once per strategy and keeps the packing that opens the fewest nodes (ties: the first
-    strategy), so with "toil" among them it never opens more nodes than Toil would.
+    Packs once per strategy. When every pool has a price (``hourly_cost``), keeps the packing whose new nodes cost
+    least per hour among those opening no more nodes than the "toil" strategy, which is Toil's own count: cost is
+    what a cluster pays, and never more nodes than Toil keeps boots and per-node overhead where Toil has them. Else
+    (or without "toil" among them) the packing that opens the fewest nodes. Ties: fewer nodes, then the first strategy.
     """
-    best = None
-    for strategy in strategies:
-        result = _pack(pods, pools, nodes, strategy)
-        if best is None or sum(result.new_nodes.values()) < sum(best.new_nodes.values()):
-            best = result
-    return best
+    priced = bool(pools) and all(p.hourly_cost is not None for p in pools)
+    tried = [s for s in strategies if priced or s != "cheapest"] or strategies  # unpriced, "cheapest" packs as "any_node"
+    packings = [_pack(pods, pools, nodes, strategy) for strategy in tried]
+    toil_nodes = [new_node_count(p) for p in packings if p.strategy == "toil"]
+    if toil_nodes and priced:
+        within = [p for p in packings if new_node_count(p) <= toil_nodes[0]]
+        return min(within, key=lambda p: (round(packing_cost(p, pools), 9), new_node_count(p)))
+    return min(packings, key=new_node_count)
+
+
+def new_node_count(packing):
+    return sum(packing.new_nodes.values())
+
+
+def packing_cost(packing, pools):
+    """USD per hour of the nodes ``packing`` opens (pools without a price count 0)."""
+    return sum((p.hourly_cost or 0.0) * packing.new_nodes.get(p.name, 0) for p in pools)
+
+
+RESOURCE_NAMES = ("cpu", "memory", "disk", "gpu")
+
+
+def cost_lower_bound(pods, pools):
+    """No fleet that runs ``pods`` costs less per hour than this: ``(USD per hour, the binding resource)``.
+
+    For each resource, each pod's request at the cheapest price per unit of that resource among the pools whose
+    nodes it may use and fits (spot only for pods that may use it, its architecture), summed: a node's price is at
+    least its capacity times that unit price, and the nodes must hold every request. The bound is the largest of
+    these sums, whose resource binds. Existing nodes' free room is not counted (it is paid already). None when a
+    pool has no price or a pod fits no pool.
+    """
+    if not pools or any(p.hourly_cost is None for p in pools):
+        return None
+    totals = dict.fromkeys(RESOURCE_NAMES, 0.0)
+    for group in pods:
+        allowed = [p for p in pools if (group.may_use_spot or not p.preemptible) and p.capacity.fits(group.request) and arch_allows(group.arches, p.arch)]
+        if not allowed:
+            return None
+        for name in RESOURCE_NAMES:
+            need = getattr(group.request, name)
+            if need:
+                unit = min(p.hourly_cost / getattr(p.capacity, name) for p in allowed)  # fits(): capacity >= need > 0
+                totals[name] += unit * need * group.count
+    binding = max(RESOURCE_NAMES, key=lambda name: totals[name])
+    return (totals[binding], binding) if totals[binding] > 0 else (0.0, None)  # no demand: nothing binds
+
+
+def cost_report(pods, pools, packing):
+    """The result's ``cost`` of a plan: what its new nodes cost per hour (USD), the lower bound for the pending pods
+    (cost_lower_bound) and the ratio between them, and the packing strategy kept. Costs are null without prices."""
+    bound = cost_lower_bound(pods, pools)
+    priced = bool(pools) and all(p.hourly_cost is not None for p in pools)
+    cost = packing_cost(packing, pools) if priced else None
+    return {
+        "new_nodes_hourly_cost": round(cost, 4) if priced else None,
+        "lower_bound_hourly_cost": round(bound[0], 4) if bound else None,
+        "binding_resource": bound[1] if bound else None,
+        "ratio_to_lower_bound": round(cost / bound[0], 3) if bound and bound[0] > 0 else None,
+        "strategy": packing.strategy,
+    }
 
 
 def _floors(groups):
@@ -287,14 +349,17 @@ def _pack(pods, pools, nodes, strategy):
     largest = max((p.capacity for p in pools), key=lambda c: (c.memory, c.cpu, c.disk), default=None)
     groups = sorted(pods, key=PodGroup.order)
     floors = _floors(groups)
+    priced = all(s.hourly_cost is not None for s in shapes)
     for index, group in enumerate(groups):
-        shape = next(
-            (s for s in shapes if (group.may_use_spot or not s.preemptible) and s.capacity.fits(group.request) and arch_allows(group.arches, s.arch)), None
-        )
-        opened_pools = None if strategy == "any_node" else ((shape.name,) if shape else ())
+        fitting = [s for s in shapes if (group.may_use_spot or not s.preemptible) and s.capacity.fits(group.request) and arch_allows(group.arches, s.arch)]
+        shape = fitting[0] if fitting else None
+        opened_pools = ((shape.name,) if shape else ()) if strategy == "toil" else None
         remaining = _fill(bins, group, group.count, result, opened_pools)
         if remaining == 0:
             continue
+        if strategy == "cheapest" and priced and len(fitting) > 1:  # min() keeps the first (Toil's order) on ties
+            candidates = fitting if group.request.gpu else [s for s in fitting if not s.capacity.gpu] or fitting  # GPU nodes last, as in Toil's order
+            shape = min(candidates, key=lambda s: s.hourly_cost / s.capacity.how_many(group.request))
         if shape is None:
             result.unplaceable.append(
                 {
@@ -409,48 +474,71 @@ def decide(pools, nodes, packing, previous, beta, compensation, idle_threshold, 
 
 @dataclass(frozen=True)
 class Budget:
-    """Cluster-wide bounds on the scaled pools' workers: vCPUs and memory (bytes); None: no bound.
+    """Cluster-wide bounds on the scaled pools' workers: vCPUs, memory (bytes) and hourly cost (USD); None: no bound.
     ``memory_text`` is ``max_memory`` as given, for messages."""
 
     max_vcpus: int = None
     max_memory: int = None
     memory_text: str = None
+    max_hourly_cost: float = None
+
+    @property
+    def bounded(self):
+        return self.max_vcpus is not None or self.max_memory is not None or self.max_hourly_cost is not None
 
     def totals(self, shapes, sizes):
-        """vCPUs and memory (bytes) of ``sizes`` (pool name -> nodes) of ``shapes``."""
-        return (sum(s.vcpus * sizes.get(s.name, 0) for s in shapes), sum(s.memory_mib * MIB * sizes.get(s.name, 0) for s in shapes))
+        """vCPUs, memory (bytes) and hourly cost (USD; a pool without a price counts 0) of ``sizes`` (pool name ->
+        nodes) of ``shapes``."""
+        return (
+            sum(s.vcpus * sizes.get(s.name, 0) for s in shapes),
+            sum(s.memory_mib * MIB * sizes.get(s.name, 0) for s in shapes),
+            sum((s.hourly_cost or 0.0) * sizes.get(s.name, 0) for s in shapes),
+        )
 
-    def passed(self, vcpus, memory):
+    def passed(self, vcpus, memory, cost=0.0):
         """The budgets these totals pass, for people: ``max_vcpus 64 (would be 80)``."""
         texts = []
         if self.max_vcpus is not None and vcpus > self.max_vcpus:
             texts.append(f"max_vcpus {self.max_vcpus} (would be {vcpus})")
         if self.max_memory is not None and memory > self.max_memory:
             texts.append(f"max_memory {self.memory_text or format_memory(self.max_memory)} (would be {format_memory(memory)})")
+        if self.max_hourly_cost is not None and cost > self.max_hourly_cost + COST_TOLERANCE:
+            texts.append(f"max_hourly_cost {format_cost(self.max_hourly_cost)} (would be {format_cost(cost)})")
         return texts
 
-    def room(self, shape, vcpus, memory):
-        """How many more nodes of ``shape`` fit beside ``vcpus`` and ``memory`` already counted."""
+    def room(self, shape, vcpus, memory, cost=0.0):
+        """How many more nodes of ``shape`` fit beside ``vcpus``, ``memory`` and ``cost`` already counted."""
         counts = []
         if self.max_vcpus is not None and shape.vcpus:
             counts.append(max(0, (self.max_vcpus - vcpus) // shape.vcpus))
         if self.max_memory is not None and shape.memory_mib:
             counts.append(max(0, (self.max_memory - memory) // (shape.memory_mib * MIB)))
+        if self.max_hourly_cost is not None and shape.hourly_cost:
+            counts.append(max(0, math.floor((self.max_hourly_cost - cost + COST_TOLERANCE) / shape.hourly_cost)))
         return min(counts) if counts else math.inf
 
     def summary(self, shapes, decisions):
         """The result's ``budget``: the bounds, the workers' totals now and as planned, and whether growth was cut."""
         used = self.totals(shapes, {n: d.current for n, d in decisions.items()})
         planned = self.totals(shapes, {n: d.desired for n, d in decisions.items()})
+        priced = all(s.hourly_cost is not None for s in shapes)
         return {
             "max_vcpus": self.max_vcpus,
             "max_memory": self.max_memory,
+            "max_hourly_cost": self.max_hourly_cost,
             "used_vcpus": used[0],
             "used_memory": used[1],
+            "used_hourly_cost": round(used[2], 4) if priced else None,
             "planned_vcpus": planned[0],
             "planned_memory": planned[1],
+            "planned_hourly_cost": round(planned[2], 4) if priced else None,
             "capped": any(d.capped for d in decisions.values()),
         }
+
+
+def format_cost(usd):
+    """USD per hour, for people: ``5.00 USD/h``; four decimals under a dollar (spot nodes cost cents)."""
+    return f"{usd:.2f} USD/h" if usd >= 1 else f"{usd:.4f} USD/h"
 
 
 def format_memory(count):
@@ -479,7 +567,7 @@ def cap_to_budget(pools, decisions, budget, fixed=None):
         if pool.name not in fixed and decision.uncapped is not None:
             decision.desired, decision.reason = decision.uncapped
             decision.capped, decision.warnings, decision.uncapped = False, [], None
-    if budget is None or (budget.max_vcpus is None and budget.max_memory is None):
+    if budget is None or not budget.bounded:
         return
     wanted = {p.name: fixed.get(p.name, decisions[p.name].desired) for p in pools}
     passed = budget.passed(*budget.totals(pools, wanted))
@@ -490,8 +578,8 @@ def cap_to_budget(pools, decisions, budget, fixed=None):
         decision = decisions[pool.name]
         grows = pool.name not in fixed and decision.desired > decision.current
         base[pool.name] = max(decision.current, pool.min_size) if grows else wanted[pool.name]
-    vcpus, memory = budget.totals(pools, base)
-    over = budget.passed(vcpus, memory)
+    vcpus, memory, cost = budget.totals(pools, base)
+    over = budget.passed(vcpus, memory, cost)
     for pool in pools:
         decision = decisions[pool.name]
         if pool.name in fixed or wanted[pool.name] <= decision.current:
@@ -502,9 +590,9 @@ def cap_to_budget(pools, decisions, budget, fixed=None):
                 f"Pool {pool.name} is kept at its min_size {pool.min_size} although the pools' workers then pass {' and '.join(over)}:"
                 " a pool's min_size is honoured over the budget."
             )
-        more = min(wanted[pool.name] - granted, budget.room(pool, vcpus, memory))
+        more = min(wanted[pool.name] - granted, budget.room(pool, vcpus, memory, cost))
         granted += more
-        vcpus, memory = vcpus + more * pool.vcpus, memory + more * pool.memory_mib * MIB
+        vcpus, memory, cost = vcpus + more * pool.vcpus, memory + more * pool.memory_mib * MIB, cost + more * (pool.hourly_cost or 0.0)
         if granted < wanted[pool.name] or decision.warnings:
             decision.uncapped = (decision.desired, decision.reason)
             decision.desired = granted

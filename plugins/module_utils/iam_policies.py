@@ -133,6 +133,9 @@ WORKFLOW_OBJECT_ACTIONS = (
     "s3:PutObject",
     "s3:PutObjectTagging",
 )
+# What least_privilege grants that Toil's own policy does not: reading AWS's public prices (the Price List), for the
+# scaler's and the pools' costs and budgets; without it they fall back to a bundled table.
+BEYOND_TOIL_ACTIONS = ("pricing:GetProducts",)
 # Read calls of the node pools and the scaler. EC2 has no resource-level permissions for
 # Describe*: these can only be granted on "*".
 SCALER_DESCRIBE_ACTIONS = (
@@ -144,9 +147,10 @@ SCALER_DESCRIBE_ACTIONS = (
     "ec2:DescribeLaunchTemplates",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSpotInstanceRequests",
-    "ec2:DescribeSpotPriceHistory",
+    "ec2:DescribeSpotPriceHistory",  # toil_scaler and toil_nodepool: spot prices for costs and budgets
     "ec2:DescribeSubnets",
     "ec2:DescribeTags",
+    "pricing:GetProducts",  # toil_scaler and toil_nodepool: on-demand prices (the Price List has no resources)
 )
 # RunInstances authorises every resource of the request. These are created by it and must
 # carry clusterName=<cluster> in the request's TagSpecifications (aws:RequestTag).
@@ -183,6 +187,7 @@ CONTROLLER_DESCRIBE_ACTIONS = (
     "ec2:DescribeTags",
     "ec2:DescribeVolumes",
     "ec2:DescribeVpcs",
+    "pricing:GetProducts",  # toil_nodepool, toil_scaler: on-demand prices for costs and budgets
     "sts:GetCallerIdentity",
 )
 CONTROLLER_SECURITY_GROUP_ACTIONS = (

@@ -80,6 +80,14 @@ class ToilAWSModule(AnsibleAWSModule):
         extra = {"region": region} if region else {}
         return self.client(service, retry_decorator=AWS_RETRY, **extra)
 
+    def price_list_client(self):
+        """A client of the AWS Price List (prices.py) that gives up soon: prices have a fallback, so an unreachable
+        or refusing endpoint costs a run seconds, not botocore's ten attempts."""
+        from ansible_collections.toil.cluster.plugins.module_utils.prices import PRICING_REGION  # noqa: PLC0415 - only scaling modules
+
+        config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=15)
+        return super().client("pricing", region=PRICING_REGION, config=config)
+
     def zone_region(self):
         """The region from the ``zone`` option, else ``region``, else ``$TOIL_AWS_ZONE``; fails when there is none."""
         with self.input_errors():

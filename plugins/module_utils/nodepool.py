@@ -440,6 +440,15 @@ def pool_images(ec2, spec):
     return images
 
 
+def desired_size(spec, state, members):
+    """The size ``reconcile`` brings a pool of ``members`` live nodes to."""
+    if state == "absent":
+        return 0
+    if spec.pool.static or spec.desired is not None:
+        return spec.desired
+    return min(max(members, spec.pool.min_size), spec.pool.max_size)
+
+
 def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
     """Bring the pool to its size (or remove it). Returns (changed, pool summary, diff)."""
     spec = with_instance_types(ec2, spec)
@@ -449,12 +458,7 @@ def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
     strangers = [v for v in spec.victims if v not in member_ids]
     if strangers:
         raise ToilInputError(f"terminate_instance_ids {', '.join(strangers)} are not live nodes of pool {spec.name}: nothing was changed.")
-    if state == "absent":
-        desired = 0
-    elif spec.pool.static:
-        desired = spec.desired
-    else:
-        desired = spec.desired if spec.desired is not None else min(max(len(members), spec.pool.min_size), spec.pool.max_size)
+    desired = desired_size(spec, state, len(members))
     before = {"size": len(members), "instances": sorted(member_ids)}
     deficit, launched, errors = 0, [], []
     if desired > len(members):

@@ -25,6 +25,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.binpacking import (
     PoolShape,
     Resources,
     cap_to_budget,
+    cost_report,
     decide,
     node_capacity,
     node_state,
@@ -48,6 +49,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.names import validate
 from ansible_collections.toil.cluster.plugins.module_utils.node_repair import impaired_instances, repair_nodes, split_repairs, unhealthy_nodes, validate_repair
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec, with_instance_types
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import GONE_STATES, cluster_instances, refresh
+from ansible_collections.toil.cluster.plugins.module_utils.prices import read_prices, validate_hourly_cost
 from ansible_collections.toil.cluster.plugins.module_utils.provider_id import instance_of
 from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, millicores, parse_quantity
 from ansible_collections.toil.cluster.plugins.module_utils.tags import POOL_TAG, tag_dict
@@ -172,11 +174,14 @@ def validate_settings(params):
     return specs, beta, compensation, idle
 
 
-def validate_budget(max_vcpus, max_memory):
-    """``max_vcpus`` (a whole number of vCPUs) and ``max_memory`` (a Kubernetes quantity with a unit, ``512Gi``;
-    a bare number would be bytes, so only 0 may go without one) -> a Budget, or None when neither is given."""
-    if max_vcpus is None and max_memory is None:
+def validate_budget(max_vcpus, max_memory, max_hourly_cost=None):
+    """``max_vcpus`` (a whole number of vCPUs), ``max_memory`` (a Kubernetes quantity with a unit, ``512Gi``;
+    a bare number would be bytes, so only 0 may go without one) and ``max_hourly_cost`` (USD per hour) -> a Budget,
+    or None when none is given."""
+    if max_vcpus is None and max_memory is None and max_hourly_cost is None:
         return None
+    if max_hourly_cost is not None:
+        max_hourly_cost = validate_hourly_cost(max_hourly_cost, "max_hourly_cost")
     if max_vcpus is not None and (isinstance(max_vcpus, bool) or not isinstance(max_vcpus, int) or max_vcpus < 0):
         raise ToilInputError(f"max_vcpus must be a whole number of vCPUs, 0 or more, got {max_vcpus!r}.")
     memory = None
@@ -188,7 +193,7 @@ def validate_budget(max_vcpus, max_memory):
             raise ToilInputError(f"max_memory {text} has no unit: write it as a Kubernetes quantity with one, such as {text}Gi (a bare number would be bytes).")
         memory = byte_count(text, "max_memory")  # refuses a negative quantity
         max_memory = text
-    return Budget(max_vcpus=max_vcpus, max_memory=memory, memory_text=max_memory)
+    return Budget(max_vcpus=max_vcpus, max_memory=memory, memory_text=max_memory, max_hourly_cost=max_hourly_cost)
 
 
 @dataclass(frozen=True)
@@ -215,7 +220,7 @@ class ScalerSettings:
     lease_duration: int = 60
     repair_after_seconds: int = 600  # 0: never repair
     max_repairs: int = 1
-    budget: Budget = None  # max_vcpus and max_memory of the scaled pools' workers; None: no bound
+    budget: Budget = None  # max_vcpus, max_memory and max_hourly_cost of the scaled pools' workers; None: no bound
 
     @classmethod
     def from_params(cls, params, check_mode=False):
@@ -250,7 +255,7 @@ class ScalerSettings:
             lease_duration=lease_duration,
             repair_after_seconds=repair_after,
             max_repairs=max_repairs,
-            budget=validate_budget(params.get("max_vcpus"), params.get("max_memory")),
+            budget=validate_budget(params.get("max_vcpus"), params.get("max_memory"), params.get("max_hourly_cost")),
         )
 
 
@@ -341,9 +346,10 @@ def pool_arch(spec, type_cache):
     return next(iter(by_arch))
 
 
-def pool_shapes(specs, type_cache):
-    """Each pool's node shape: the smallest of its interchangeable instance types, less Toil's overhead, and their
-    architecture (raises ToilInputError when they do not share one)."""
+def pool_shapes(specs, type_cache, prices=None):
+    """Each pool's node shape: the smallest of its interchangeable instance types, less Toil's overhead, their
+    architecture (raises ToilInputError when they do not share one) and, with ``prices`` (a prices.PriceBook), the
+    most one of its nodes costs per hour."""
     shapes = []
     for spec in specs:
         arch = pool_arch(spec, type_cache)
@@ -364,6 +370,7 @@ def pool_shapes(specs, type_cache):
                 arch=arch,
                 vcpus=max(t["vcpus"] for t in types),
                 memory_mib=max(t["memory_mib"] for t in types),
+                hourly_cost=prices.node_price(spec.node_type.instance_types, spec.node_type.preemptible, spec.node_type.spot_bid) if prices else None,
             )
         )
     return shapes
@@ -598,22 +605,22 @@ def run_lock(settings, clients):
     return None
 
 
-def scale(settings, ec2, warn):
+def scale(settings, ec2, warn, pricing=None):
     """One scaler run; returns ``toil_scaler``'s result.
 
     ``ec2`` is a retrying boto3 client of the cluster's region; ``warn`` reports a node that
     could not be drained and pods that fit no pool. The run holds the cluster's Lease (or the state
     file's lock) from before it reads anything to its end, so a concurrent run waits up to
-    ``lease_wait`` seconds or stops naming the holder. Raises ToilInputError for bad input (before
-    any change) and lets AWS's errors through.
+    ``lease_wait`` seconds or stops naming the holder. ``pricing``: a Price List client (prices.py; None: the
+    bundled price table). Raises ToilInputError for bad input (before any change) and lets AWS's errors through.
     """
     clients = load_clients(settings.kubeconfig, settings.context) if settings.demand is None else None
     lock = run_lock(settings, clients)
     if lock is None:
-        return _scale(settings, ec2, warn, clients, None)
+        return _scale(settings, ec2, warn, clients, None, pricing)
     lock.acquire()
     try:
-        result = _scale(settings, ec2, warn, clients, lock)
+        result = _scale(settings, ec2, warn, clients, lock, pricing)
     finally:
         lock.release()
     if isinstance(lock, KubeLease):
@@ -621,12 +628,28 @@ def scale(settings, ec2, warn):
     return result
 
 
-def _scale(settings, ec2, warn, clients, lease):
+def priced_shapes(settings, ec2, pricing, type_cache, warn):
+    """The pools' shapes with their nodes' hourly prices (prices.read_prices); a ``max_hourly_cost`` with a pool
+    whose instance types have no price anywhere is refused."""
+    types = {t for s in settings.pools for t in s.node_type.instance_types}
+    spot_types = {t for s in settings.pools if s.node_type.preemptible for t in s.node_type.instance_types}
+    book = read_prices(pricing, ec2, settings.region, types, spot_types, warn)
+    shapes = pool_shapes(settings.pools, type_cache, book)
+    unpriced = [f"{s.name} ({', '.join(book.missing(s.instance_types))})" for s in shapes if s.hourly_cost is None]
+    if unpriced and settings.budget is not None and settings.budget.max_hourly_cost is not None:
+        raise ToilInputError(
+            f"max_hourly_cost: no on-demand price in {settings.region} for pool(s) {'; '.join(unpriced)}: neither the AWS Price List"
+            f" nor the bundled table has one. Drop max_hourly_cost or use instance types with a price."
+        )
+    return shapes, book
+
+
+def _scale(settings, ec2, warn, clients, lease, pricing=None):
     state = load_state(settings.state_path)
     settings = with_pool_types(settings, ec2, state, now_utc())
     observed = read_pods_and_nodes(settings, state, warn, ec2, clients)
     state["instance_types"] = instance_type_shapes(ec2, {t for s in settings.pools for t in s.node_type.instance_types}, state.get("instance_types", {}))
-    shapes = pool_shapes(settings.pools, state["instance_types"])
+    shapes, book = priced_shapes(settings, ec2, pricing, state["instance_types"], warn)
     removed, repaired = [], []
     still_leading = lease.still_held if lease is not None else None
     repairs, waiting = observed.repairs or [], observed.waiting or []
@@ -652,8 +675,10 @@ def _scale(settings, ec2, warn, clients, lease):
     )
     changed = changed or any(r["deleted"] for r in removed) or bool(repaired and settings.apply)
     pools = []
+    prices = {s.name: s.hourly_cost for s in shapes}
     for name, decision in decisions.items():
         entry = decision.as_dict()
+        entry["node_hourly_cost"] = prices[name]
         if name in results:
             entry.update(deficit=results[name]["deficit"], instances=results[name]["instances"])
         pools.append(entry)
@@ -691,4 +716,5 @@ def _scale(settings, ec2, warn, clients, lease):
         "repaired_nodes": repaired,
         "unhealthy_nodes_waiting": [entry.report() for entry in waiting],
         "budget": (settings.budget or Budget()).summary(shapes, decisions),
+        "cost": {**cost_report(observed.pods, shapes, packing), "prices_from": book.source},
     }

@@ -24,6 +24,12 @@ description:
     on the same ones.
   - A static pool's node lost behind the collection's back is replaced by the next run (what
     C(toil.cluster.launch_cluster) and C(toil.cluster.autoscale) run).
+  - Budgets. O(max_vcpus), O(max_memory) and O(max_hourly_cost) bound all the cluster's workers (every pool's, the
+    leader not counted), as M(toil.cluster.toil_scaler)'s do its pools'; each running worker counts its instance type's
+    C(DefaultVCpus), C(MemoryInfo.SizeInMiB) and hourly price (spot ones at the spot price now), each new node its
+    pool's largest and dearest type's. Growth past a budget is refused down to what fits (never below the pool's
+    current size nor its O(min_size)), with a warning; RV(budget) says so. Prices as M(toil.cluster.toil_scaler)'s
+    (the AWS Price List, else a bundled table).
   - Scale-down never goes below the pool's minimum and never touches the leader. It removes
     O(terminate_instance_ids) first, then nodes that have not joined Kubernetes yet (no C(toil.cluster/joined=true)
     tag), then the newest.
@@ -109,6 +115,16 @@ options:
     type: list
     elements: str
     default: []
+  max_vcpus:
+    description: The most vCPUs all the cluster's workers may have (the leader not counted); no bound by default.
+    type: int
+  max_memory:
+    description: The most memory all the cluster's workers may have, a Kubernetes quantity with a unit (C(512Gi));
+      no bound by default.
+    type: str
+  max_hourly_cost:
+    description: The most all the cluster's workers may cost, in US dollars per hour (C(12.5)); no bound by default.
+    type: float
   state:
     description: V(present) sizes the pool; V(absent) terminates the pool's nodes (only them).
     type: str
@@ -171,6 +187,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+budget:
+  description:
+    - With a budget, the cluster's workers against it. C(max_vcpus), C(max_memory) (bytes), C(max_hourly_cost) (USD per
+      hour), C(used_vcpus), C(used_memory), C(used_hourly_cost) (the workers now), C(planned_vcpus), C(planned_memory),
+      C(planned_hourly_cost) (with the pool at its new size), C(capped) (growth was refused), C(node_hourly_cost) (one
+      new node's price), C(prices_from) and C(message) (why growth was refused, or null).
+  returned: when O(max_vcpus), O(max_memory) or O(max_hourly_cost) is given and O(state=present)
+  type: dict
 pool:
   description: The pool after the change (in check mode, as it is, with RV(pool.desired) the size it would get).
   returned: always
@@ -206,6 +230,8 @@ pool:
 
 from ansible_collections.toil.cluster.plugins.module_utils.modules import WAIT_SPEC, ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec
+from ansible_collections.toil.cluster.plugins.module_utils.pool_budget import within_budget
+from ansible_collections.toil.cluster.plugins.module_utils.scaler import validate_budget
 
 
 def main():
@@ -226,6 +252,9 @@ def main():
             image_id=dict(type="str"),
             terminate_instance_ids=dict(type="list", elements="str", default=[]),
             state=dict(type="str", choices=["present", "absent"], default="present"),
+            max_vcpus=dict(type="int"),
+            max_memory=dict(type="str"),
+            max_hourly_cost=dict(type="float"),
             **WAIT_SPEC,
         ),
         supports_check_mode=True,
@@ -233,14 +262,16 @@ def main():
     params = module.params
     with module.input_errors():
         spec = validate_pool_spec(params)
+        budget = validate_budget(params["max_vcpus"], params["max_memory"], params["max_hourly_cost"])
     region = module.zone_region()
     with module.aws_errors(f"pool {spec.name} of cluster {spec.cluster}", waiting_for=f"the nodes of pool {spec.name}"), module.input_errors():
-        changed, pool, diff = reconcile(
-            module.retrying_client("ec2", region=region), spec, params["state"], module.check_mode, params["wait"], params["wait_timeout"]
-        )
+        ec2 = module.retrying_client("ec2", region=region)
+        spec, budget_report = within_budget(ec2, module.price_list_client() if budget else None, spec, params["state"], budget, module.warn)
+        changed, pool, diff = reconcile(ec2, spec, params["state"], module.check_mode, params["wait"], params["wait_timeout"])
     if pool["deficit"]:
         module.warn(f"Pool {spec.name} is {pool['deficit']} node(s) short: {'; '.join(pool.get('capacity_errors', []))}")
-    module.exit_json(changed=changed, pool=pool, diff=diff)
+    result = {"budget": budget_report} if budget_report else {}
+    module.exit_json(changed=changed, pool=pool, diff=diff, **result)
 
 
 if __name__ == "__main__":

@@ -44,12 +44,19 @@ description:
     seconds, then fails naming the holder, having changed nothing. With O(demand), the same through an exclusive
     lock on C(<state_path>.lock) (runs without O(state_path) share nothing and are not kept apart). Check mode
     takes neither.
-  - Budgets. O(max_vcpus) and O(max_memory) bound the vCPUs and memory of the scaled pools' workers (the leader and
-    workers of pools not given in O(pools) are not counted), each node counted as the largest of its pool's instance
-    types (C(DefaultVCpus), C(MemoryInfo.SizeInMiB)). A plan that would pass a budget has its growth cut, pool by
-    pool in the order of O(pools), and says so in each cut pool's C(reason) and in RV(budget). Shrinking is never
-    prevented; a pool's O(pools[].min_size) is honoured past the budget, with a warning. There is no cost budget
-    (C(max_hourly_cost) needs a price list, which is not read).
+  - Budgets. O(max_vcpus), O(max_memory) and O(max_hourly_cost) bound the vCPUs, memory and hourly cost of the
+    scaled pools' workers (the leader and workers of pools not given in O(pools) are not counted), each node counted
+    as the largest (and dearest) of its pool's instance types (C(DefaultVCpus), C(MemoryInfo.SizeInMiB)). A plan that
+    would pass a budget has its growth cut, pool by pool in the order of O(pools), and says so in each cut pool's
+    C(reason) and in RV(budget). Shrinking is never prevented; a pool's O(pools[].min_size) is honoured past the
+    budget, with a warning.
+  - Prices. On-demand prices come from the AWS Price List (C(pricing:GetProducts), Linux, shared tenancy), spot prices
+    from the spot price history (the dearest zone's price now, never above the pool's bid). When the Price List cannot
+    be read (no permission, no route to C(api.pricing.us-east-1.amazonaws.com)) the run warns and uses the collection's
+    bundled, dated table (C(prices_from) in RV(cost) says which).
+  - Cost. Among the packings it tries, the scaler keeps the one whose new nodes cost least per hour, among those with
+    no more nodes than Toil's C(BinPackedFit) would open (spot where the pods allow, on-demand where they must). RV(cost)
+    reports that cost and the lower bound it is measured against.
   - Pools are resized by the same code as M(toil.cluster.toil_nodepool).
 author:
   - toil.cluster contributors (@toil-cluster)
@@ -193,6 +200,13 @@ options:
       - A node counts its pool's largest instance type's C(MemoryInfo.SizeInMiB) (16Gi for a C(c5.2xlarge)), not what
         pods can use of it. Enforced as O(max_vcpus).
     type: str
+  max_hourly_cost:
+    description:
+      - The most the scaled pools' workers may cost, in US dollars per hour (C(12.5)); no bound by default. A node
+        counts the hourly price of its pool's dearest instance type, spot ones at their spot price (at most the bid).
+      - Enforced as O(max_vcpus). A pool whose instance types have no price (in neither the Price List nor the bundled
+        table) is refused while it is set.
+    type: float
   wait:
     description: Wait until new nodes run and removed ones are terminated.
     type: bool
@@ -237,13 +251,14 @@ EXAMPLES = r"""
         - {name: align, cpu: "2", memory: 4Gi, ephemeral_storage: 10Gi, preemptible: true, count: 10}
   register: plan
 
-- name: At most 64 vCPUs and 256 GiB of workers, whatever the queue
+- name: At most 64 vCPUs, 256 GiB and 4 USD an hour of workers, whatever the queue
   toil.cluster.toil_scaler:
     cluster: my-cluster
     zone: us-west-2a
     kubeconfig: /etc/kubernetes/admin.conf
     max_vcpus: 64
     max_memory: 256Gi
+    max_hourly_cost: 4.0
     pools:
       - {name: ondemand, node_types: c5.2xlarge, min_size: 0, max_size: 20}
       - {name: spot, node_types: "c5.2xlarge:0.20", min_size: 0, max_size: 20}
@@ -263,6 +278,7 @@ pools:
     placed: {description: Pending pods placed on this pool's nodes (existing and new)., type: int}
     new_nodes: {description: New nodes the pending pods need., type: int}
     victims: {description: Idle nodes chosen for removal., type: list, elements: str}
+    node_hourly_cost: {description: "What one node costs, USD per hour (its dearest instance type; spot under the bid); null without a price.", type: float}
     deficit: {description: "Nodes that could not be launched (when applied).", type: int}
     instances: {description: "The pool's nodes after the run (when applied).", type: list, elements: dict}
 unplaceable:
@@ -305,11 +321,12 @@ unhealthy_nodes_waiting:
   elements: dict
 budget:
   description:
-    - The budgets and the scaled pools' workers against them. C(max_vcpus), C(max_memory) (bytes; null when not
-      given), C(used_vcpus) and C(used_memory) (the nodes now), C(planned_vcpus) and C(planned_memory) (the nodes at
+    - The budgets and the scaled pools' workers against them. C(max_vcpus), C(max_memory) (bytes) and
+      C(max_hourly_cost) (USD per hour; each null when not given), C(used_vcpus), C(used_memory) and
+      C(used_hourly_cost) (the nodes now), C(planned_vcpus), C(planned_memory) and C(planned_hourly_cost) (the nodes at
       the desired sizes), and C(capped) (whether a budget cut some pool's growth; that pool's C(reason) says
-      C(capped by max_vcpus 64 (would be 80))).
-    - Memory is in bytes, each node counted as its pool's largest instance type.
+      C(capped by max_vcpus 64 (would be 80)) or C(capped by max_hourly_cost 4.00 USD/h (would be 6.14 USD/h))).
+    - Memory is in bytes, each node counted as its pool's largest instance type; costs as its dearest.
   returned: always
   type: dict
   sample:
@@ -317,9 +334,29 @@ budget:
     max_memory: null
     used_vcpus: 4
     used_memory: 17179869184
+    max_hourly_cost: null
+    used_hourly_cost: 0.192
+    planned_hourly_cost: 0.768
     planned_vcpus: 16
     planned_memory: 68719476736
     capped: true
+cost:
+  description:
+    - The plan's cost for the pending pods, in US dollars per hour. C(new_nodes_hourly_cost) (the nodes the packing
+      opens), C(lower_bound_hourly_cost) (no fleet that runs the pending pods costs less; for each resource, every pod's
+      request at the cheapest price per unit of it among the pools it may use, the largest of these sums),
+      C(binding_resource) (C(cpu), C(memory), C(disk) or C(gpu), the resource of that sum), C(ratio_to_lower_bound),
+      C(strategy) (the packing kept) and C(prices_from) (C(price list), or C(bundled table (<date>))).
+    - Costs are null when a pool has no price. Each pool's C(node_hourly_cost) in RV(pools) is the price of one node.
+  returned: always
+  type: dict
+  sample:
+    new_nodes_hourly_cost: 0.384
+    lower_bound_hourly_cost: 0.36
+    binding_resource: cpu
+    ratio_to_lower_bound: 1.067
+    strategy: cheapest
+    prices_from: price list
 lease:
   description: The Lease this run held (C(name), C(holder)).
   returned: when the demand was read from Kubernetes, outside check mode
@@ -364,6 +401,7 @@ def main():
             lease_duration=dict(type="int", default=60),
             max_vcpus=dict(type="int"),
             max_memory=dict(type="str"),
+            max_hourly_cost=dict(type="float"),
             **WAIT_SPEC,
         ),
         supports_check_mode=True,
@@ -373,7 +411,7 @@ def main():
     region = module.zone_region()
     cluster = settings.cluster
     with module.aws_errors(f"cluster {cluster} (scaling)", waiting_for=f"the nodes of cluster {cluster}"), module.input_errors():
-        result = scale(settings, module.retrying_client("ec2", region=region), module.warn)
+        result = scale(settings, module.retrying_client("ec2", region=region), module.warn, module.price_list_client())
     module.exit_json(**result)
 
 

@@ -129,6 +129,7 @@ PLAYBOOK_CASES = [
     ("autoscale", {**AUTOSCALE, "scale_down_idle_seconds": -1}, "node_storage is GiB (8 to 16384)"),
     ("autoscale", {**AUTOSCALE, "demand": {"pods": [{"name": "x", "cpu": "١"}]}}, "'١' is not a Kubernetes quantity"),
     ("autoscale", {**AUTOSCALE, "max_vcpus": -8}, "max_vcpus a whole number of vCPUs"),
+    ("autoscale", {**AUTOSCALE, "max_hourly_cost": "-1"}, "max_hourly_cost US dollars per hour"),
     ("autoscale", {**AUTOSCALE, "max_memory": "٥Gi"}, "max_memory a Kubernetes quantity"),
     ("autoscale", {**AUTOSCALE, "max_memory": "512"}, "max_memory 512 has no unit"),
     ("autoscale", {**AUTOSCALE, "max_memory": "4K"}, "max_memory: '4K' is not a Kubernetes quantity"),

@@ -134,7 +134,8 @@ def test_the_run_gets_the_autoscale_playbooks_variables(rendered: Path) -> None:
 
 
 def test_budgets_are_written_only_when_set(tmp_path: Path) -> None:
-    """autoscaler_max_vcpus and autoscaler_max_memory become the playbook's max_vcpus and max_memory (unset above)."""
+    """autoscaler_max_vcpus, _max_memory and _max_hourly_cost become the playbook's max_vcpus, max_memory and
+    max_hourly_cost (unset above)."""
     out = tmp_path / "autoscale.yml"
     play = {
         "hosts": "localhost",
@@ -143,10 +144,10 @@ def test_budgets_are_written_only_when_set(tmp_path: Path) -> None:
         "vars": {"toil_cluster": "demo", "toil_region": "us-west-2", "toil_zone": "us-west-2c", "__autoscaler_ssh_key": {"public_key": ""}},
         "tasks": [{"name": "Render", "ansible.builtin.template": {"src": str(ROLE / "templates" / "autoscale.yml.j2"), "dest": str(out), "mode": "0644"}}],
     }
-    extra = {"autoscaler_max_vcpus": 64, "autoscaler_max_memory": "256Gi"}
+    extra = {"autoscaler_max_vcpus": 64, "autoscaler_max_memory": "256Gi", "autoscaler_max_hourly_cost": 12.5}
     run_ansible_playbook(play, dict(os.environ), tmp_path / "run", extra_vars=extra, timeout=120)
     variables = yaml.safe_load(out.read_text())
-    assert (variables["max_vcpus"], variables["max_memory"]) == (64, "256Gi")
+    assert (variables["max_vcpus"], variables["max_memory"], variables["max_hourly_cost"]) == (64, "256Gi", 12.5)
 
 
 def test_user_given_values_are_root_only_and_units_hold_none() -> None:

@@ -112,6 +112,27 @@ def test_ranged_pool_stays_within_bounds(cluster, pool):
     assert "outside the pool's range 0-2" in failed["msg"]
 
 
+def test_budgets_count_every_pools_workers_and_refuse_growth_past_them(aws, cluster, pool, aws_calls):
+    # Two t3.large (0.0832 USD/h, 2 vCPUs, 8 GiB each, the bundled table's price: moto has no Price List) in one pool.
+    pool(name="first", node_types="t3.large", count=2)
+    # Another pool of m5.large (0.096): 0.40 USD/h leaves room for 2 beside the first pool's 0.1664, not 4.
+    result = pool(name="second", node_types="m5.large", min_size=0, max_size=4, desired=4, max_hourly_cost=0.4)
+    assert result["pool"]["running"] + result["pool"]["pending"] == 2 and result["pool"]["desired"] == 2
+    budget = result["budget"]
+    assert (budget["used_hourly_cost"], budget["planned_hourly_cost"], budget["node_hourly_cost"], budget["capped"]) == (0.1664, 0.3584, 0.096, True)
+    assert budget["message"] == "Pool second grows to 2 node(s), not 4: the cluster's workers would pass max_hourly_cost 0.4000 USD/h (would be 0.5504 USD/h)."
+    assert budget["message"] in result["warnings"] and budget["prices_from"].startswith("bundled table (")
+    # vCPUs: 4 + 4 running; a third m5.large passes max_vcpus 9. In check mode nothing is launched either way.
+    aws_calls.clear()
+    checked = pool(name="second", node_types="m5.large", min_size=0, max_size=4, desired=3, max_vcpus=9, check=True)
+    assert checked["pool"]["desired"] == 2 and checked["budget"]["capped"] is True and "max_vcpus 9 (would be 10)" in checked["budget"]["message"]
+    assert aws_calls.mutating_calls() == []
+    # Within the budgets: nothing is refused; shrinking never is.
+    assert pool(name="second", node_types="m5.large", min_size=0, max_size=4, desired=1, max_memory="8Gi")["budget"]["capped"] is False
+    failed = pool(name="second", node_types="m5.large", min_size=0, max_size=4, max_hourly_cost=-1, expect_rc=2)
+    assert "max_hourly_cost must be a number of US dollars per hour" in failed["msg"]
+
+
 def test_spot_pool_nodes_are_spot_with_the_bid(aws, cluster, pool, aws_calls):
     result = pool(node_types="c5.large:0.35", count=2, labels={"workload": "align"})
     assert result["pool"]["name"] == "c5-large-spot"

@@ -9,6 +9,8 @@ import pytest
 from harness.playbooks import assert_bad_inputs_fail
 from harness.toil_scaler_runs import CLUSTER, M5_LARGE, POOLS, ZONE, by_pool, run_scaler, scaler_cluster
 
+M5_LARGE_PRICE = 0.096  # USD an hour, on demand in us-west-2 (plugins/module_utils/price_table.py)
+
 
 @pytest.fixture
 def cluster(aws, run_playbook, key_pair):
@@ -94,6 +96,8 @@ def test_budgets_cut_growth_in_check_mode_and_when_applied(aws, cluster, run_pla
     assert "capped" not in pools["spot"]["reason"]
     gib = 2**30
     expected = {"max_vcpus": 10, "max_memory": 48 * gib, "used_vcpus": 0, "used_memory": 0, "planned_vcpus": 10, "planned_memory": 40 * gib, "capped": True}
+    # Priced from the bundled table (moto has no Price List) and moto's canned spot price, 0.00001 USD an hour.
+    expected.update(max_hourly_cost=None, used_hourly_cost=0.0, planned_hourly_cost=round(4 * 0.00001 + M5_LARGE_PRICE, 4))
     assert checked["budget"] == expected
 
     planned = scaler(run_playbook, tmp_path, demand, apply=False, **budget)
@@ -120,6 +124,28 @@ def test_budgets_cut_growth_in_check_mode_and_when_applied(aws, cluster, run_pla
     emptied = scaler(run_playbook, tmp_path, {"pods": [], "nodes": idle}, **budget)
     assert all(p["desired"] == 0 and p["instances"] == [] for p in emptied["pools"])
     assert emptied["budget"]["planned_vcpus"] == 0 and emptied["budget"]["capped"] is False
+
+
+def test_max_hourly_cost_cuts_growth_and_the_plan_reports_its_cost(aws, cluster, run_playbook, tmp_path, aws_calls):
+    # 6 pods of 1.5 CPU that must avoid spot: 6 on-demand m5.large nodes (0.576 USD/h); 0.3 USD/h allow 3 of them.
+    demand = {"pods": [{"name": "merge", "cpu": "1500m", "memory": "1Gi", "preemptible": False, "count": 6}]}
+    pools = [{"name": "ondemand", "node_types": "m5.large", "min_size": 0, "max_size": 8}]
+    planned = scaler(run_playbook, tmp_path, demand, apply=False, pools=pools, max_hourly_cost=0.3, env=aws_calls.env)
+    (pool,) = planned["pools"]
+    assert (pool["desired"], pool["new_nodes"], pool["node_hourly_cost"]) == (3, 6, M5_LARGE_PRICE)
+    assert "capped by max_hourly_cost 0.3000 USD/h (would be 0.5760 USD/h): 3 node(s) instead of 6" in pool["reason"]
+    assert planned["budget"]["capped"] is True and planned["budget"]["planned_hourly_cost"] == round(3 * M5_LARGE_PRICE, 4)
+    # The plan's cost, against the bound: 6 pods of 1.5 CPU on nodes of 2 at 0.048 USD a vCPU-hour (0.432) bind on cpu.
+    cost = planned["cost"]
+    assert cost["new_nodes_hourly_cost"] == round(6 * M5_LARGE_PRICE, 4) and cost["binding_resource"] == "cpu"
+    assert cost["lower_bound_hourly_cost"] == round(6 * 1.5 * M5_LARGE_PRICE / 2, 4) and cost["ratio_to_lower_bound"] == 1.333
+    # moto has no Price List: the run says so and goes on with the bundled table.
+    assert cost["prices_from"].startswith("bundled table (") and any("The AWS Price List could not be read" in w for w in planned["warnings"])
+    assert aws_calls.count("GetProducts") >= 1 and aws_calls.mutating_calls() == []
+
+    applied = scaler(run_playbook, tmp_path, demand, pools=pools, max_hourly_cost=0.3)
+    (pool,) = applied["pools"]
+    assert len(pool["instances"]) == 3 and applied["budget"]["capped"] is True
 
 
 def catalogue_reads(aws_calls):
@@ -197,6 +223,12 @@ def test_bad_settings_fail_before_anything(cluster, run_playbook, aws_calls):
         ({"max_vcpus": -2}, "max_vcpus must be a whole number of vCPUs, 0 or more, got -2"),
         ({"max_memory": "512"}, "max_memory 512 has no unit"),
         ({"max_memory": "lots"}, "max_memory: 'lots' is not a Kubernetes quantity"),
+        ({"max_hourly_cost": -1.5}, "max_hourly_cost must be a number of US dollars per hour, 0 or more"),
+        ({"max_hourly_cost": "nan"}, "max_hourly_cost: 'nan' is not a number written in ASCII digits 0-9"),
+        (
+            {"max_hourly_cost": 1.0, "pools": [{"name": "odd", "node_types": "x2iedn.metal", "min_size": 0, "max_size": 1}]},
+            "no on-demand price",
+        ),
     ]
     cases = [({"cluster": CLUSTER, "zone": ZONE, "pools": POOLS, "demand": {"pods": []}, **override}, message) for override, message in cases]
     assert_bad_inputs_fail(run_playbook, "toil_scaler", cases, aws_calls)

@@ -67,10 +67,13 @@ def test_growth_past_max_vcpus_is_cut_and_the_reason_says_so():
     assert summary == {
         "max_vcpus": 8,
         "max_memory": None,
+        "max_hourly_cost": None,
         "used_vcpus": 0,
         "used_memory": 0,
+        "used_hourly_cost": None,  # these shapes have no price
         "planned_vcpus": 8,
         "planned_memory": 4 * 8 * GIB,
+        "planned_hourly_cost": None,
         "capped": True,
     }
 

@@ -18,6 +18,7 @@ import pytest
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.iam_policies import (
+    BEYOND_TOIL_ACTIONS,
     EC2_TRUST_POLICY,
     MANAGED_POLICY_MAX,
     NODE_POLICIES,
@@ -50,7 +51,8 @@ SCENARIOS = {
     "govcloud": {"partition": "aws-us-gov", "region": "us-gov-west-1", "s3_buckets": ["gov-data"]},
 }
 # Actions AWS grants only on "*": no resource-level permissions exist for them.
-UNSCOPABLE = ("ec2:Describe*", "ecr:GetAuthorizationToken", "autoscaling:Describe*", "sts:GetCallerIdentity")
+# pricing:GetProducts: the Price List has no resource types (AWS Service Authorization Reference, AWS Price List).
+UNSCOPABLE = ("ec2:Describe*", "ecr:GetAuthorizationToken", "autoscaling:Describe*", "sts:GetCallerIdentity", "pricing:GetProducts")
 FORBIDDEN_ACTIONS = ("*", "*:*", "ec2:*", "s3:*", "iam:*", "sdb:*")
 
 
@@ -241,7 +243,12 @@ def test_ec2_arns_are_in_the_clusters_region(scenario):
 def test_least_privilege_never_grants_more_than_toil(scenario):
     toil_policies = nodes(scenario, node_policy="toil")
     for action, resource in grants(nodes(scenario)):
-        assert allowed(toil_policies, action, resource), (action, resource)
+        assert action in BEYOND_TOIL_ACTIONS or allowed(toil_policies, action, resource), (action, resource)
+
+
+def test_beyond_toil_only_public_prices_are_read():
+    assert BEYOND_TOIL_ACTIONS == ("pricing:GetProducts",)
+    assert not allowed(nodes(node_policy="toil"), "pricing:GetProducts", "*")
 
 
 def test_documents_are_fresh_copies():
@@ -374,6 +381,7 @@ TAGGED = {"aws:RequestTag/clusterName": CLUSTER}
         "ec2:DescribeSpotInstanceRequests",
         "ec2:DescribeLaunchTemplates",
         "ec2:DescribeTags",
+        "pricing:GetProducts",
     ],
 )
 def test_scaler_read_calls_are_allowed(action):
@@ -525,7 +533,7 @@ def test_kubernetes_clusters_can_pull_from_ecr():
 
 def test_no_auto_scaling_groups_nor_load_balancers():
     services = {action.split(":")[0] for action, _resource in grants(nodes("buckets"))}
-    assert services == {"s3", "ec2", "iam", "ecr"}
+    assert services == {"s3", "ec2", "iam", "ecr", "pricing"}
 
 
 # --- bad input ---------------------------------------------------------------------------------------
