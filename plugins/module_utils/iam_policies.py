@@ -145,6 +145,7 @@ SCALER_DESCRIBE_ACTIONS = (
     "ec2:DescribeInstanceTypes",
     "ec2:DescribeInstances",
     "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeNetworkAcls",  # the pools' subnets like the leader's (subnets.py)
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSpotInstanceRequests",
     "ec2:DescribeSpotPriceHistory",  # toil_scaler and toil_nodepool: spot prices for costs and budgets
@@ -180,6 +181,7 @@ CONTROLLER_DESCRIBE_ACTIONS = (
     "ec2:DescribeInstances",
     "ec2:DescribeKeyPairs",
     "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeNetworkAcls",  # toil_nodepool: the subnets like the leader's
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSpotInstanceRequests",
     "ec2:DescribeSpotPriceHistory",  # toil_nodepool: the spot zone choice

@@ -18,9 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-import statistics
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
@@ -44,6 +42,15 @@ from ansible_collections.toil.cluster.plugins.module_utils.nodes import (
 )
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import find_cluster_security_groups
 from ansible_collections.toil.cluster.plugins.module_utils.ssh_keys import authorized_keys_user_data, parse_authorized_keys
+from ansible_collections.toil.cluster.plugins.module_utils.subnets import (
+    check_zone_regions,
+    like_subnets,
+    order_subnets,
+    rank_spot_zones,
+    restrict_to_zones,
+    spot_price_history,
+    validate_zones,
+)
 from ansible_collections.toil.cluster.plugins.module_utils.tags import (
     COLLECTION_TAG_PREFIX,
     JOINED_TAG,
@@ -73,7 +80,6 @@ _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 _GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
-SPOT_HISTORY_DAYS = 7
 # A launch token answered with an earlier generation's reservation; how many tokens of one intent to try.
 STALE_TOKEN = "stale launch token"
 TOKEN_CHAIN_LENGTH = 64
@@ -85,7 +91,7 @@ class PoolSpec:
     pool: object  # node_specs.WorkerPool
     desired: int
     node_storage: int = 50
-    zone: str = None
+    zones: tuple = ()  # restricts the subnets like the leader's (subnets.py); ``subnets`` overrides both
     subnets: tuple = ()
     labels: dict = field(default_factory=dict)
     authorized_keys: tuple = ()
@@ -154,7 +160,7 @@ def validate_pool_spec(params):
         pool=pool,
         desired=pool.max_size if pool.static else desired,
         node_storage=storage,
-        zone=params.get("zone"),
+        zones=validate_zones(params.get("zones")),
         subnets=tuple(params.get("subnets") or ()),
         labels=_labels(params.get("labels"), pool.node_type.preemptible),
         authorized_keys=keys,
@@ -234,46 +240,26 @@ def user_data(authorized_keys):
     return authorized_keys_user_data(authorized_keys)  # serialised, never templated (ssh_keys.py)
 
 
-def choose_spot_zone(ec2, instance_type, bid, zones, now=None):
-    """Toil's rule (choose_spot_zone): zones whose latest price is under the bid, then the steadiest."""
-    now = now or datetime.now(UTC)
-    history = []
-    paginator = ec2.get_paginator("describe_spot_price_history")
-    for page in paginator.paginate(
-        InstanceTypes=[instance_type], ProductDescriptions=["Linux/UNIX"], StartTime=now - timedelta(days=SPOT_HISTORY_DAYS), EndTime=now
-    ):
-        history.extend(page["SpotPriceHistory"])
-    by_zone = {}
-    for point in history:
-        if point["AvailabilityZone"] in zones:
-            by_zone.setdefault(point["AvailabilityZone"], []).append(point)
-    candidates = []
-    for zone, points in by_zone.items():
-        latest = max(points, key=lambda p: p["Timestamp"])
-        prices = [float(p["SpotPrice"]) for p in points]
-        if float(latest["SpotPrice"]) <= bid:
-            candidates.append((statistics.pstdev(prices), zone))
-    return min(candidates)[1] if candidates else None
-
-
 def pool_subnets(ec2, spec, context):
-    """Where the pool's nodes go: ``subnets``, else ``zone``'s subnet, else (spot) the best zone, else the leader's."""
+    """The subnet IDs to try for the pool's new nodes, in order: ``subnets`` as given (each in the cluster's VPC),
+    else the subnets like the leader's (subnets.py, Toil's rule) in ``zones`` (every zone when none are given):
+    for a spot pool its zones by Toil's spot rule for the first instance type, for on-demand the leader's zone first."""
     if spec.subnets:
         subnets = ec2.describe_subnets(SubnetIds=list(spec.subnets), aws_retry=True)["Subnets"]
         for subnet in subnets:
             if subnet["VpcId"] != context.vpc_id:
                 raise ToilInputError(f"Subnet {subnet['SubnetId']} is not in the cluster's VPC {context.vpc_id}.")
-        return [s["SubnetId"] for s in subnets]
-    vpc_subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [context.vpc_id]}], aws_retry=True)["Subnets"]
-    zone = spec.zone
-    if zone is None and spec.node_type.preemptible:
-        zone = choose_spot_zone(ec2, spec.node_type.instance_types[0], spec.node_type.spot_bid, {s["AvailabilityZone"] for s in vpc_subnets})
-    if zone is None:
-        return [context.leader["SubnetId"]]
-    in_zone = sorted((s for s in vpc_subnets if s["AvailabilityZone"] == zone), key=lambda s: (not s.get("DefaultForAz"), s["SubnetId"]))
-    if not in_zone:
-        raise ToilInputError(f"The cluster's VPC {context.vpc_id} has no subnet in {zone}.")
-    return [in_zone[0]["SubnetId"]]
+        return list(spec.subnets)  # in the order given, which DescribeSubnets does not keep
+    leader_subnet = context.leader["SubnetId"]
+    like = like_subnets(ec2, leader_subnet, context.vpc_id)
+    like = restrict_to_zones(like, spec.zones, context.vpc_id)
+    zones = sorted({s["AvailabilityZone"] for s in like})
+    if spec.node_type.preemptible:
+        history = spot_price_history(ec2, spec.node_type.instance_types[0])
+        zone_order = rank_spot_zones(zones, spec.node_type.spot_bid, history)
+    else:
+        zone_order = [context.leader.get("Placement", {}).get("AvailabilityZone")]
+    return order_subnets(like, zone_order, leader_subnet)
 
 
 def launch_token(spec, context, members, instance_type, subnet_id, target, attempt=0, link=0):
@@ -451,6 +437,7 @@ def desired_size(spec, state, members):
 
 def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
     """Bring the pool to its size (or remove it). Returns (changed, pool summary, diff)."""
+    check_zone_regions(spec.zones, ec2.meta.region_name)
     spec = with_instance_types(ec2, spec)
     context = cluster_context(ec2, spec.cluster)
     members = pool_members(ec2, spec.cluster, spec.name, context.leader["InstanceId"])

@@ -52,6 +52,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.nodes import GONE_STA
 from ansible_collections.toil.cluster.plugins.module_utils.prices import read_prices, validate_hourly_cost
 from ansible_collections.toil.cluster.plugins.module_utils.provider_id import instance_of
 from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, millicores, parse_quantity
+from ansible_collections.toil.cluster.plugins.module_utils.subnets import check_zone_regions
 from ansible_collections.toil.cluster.plugins.module_utils.tags import POOL_TAG, tag_dict
 from ansible_collections.toil.cluster.plugins.module_utils.zones import resolve_region
 
@@ -151,7 +152,7 @@ def validate_settings(params):
     for index, pool in enumerate(pools):
         if not isinstance(pool, dict):
             raise ToilInputError(f"pools[{index}] must be a mapping with name, node_types, min_size and max_size.")
-        unknown = sorted(set(pool) - {"name", "node_types", "min_size", "max_size", "node_storage"})
+        unknown = sorted(set(pool) - {"name", "node_types", "min_size", "max_size", "node_storage", "zones", "subnets"})
         if unknown:
             raise ToilInputError(f"pools[{index}]: unknown key(s) {', '.join(unknown)}.")
         if pool.get("min_size") is None or pool.get("max_size") is None:
@@ -164,6 +165,8 @@ def validate_settings(params):
                 "min_size": pool["min_size"],
                 "max_size": pool["max_size"],
                 "node_storage": pool.get("node_storage", 50),
+                "zones": pool.get("zones"),
+                "subnets": pool.get("subnets"),
                 "authorized_keys": params.get("authorized_keys"),
             }
         )
@@ -234,10 +237,14 @@ class ScalerSettings:
             raise ToilInputError(f"lease_duration must be between 15 and 3600 seconds (client-go's default is 15), got {lease_duration}.")
         repair_after, max_repairs = params.get("repair_after_seconds", 600), params.get("max_repairs", 1)
         validate_repair(repair_after, max_repairs)
+        region = resolve_region(params["zone"], params["region"])
+        if region:  # every pool's zones before any pool is resized
+            for spec in specs:
+                check_zone_regions(spec.zones, region)
         return cls(
             cluster=params["cluster"],
             pools=tuple(specs),
-            region=resolve_region(params["zone"], params["region"]),
+            region=region,
             beta_inertia=beta,
             preemptible_compensation=compensation,
             scale_down_idle_seconds=idle,

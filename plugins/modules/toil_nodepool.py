@@ -82,11 +82,23 @@ options:
     default: 50
   zone:
     description:
-      - The availability zone of new nodes. Defaults to the leader's zone for on-demand pools; for spot pools, the
-        zone whose recent spot price is under the bid and steadiest (Toil's rule), else the leader's.
+      - A zone of the cluster; the region is derived from it (defaults to C(TOIL_AWS_ZONE), else O(region)). It does
+        not place the nodes (it used to pin them to that zone); O(zones) does.
     type: str
+  zones:
+    description:
+      - Availability zones of the cluster's region (like C(us-west-2a)) the new nodes may use. Without it, every zone.
+      - New nodes go to the subnets like the leader's, as Toil places its workers - the C(available) subnets of the
+        leader's VPC with the same default-for-zone setting and the same network ACLs as the leader's subnet, in any
+        zone - restricted to these zones. They are tried in order, each instance type in every subnet before the
+        next type, so a zone without capacity falls over to the next - for a spot pool, the zones whose recent spot price
+        of the first instance type is under the bid first, steadiest first (Toil's rule); for an on-demand pool, the
+        leader's zone first, then the others by name; in a zone, the leader's subnet first.
+      - A zone without such a subnet fails the task before anything is changed.
+    type: list
+    elements: str
   subnets:
-    description: Subnets of the cluster's VPC for new nodes, tried in order. Overrides O(zone).
+    description: Subnets of the cluster's VPC for new nodes, tried in the order given. Overrides O(zones).
     type: list
     elements: str
   labels:
@@ -184,6 +196,14 @@ EXAMPLES = r"""
       spot_bid: 0.40
     min_size: 0
     max_size: 20
+
+- name: On-demand workers in two zones only (the leader's first)
+  toil.cluster.toil_nodepool:
+    cluster: my-cluster
+    zone: us-west-2a
+    node_types: m5.large
+    count: 4
+    zones: [us-west-2a, us-west-2b]
 """
 
 RETURN = r"""
@@ -246,6 +266,7 @@ def main():
             desired=dict(type="int"),
             node_storage=dict(type="int", default=50),
             zone=dict(type="str"),
+            zones=dict(type="list", elements="str"),
             subnets=dict(type="list", elements="str"),
             labels=dict(type="dict", default={}),
             authorized_keys=dict(type="list", elements="str", default=[], no_log=False),

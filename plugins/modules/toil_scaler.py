@@ -66,7 +66,9 @@ options:
     type: str
     required: true
   zone:
-    description: A zone of the cluster; the region is derived from it. Defaults to C(TOIL_AWS_ZONE), else O(region).
+    description:
+      - A zone of the cluster; the region is derived from it. Defaults to C(TOIL_AWS_ZONE), else O(region).
+      - It does not place new nodes; a pool's C(zones) does.
     type: str
   pools:
     description: The pools to scale.
@@ -102,6 +104,17 @@ options:
             counts them.
         type: int
         default: 50
+      zones:
+        description:
+          - Availability zones the pool's new nodes may use (as M(toil.cluster.toil_nodepool)'s
+            O(toil.cluster.toil_nodepool#module:zones)); without it, every zone with a subnet like the leader's.
+        type: list
+        elements: str
+      subnets:
+        description:
+          - Subnets of the cluster's VPC for the pool's new nodes, tried in the order given; overrides C(zones).
+        type: list
+        elements: str
   demand:
     description:
       - What Kubernetes would say, given explicitly instead of read from the API (dry runs, AWX surveys, tests).
@@ -382,6 +395,8 @@ def main():
                     min_size=dict(type="int", required=True),
                     max_size=dict(type="int", required=True),
                     node_storage=dict(type="int", default=50),
+                    zones=dict(type="list", elements="str"),
+                    subnets=dict(type="list", elements="str"),
                 ),
             ),
             demand=dict(type="dict"),

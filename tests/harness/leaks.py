@@ -20,6 +20,8 @@ launch_templates            launch template names
 autoscaling_groups          auto scaling group names (also while "Delete in progress")
 spot_instance_requests      spot request ids in state open or active
 volumes                     EBS volume ids not deleting/deleted
+subnets                     subnet ids, except the default VPC's default ones (DefaultForAz)
+network_acls                network ACL ids, except each VPC's default one (IsDefault)
 ==========================  ========================================================================
 
 Fixture kinds, only with ``include_fixtures=True`` (tests create these on purpose as fixtures):
@@ -47,6 +49,8 @@ KINDS = (
     "autoscaling_groups",
     "spot_instance_requests",
     "volumes",
+    "subnets",
+    "network_acls",
 )
 FIXTURE_KINDS = ("key_pairs", "iam_users")
 LISTING_ERRORS = "listing_errors"
@@ -125,6 +129,14 @@ def _volumes(ec2: Any) -> list[str]:
     return [v["VolumeId"] for v in _pages(ec2, "describe_volumes", "Volumes") if v.get("State") not in GONE_VOLUME_STATES]
 
 
+def _subnets(ec2: Any) -> list[str]:
+    return [s["SubnetId"] for s in _pages(ec2, "describe_subnets", "Subnets") if not s.get("DefaultForAz")]
+
+
+def _network_acls(ec2: Any) -> list[str]:
+    return [a["NetworkAclId"] for a in _pages(ec2, "describe_network_acls", "NetworkAcls") if not a.get("IsDefault")]
+
+
 def _roles(iam: Any) -> list[str]:
     return [r["RoleName"] for r in _pages(iam, "list_roles", "Roles") if not r.get("Path", "/").startswith(AWS_MANAGED_ROLE_PATHS)]
 
@@ -174,6 +186,8 @@ _LISTERS: dict[str, tuple[str, bool, Callable[[Any], list[str]]]] = {
     "autoscaling_groups": ("autoscaling", False, _autoscaling_groups),
     "spot_instance_requests": ("ec2", False, _spot_requests),
     "volumes": ("ec2", False, _volumes),
+    "subnets": ("ec2", False, _subnets),
+    "network_acls": ("ec2", False, _network_acls),
     "key_pairs": ("ec2", False, _key_pairs),
     "iam_users": ("iam", True, _users),
 }

@@ -37,6 +37,14 @@ def test_plan_for_a_new_cluster(aws, run_playbook):
         "c5-4xlarge-spot": "c5.4xlarge/c5a.4xlarge:0.42 x 0-4 (spot, ranged)",
         "t3-large": "t3.large x 2 (on-demand, static)",
     }
+    assert plan["worker_placement"] == "subnets like the leader's in every zone"
+
+
+def test_plan_shows_where_workers_go(aws, run_playbook):
+    zones = plan_of(run_playbook("playbooks/plan.yml", extra_vars=dict(PLAN_VARS, toil_worker_zones=["us-west-2b", "us-west-2c"])))
+    assert zones["worker_placement"] == "subnets like the leader's in us-west-2b, us-west-2c"
+    given = dict(PLAN_VARS, toil_worker_zones=["us-west-2b"], toil_worker_subnets=["subnet-0123456789abcdef0"])
+    assert plan_of(run_playbook("playbooks/plan.yml", extra_vars=given))["worker_placement"] == "subnets subnet-0123456789abcdef0"
 
 
 def test_plan_sees_an_existing_cluster(aws, run_playbook):

@@ -27,6 +27,7 @@ LAUNCH = {
     "workers": "2,1-3",
     "tags": {"Project": "playbooks"},
     "node_storage_overrides": "c5.large:100",  # Toil's --nodeStorageOverrides: the spot pool's root volumes
+    "worker_zones": ["us-west-2b"],  # not the leader's: every pool's nodes go there
     "provision_only": True,
 }
 STATIC, SPOT = "t3-large", "c5-large-spot"
@@ -87,6 +88,8 @@ def test_cluster_lifecycle_in_provisioning_only_mode(aws, run_playbook, aws_call
     assert [i["InstanceType"] for i in pools[SPOT]] == ["c5.large"]
     assert pools[SPOT][0].get("InstanceLifecycle") == "spot"
     assert root_volume_sizes(aws, pools[STATIC]) == [50, 50] and root_volume_sizes(aws, pools[SPOT]) == [100]
+    assert leader[0]["Placement"]["AvailabilityZone"] == ZONE
+    assert {i["Placement"]["AvailabilityZone"] for p in pools.values() for i in p} == {"us-west-2b"}
     # Provisioning only: the configure playbook stopped before choosing any host.
     assert "Read the inventory again (a toil_ec2 source now sees the new nodes)" not in first.task_names()
 
@@ -138,6 +141,7 @@ def test_cluster_lifecycle_in_provisioning_only_mode(aws, run_playbook, aws_call
         demand=demand,
         plan_only=True,
         max_memory="1Ti",  # a budget passed through, too large to bind
+        worker_zones=["us-west-2c"],  # where the scaler's new nodes go
     )
     aws_calls.clear()
     planned = run_playbook("playbooks/autoscale.yml", extra_vars=scale_vars, env=aws_calls.env)
@@ -161,6 +165,7 @@ def test_cluster_lifecycle_in_provisioning_only_mode(aws, run_playbook, aws_call
     assert sizes(aws) == {STATIC: 2, SPOT: plan[SPOT]["desired"]}
     new = [i["InstanceId"] for i in workers_by_pool(aws)[SPOT] if i["InstanceId"] not in before]
     assert len(new) == plan[SPOT]["desired"] - 1
+    assert {i["Placement"]["AvailabilityZone"] for i in workers_by_pool(aws)[SPOT] if i["InstanceId"] in new} == {"us-west-2c"}
     assert set(root_volume_sizes(aws, [i for i in workers_by_pool(aws)[SPOT] if i["InstanceId"] in new])) == {100}
     for instance_id in new:
         user_data = aws.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]

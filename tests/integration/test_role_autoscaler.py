@@ -133,9 +133,8 @@ def test_the_run_gets_the_autoscale_playbooks_variables(rendered: Path) -> None:
     assert inventory == {"plugin": "toil.cluster.toil_ec2", "clusters": ["demo"], "regions": ["us-west-2"]}  # the option toil_ec2 knows
 
 
-def test_budgets_are_written_only_when_set(tmp_path: Path) -> None:
-    """autoscaler_max_vcpus, _max_memory and _max_hourly_cost become the playbook's max_vcpus, max_memory and
-    max_hourly_cost (unset above)."""
+def _run_variables(tmp_path: Path, role_variables: dict) -> dict:
+    """The run's extra variables the role's template writes for ``role_variables`` over its defaults."""
     out = tmp_path / "autoscale.yml"
     play = {
         "hosts": "localhost",
@@ -144,10 +143,23 @@ def test_budgets_are_written_only_when_set(tmp_path: Path) -> None:
         "vars": {"toil_cluster": "demo", "toil_region": "us-west-2", "toil_zone": "us-west-2c", "__autoscaler_ssh_key": {"public_key": ""}},
         "tasks": [{"name": "Render", "ansible.builtin.template": {"src": str(ROLE / "templates" / "autoscale.yml.j2"), "dest": str(out), "mode": "0644"}}],
     }
-    extra = {"autoscaler_max_vcpus": 64, "autoscaler_max_memory": "256Gi", "autoscaler_max_hourly_cost": 12.5}
-    run_ansible_playbook(play, dict(os.environ), tmp_path / "run", extra_vars=extra, timeout=120)
-    variables = yaml.safe_load(out.read_text())
+    run_ansible_playbook(play, dict(os.environ), tmp_path / "run", extra_vars=role_variables, timeout=120)
+    return yaml.safe_load(out.read_text())
+
+
+def test_budgets_are_written_only_when_set(tmp_path: Path) -> None:
+    """autoscaler_max_vcpus, _max_memory and _max_hourly_cost become the playbook's max_vcpus, max_memory and
+    max_hourly_cost (unset above)."""
+    variables = _run_variables(tmp_path, {"autoscaler_max_vcpus": 64, "autoscaler_max_memory": "256Gi", "autoscaler_max_hourly_cost": 12.5})
     assert (variables["max_vcpus"], variables["max_memory"], variables["max_hourly_cost"]) == (64, "256Gi", 12.5)
+
+
+def test_worker_zones_and_subnets_are_written_only_when_given(tmp_path: Path) -> None:
+    """autoscaler_worker_zones and autoscaler_worker_subnets become the playbook's worker_zones and worker_subnets
+    (empty above: not written)."""
+    given = {"autoscaler_worker_zones": ["us-west-2b", "us-west-2c"], "autoscaler_worker_subnets": ["subnet-0123456789abcdef0"]}
+    variables = _run_variables(tmp_path, given)
+    assert (variables["worker_zones"], variables["worker_subnets"]) == (["us-west-2b", "us-west-2c"], ["subnet-0123456789abcdef0"])
 
 
 def test_user_given_values_are_root_only_and_units_hold_none() -> None:

@@ -29,6 +29,7 @@ from toil.provisioners import check_valid_node_types as toil_check_valid_node_ty
 from toil.provisioners import parse_node_types as toil_parse_node_types
 from toil.provisioners.abstractProvisioner import Shape
 from toil.provisioners.aws import awsProvisioner
+from toil.provisioners.aws import choose_spot_zone as toil_choose_spot_zone
 from toil.provisioners.aws.awsProvisioner import AWSProvisioner
 from toil.provisioners.clusterScaler import ClusterScaler, binPacking
 from toil.utils import toilLaunchCluster
@@ -254,6 +255,11 @@ def bin_packing(arg):
     }
 
 
+def choose_spot_zone(arg):
+    """Toil's spot zone for ``bid`` among ``zones`` given the price ``history`` (newest first, as EC2 answers)."""
+    return toil_choose_spot_zone(arg["zones"], arg["bid"], arg["history"])
+
+
 FUNCTIONS = {
     function.__name__: function
     for function in (
@@ -270,6 +276,7 @@ FUNCTIONS = {
         launch_cluster,
         iam_policies,
         bin_packing,
+        choose_spot_zone,
     )
 }
 

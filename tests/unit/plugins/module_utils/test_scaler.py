@@ -107,3 +107,11 @@ def test_metrics_use_the_names_toils_dashboard_plots():
     assert 'autoscaler_cur_size{node_type="m5.large/m5a.large",pool="spot"} 1' in text
     assert 'autoscaler_desired_size{node_type="m5.large/m5a.large",pool="spot"} 3' in text
     assert "autoscaler_queue_size 7" in text.splitlines()
+
+
+def test_the_scalers_pools_take_zones_and_subnets():
+    base = {"cluster": "c1", "pools": [{"node_types": "m5.large", "min_size": 0, "max_size": 3, "zones": ["us-west-2b"], "subnets": ["subnet-1"]}]}
+    (spec,), *_settings = validate_settings(base)
+    assert (spec.zones, spec.subnets) == (("us-west-2b",), ("subnet-1",))
+    with pytest.raises(ToilInputError, match="zones: Can't extract a region from availability zone 'west'"):
+        validate_settings({"cluster": "c1", "pools": [{"node_types": "m5.large", "min_size": 0, "max_size": 3, "zones": ["west"]}]})

@@ -195,6 +195,16 @@ def test_repair_options_are_range_checked(overrides, message):
         scaler.ScalerSettings.from_params(params(**overrides))
 
 
+def test_every_pools_zones_are_in_the_region_before_any_pool_is_resized():
+    pools = [
+        {"name": "p", "node_types": "m5.large", "min_size": 2, "max_size": 4},
+        {"name": "q", "node_types": "m5.large", "min_size": 0, "max_size": 1, "zones": ["us-east-1a"]},
+    ]
+    with pytest.raises(ToilInputError, match="zones: us-east-1a not in the cluster's region us-west-2"):
+        scaler.ScalerSettings.from_params(params(pools=pools))
+    assert scaler.ScalerSettings.from_params(params(pools=pools[:1] + [{**pools[1], "zones": ["us-west-2d"]}])).pools[1].zones == ("us-west-2d",)
+
+
 def test_repair_defaults():
     settings = scaler.ScalerSettings.from_params(params())
     assert (settings.repair_after_seconds, settings.max_repairs) == (600, 1)
