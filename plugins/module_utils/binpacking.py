@@ -235,9 +235,10 @@ def _fill(bins, group, remaining, result, opened_pools=None):
 # - "toil": the first node opened for the pool it would open (the first shape where it fits), as
 #   Toil's BinPackedFit.addJobShape does. Without existing nodes this is Toil's packing at target
 #   time 0 (every pod to start now), node for node.
-# - "cheapest": as "any_node", but the pool it opens is the one where its pods cost least each (a node's price over
-#   how many of them it holds; Toil's order on ties), not the first in Toil's order (every pool needs a price, else
-#   as "any_node"). Room left on a large node goes to the pods packed after.
+# - "cheapest": as "any_node", but the dearest pods first (_cost_order), and the pool it opens is the one whose node
+#   holds the most of the lower bound per dollar, counting the pods packed after it that fit in the room left (_worth;
+#   Toil's order on ties), not the first in Toil's order; then each partly filled new node moves to the cheapest
+#   shape that holds its pods (_downsize). Every pool needs a price, else as "any_node".
 # "any_node" needs fewer nodes on most workloads, not on all (a small pod may take the room a
 # later large pod needed on a large node, where Toil sends it to the small shape's nodes).
 STRATEGIES = ("any_node", "toil", "cheapest")
@@ -286,16 +287,35 @@ def cost_lower_bound(pods, pools):
         return None
     totals = dict.fromkeys(RESOURCE_NAMES, 0.0)
     for group in pods:
-        allowed = [p for p in pools if (group.may_use_spot or not p.preemptible) and p.capacity.fits(group.request) and arch_allows(group.arches, p.arch)]
-        if not allowed:
+        costs = _resource_costs(group, pools)
+        if costs is None:
             return None
-        for name in RESOURCE_NAMES:
-            need = getattr(group.request, name)
-            if need:
-                unit = min(p.hourly_cost / getattr(p.capacity, name) for p in allowed)  # fits(): capacity >= need > 0
-                totals[name] += unit * need * group.count
+        for name, cost in costs.items():
+            totals[name] += cost * group.count
     binding = max(RESOURCE_NAMES, key=lambda name: totals[name])
     return (totals[binding], binding) if totals[binding] > 0 else (0.0, None)  # no demand: nothing binds
+
+
+def _allowed_pools(group, pools):
+    """The pools whose nodes ``group``'s pods may use (spot only if they may, their architecture) and fit."""
+    return [p for p in pools if (group.may_use_spot or not p.preemptible) and p.capacity.fits(group.request) and arch_allows(group.arches, p.arch)]
+
+
+def _resource_costs(group, pools):
+    """What one pod of ``group`` costs per hour in each resource it requests, at the cheapest price per unit of that
+    resource among the priced ``pools`` it may use and fits: its share of cost_lower_bound. None when it fits none."""
+    allowed = _allowed_pools(group, pools)
+    if not allowed:
+        return None
+    # fits(): capacity >= need > 0 for every resource requested
+    return {name: min(p.hourly_cost / getattr(p.capacity, name) for p in allowed) * need for name in RESOURCE_NAMES if (need := getattr(group.request, name))}
+
+
+def _cost_order(weights):
+    """The "cheapest" strategy's pod order: the pods that must avoid spot first, then those needing the most GPUs, then
+    the dearest (``weights``: group name -> the sum of its _resource_costs): the pods that decide a fleet's cost choose
+    their shapes first, and the cheap ones fill the room left on them, whichever resource it is."""
+    return lambda group: (group.may_use_spot, -group.request.gpu, -weights[group.name], group.name)
 
 
 def cost_report(pods, pools, packing):
@@ -347,19 +367,22 @@ def _pack(pods, pools, nodes, strategy):
     bins = [Bin(n.pool, n.pool in spot_pools, n.free, n.instance_id, existing=True, arch=n.arch or pool_arch[n.pool]) for n in nodes if n.pool in result.placed]
     result.bins = list(bins)
     largest = max((p.capacity for p in pools), key=lambda c: (c.memory, c.cpu, c.disk), default=None)
-    groups = sorted(pods, key=PodGroup.order)
-    floors = _floors(groups)
     priced = all(s.hourly_cost is not None for s in shapes)
+    by_cost = strategy == "cheapest" and priced
+    weights = {g.name: sum((_resource_costs(g, pools) or {}).values()) for g in pods} if by_cost else None
+    groups = sorted(pods, key=_cost_order(weights) if by_cost else PodGroup.order)
+    floors = _floors(groups)
     for index, group in enumerate(groups):
-        fitting = [s for s in shapes if (group.may_use_spot or not s.preemptible) and s.capacity.fits(group.request) and arch_allows(group.arches, s.arch)]
+        fitting = _allowed_pools(group, shapes)
         shape = fitting[0] if fitting else None
         opened_pools = ((shape.name,) if shape else ()) if strategy == "toil" else None
         remaining = _fill(bins, group, group.count, result, opened_pools)
         if remaining == 0:
             continue
-        if strategy == "cheapest" and priced and len(fitting) > 1:  # min() keeps the first (Toil's order) on ties
+        if by_cost and len(fitting) > 1:  # max() keeps the first (Toil's order) on ties
             candidates = fitting if group.request.gpu else [s for s in fitting if not s.capacity.gpu] or fitting  # GPU nodes last, as in Toil's order
-            shape = min(candidates, key=lambda s: s.hourly_cost / s.capacity.how_many(group.request))
+            later = groups[index + 1 :]
+            shape = max(candidates, key=lambda s: round(_worth(s, group, remaining, later, weights) / s.hourly_cost, 9))
         if shape is None:
             result.unplaceable.append(
                 {
@@ -385,7 +408,64 @@ def _pack(pods, pools, nodes, strategy):
                 result.bins.append(opened)
         floor = floors[index + 1]
         bins = [b for b in bins if b.free.cpu >= floor.cpu and b.free.memory >= floor.memory and b.free.disk >= floor.disk and b.free.gpu >= floor.gpu]
+    if by_cost:
+        _downsize(result, shapes, groups)
     return result
+
+
+def _worth(shape, group, remaining, later, weights):
+    """What a node of ``shape`` opened for the ``remaining`` pods of ``group`` would hold, in the pods' weights (their
+    shares of the lower bound): its pods of the group, and those of the ``later`` groups that first fit would put in the
+    room left (each group spread over the nodes opened). Over the shape's price, the share of the bound the node pays
+    for: a shape is worth opening for what it holds in all, not for the one group."""
+    per_node = shape.capacity.how_many(group.request)
+    take = min(per_node, remaining)
+    opened = -(-remaining // per_node)
+    free = shape.capacity.minus(group.request, take)
+    worth = take * weights[group.name]
+    for other in later:
+        if (other.may_use_spot or not shape.preemptible) and arch_allows(other.arches, shape.arch):
+            fit = min(free.how_many(other.request), -(-other.count // opened))
+            if fit:
+                free = free.minus(other.request, fit)
+                worth += fit * weights[other.name]
+    return worth
+
+
+def _downsize(result, shapes, groups):
+    """Move the nodes opened in ``result`` to the cheapest shape that holds what was packed on them, when it costs less.
+
+    First fit leaves the last node of a pod group partly empty, and the group's pods may run on a smaller shape. Spot
+    only when every pod on it may use spot; its pods' architectures; a shape with GPUs only for pods that need them.
+    As many nodes as before, so never more than Toil's.
+    """
+    by_name = {g.name: g for g in groups}
+    by_pool = {s.name: s for s in shapes}
+    for bin_ in result.bins:
+        if bin_.existing:
+            continue
+        current = by_pool[bin_.pool]
+        used = current.capacity.minus(bin_.free)
+        pods = [by_name[name] for name, count in bin_.loads.items() if count]
+        cheapest = min(
+            (
+                s
+                for s in shapes
+                if s.capacity.fits(used)
+                and (s.capacity.gpu == 0 or used.gpu > 0)
+                and all((g.may_use_spot or not s.preemptible) and arch_allows(g.arches, s.arch) for g in pods)
+            ),
+            key=lambda s: s.hourly_cost,  # the first in Toil's order on ties
+            default=current,
+        )
+        if cheapest.hourly_cost >= current.hourly_cost - COST_TOLERANCE:
+            continue
+        placed = sum(bin_.loads.values()) * bin_.nodes
+        result.new_nodes[current.name] -= bin_.nodes
+        result.placed[current.name] -= placed
+        result.new_nodes[cheapest.name] += bin_.nodes
+        result.placed[cheapest.name] += placed
+        bin_.pool, bin_.spot, bin_.free, bin_.arch = cheapest.name, cheapest.preemptible, cheapest.capacity.minus(used), cheapest.arch
 
 
 def round_half_away(value):

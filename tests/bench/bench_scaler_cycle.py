@@ -41,7 +41,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.binpacking import Poo
 
 mode, kubeconfig, pools = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 shapes = [PoolShape(name, node_capacity(vcpus, memory, 150), spot, 0, 2000, (name,)) for name, vcpus, memory, spot in pools]
-settings = SimpleNamespace(beta_inertia=0.1, preemptible_compensation=0.0, scale_down_idle_seconds=600, demand=None, drain_timeout=60)
+settings = SimpleNamespace(beta_inertia=0.1, preemptible_compensation=0.0, scale_down_idle_seconds=600, demand=None, drain_timeout=60, budget=None)
 def peak_mb():  # this process's own peak (VmHWM): ru_maxrss would also count the benchmark's process it was forked from
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024

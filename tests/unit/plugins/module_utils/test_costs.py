@@ -98,6 +98,49 @@ def test_the_lower_bound_is_the_binding_resources_cheapest_unit_price_times_the_
         assert packing_cost(_pack(CASE_PODS, CASE_POOLS, [], strategy), CASE_POOLS) >= 1.15
 
 
+def shaped(name, cpus, memory_gib, price, spot=False):
+    """A pool of ``cpus``-vCPU nodes with ``memory_gib`` for pods."""
+    return PoolShape(name, Resources(cpus * 1000, memory_gib * GIB, 100 * GIB), spot, 0, 100, (name,), "amd64", cpus, memory_gib * 1024, price)
+
+
+def group(name, millicores, memory_gib, count):
+    return PodGroup(name, Resources(millicores, memory_gib * GIB, 0), True, count)
+
+
+def test_the_dearest_pods_choose_their_shapes_first():
+    # A cheap pod that asks more memory (Toil's order packs it first) would open small4, where the dear 6-vCPU pod
+    # does not fit (2 nodes, 0.70); the dear pod first opens big16 and the cheap one fits beside it.
+    pools = [shaped("small4", 4, 32, 0.10), shaped("big16", 16, 64, 0.60)]
+    groups = [group("cheap", 3000, 4, 1), group("dear", 6000, 1, 1)]
+    chosen = _pack(groups, pools, [], "cheapest")
+    assert chosen.new_nodes == {"small4": 0, "big16": 1} and packing_cost(chosen, pools) == pytest.approx(0.60)
+    assert [b.loads for b in chosen.bins] == [{"dear": 1, "cheap": 1}]
+
+
+def test_a_shape_is_chosen_for_what_it_holds_with_the_room_left():
+    # On its own the 6-vCPU pod costs least on cpu8 (0.32 against 0.48), but mem8's room then holds the two
+    # memory-heavy pods, which fit no cpu8 node: one mem8 node (0.48) instead of one of each (0.80).
+    pools = [shaped("cpu8", 8, 16, 0.32), shaped("mem8", 8, 64, 0.48)]
+    groups = [group("cpu", 6000, 4, 1), group("memory", 500, 24, 2)]
+    chosen = _pack(groups, pools, [], "cheapest")
+    assert chosen.new_nodes == {"cpu8": 0, "mem8": 1}
+    assert packing_cost(chosen, pools) == pytest.approx(0.48) and sum(chosen.placed.values()) == 3
+
+
+def test_the_last_partly_filled_node_is_moved_to_the_cheapest_shape_that_holds_its_pods():
+    # big16 is the cheapest per vCPU (0.04 against 0.05): 8 of the 9 pods fill one; the ninth alone on a second
+    # big16 (0.64) runs on a small2 (0.10).
+    pools = [shaped("small2", 2, 8, 0.10), shaped("big16", 16, 64, 0.64)]
+    chosen = _pack([group("two", 2000, 1, 9)], pools, [], "cheapest")
+    assert chosen.new_nodes == {"small2": 1, "big16": 1} and chosen.placed == {"small2": 1, "big16": 8}
+    assert packing_cost(chosen, pools) == pytest.approx(0.74)
+    assert sorted((b.pool, b.nodes, b.loads["two"], b.free.cpu) for b in chosen.bins) == [("big16", 1, 8, 0), ("small2", 1, 1, 0)]
+    # Pods that must avoid spot are never moved to a spot shape, however cheap.
+    spot = shaped("spot2", 2, 8, 0.01, spot=True)
+    safe = _pack([replace(group("two", 2000, 1, 9), may_use_spot=False)], [*pools, spot], [], "cheapest")
+    assert safe.new_nodes["spot2"] == 0 and all(not b.spot for b in safe.bins)
+
+
 def planned(pools, groups, budget):
     packing = pack(groups, pools, [])
     decisions = decide(pools, [], packing, {}, 0.0, 0.0, 600)
