@@ -40,7 +40,7 @@ def sysfs(root: Path, functions: list[tuple[str, str]]) -> str:
     return str(root)
 
 
-def test_gpus_are_found_by_vendor_and_display_class_and_a_gpu_node_needs_its_key_checksums(tmp_path: Path) -> None:
+def test_gpus_are_found_by_vendor_and_display_class_and_a_gpu_nodes_inputs_are_checked(tmp_path: Path) -> None:
     machines = {
         "t4": ([VIRTIO, GPU_3D], {**CHECKSUMS}),
         "vga": ([GPU_VGA], {**CHECKSUMS}),
@@ -49,7 +49,13 @@ def test_gpus_are_found_by_vendor_and_display_class_and_a_gpu_node_needs_its_key
         "forced-off": ([GPU_3D], {"kubernetes_nvidia_gpu": False}),
         "forced-on": ([VIRTIO], {"kubernetes_nvidia_gpu": True, **CHECKSUMS}),
         "no-checksums": ([GPU_3D], {}),
+        # Values that would write another apt preference record, or another package, if they were not checked.
+        "version-newline": ([GPU_3D], {**CHECKSUMS, "kubernetes_nvidia_driver_version": "580.105.08-1\n"}),
+        "version-record": ([GPU_3D], {**CHECKSUMS, "kubernetes_nvidia_driver_version": "580.105.08-1\nPackage: *\nPin: release a=sid"}),
+        "package-option": ([GPU_3D], {**CHECKSUMS, "kubernetes_nvidia_driver_packages": ["nvidia-open", "-oAPT::Get::AllowUnauthenticated=1"]}),
+        "checksum-newline": ([GPU_3D], {**CHECKSUMS, "kubernetes_nvidia_toolkit_key_checksum": "sha256:" + "b" * 64 + "\n"}),
     }
+    refused = {"no-checksums", "version-newline", "version-record", "package-option", "checksum-newline"}
     hosts = {
         name: {**LOCAL, **hostvars, "_kubernetes_nvidia_pci_devices": sysfs(tmp_path / "sys" / name, functions)}
         for name, (functions, hostvars) in machines.items()
@@ -70,8 +76,9 @@ def test_gpus_are_found_by_vendor_and_display_class_and_a_gpu_node_needs_its_key
     found = {host: res["msg"] for entry in result.tasks("Report") for host, res in entry["hosts"].items()}
     assert found == {"t4": True, "vga": True, "nvswitch-and-audio": False, "none": False, "forced-off": False, "forced-on": True}, result.describe()
     failed = {host: message for _task, host, message in result.failed_tasks()}
-    assert list(failed) == ["no-checksums"], result.describe()
-    assert "is an NVIDIA GPU node" in failed["no-checksums"] and "kubernetes_nvidia_driver_key_checksum" in failed["no-checksums"]
+    assert set(failed) == refused, result.describe()
+    for host in refused:
+        assert f"{host} is an NVIDIA GPU node" in failed[host] and "kubernetes_nvidia_driver_key_checksum" in failed[host], failed[host]
     assert all(stats["changed"] == 0 for stats in result.stats.values()), result.stats
 
 
