@@ -78,6 +78,7 @@ CAPACITY_ERRORS = (
 )
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+KUBELET_LABELS = ("kubernetes.io/arch", "kubernetes.io/os", "beta.kubernetes.io/arch", "beta.kubernetes.io/os")
 _INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 _GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
 # A launch token answered with an earlier generation's reservation; how many tokens of one intent to try.
@@ -117,6 +118,9 @@ def _labels(labels, preemptible):
         # node is: a user label must not override them (the pool's demand and Toil's preemptible jobs read them).
         if key.startswith(COLLECTION_TAG_PREFIX) or key in SPOT_LABELS:
             raise ToilInputError(f"labels: '{key}' is set by this collection (the pool and spot labels) and cannot be given.")
+        # The kubelet labels its Node with its own architecture and OS; the scaler packs pinned pods by them.
+        if key in KUBELET_LABELS:
+            raise ToilInputError(f"labels: '{key}' is set by each node's kubelet (its own architecture and OS) and cannot be given.")
         if not _LABEL_VALUE.fullmatch(value):
             raise ToilInputError(f"labels: '{value}' (for '{key}') is not a Kubernetes label value.")
         checked[key] = value

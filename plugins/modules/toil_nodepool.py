@@ -107,7 +107,8 @@ options:
         C(eks.amazonaws.com/capacityType=SPOT), which Toil's Kubernetes batch system looks for.
       - The labels this collection sets (keys starting with C(toil.cluster/), like the pool label
         C(toil.cluster/pool)) and the spot labels cannot be given, since they say which pool a node is in and whether it is
-        spot.
+        spot. Nor can C(kubernetes.io/arch) and C(kubernetes.io/os) (and their C(beta.) twins), which each node's kubelet sets
+        them from itself, and M(toil.cluster.toil_scaler) packs pods pinned to an architecture by them.
     type: dict
     default: {}
   authorized_keys:

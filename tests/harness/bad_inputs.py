@@ -50,6 +50,8 @@ POOL_BAD_INPUTS = [
     ({"node_types": "m5.large", "count": 1, "wait_timeout": -5}, "wait_timeout must not be negative"),
     ({"node_types": "m5.large", "count": 1, "labels": {"toil.cluster/pool": "other"}}, "'toil.cluster/pool' is set by this collection"),
     ({"node_types": "m5.large", "count": 1, "labels": {"eks.amazonaws.com/capacityType": "ON_DEMAND"}}, "is set by this collection"),
+    # issue #18: the kubelet's own architecture label, which the scaler packs pinned pods by
+    ({"node_types": "m5.large", "count": 1, "labels": {"kubernetes.io/arch": "arm64"}}, "'kubernetes.io/arch' is set by each node's kubelet"),
     ({"node_types": "m5.large", "count": 1, "labels": {"team": "a\n"}}, "is not a Kubernetes label value"),
     ({"node_types": "m5.large", "count": 1, "region": "us-west-2\n"}, "is not an AWS region name"),
     ({"node_types": "m5.large", "min_size": 3, "max_size": 1}, "min_size 3 is larger than max_size 1"),

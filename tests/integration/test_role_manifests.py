@@ -2,17 +2,19 @@
 
 ansible-playbook (``-c local``) runs the metrics_server role itself with ``metrics_server_apply: false`` (its CA and
 serving certificate made by community.crypto into a temp directory, its manifest rendered there; the apt task is
-skipped by tag) and renders the kubernetes role's CSR approver manifest. Every document must pass the pinned
+skipped by tag) and renders the kubernetes role's CSR approver and NVIDIA device plugin manifests. Every document must pass the pinned
 Kubernetes version's schemas (kubernetes-validate); then what issue #16 asks of them is checked: the APIService
 verifies metrics-server (caBundle, never insecureSkipTLSVerify) and a TLS client holding only that caBundle accepts
 the serving certificate for ``metrics-server.kube-system.svc`` (the name the API server's aggregator checks); the
-approver, on the host network, listens on loopback only and is probed there.
+approver, on the host network, listens on loopback only and is probed there; the device plugin runs only on the nodes
+the role labels as NVIDIA GPU nodes, pinned by digest.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 import ssl
 import stat
@@ -47,14 +49,15 @@ def _play(out: Path) -> list[dict[str, Any]]:
             ],
             "tasks": [
                 {
-                    "name": "Render the CSR approver",
+                    "name": f"Render the kubernetes role's {manifest}",
                     "ansible.builtin.template": {
-                        "src": str(KUBERNETES / "templates" / "kubelet-csr-approver.yml.j2"),
-                        "dest": str(out / "manifests" / "kubelet-csr-approver.yml"),
+                        "src": str(KUBERNETES / "templates" / f"{manifest}.yml.j2"),
+                        "dest": str(out / "manifests" / f"{manifest}.yml"),
                         "mode": "0644",
                     },
                     "vars": yaml.safe_load((KUBERNETES / "defaults" / "main.yml").read_text()),
                 }
+                for manifest in ("kubelet-csr-approver", "nvidia-device-plugin")
             ],
         }
     ]
@@ -78,7 +81,7 @@ def _by_kind(path: Path, kind: str) -> dict[str, Any]:
     return next(doc for doc in _docs(path) if doc["kind"] == kind)
 
 
-@pytest.mark.parametrize("manifest", ["kubelet-csr-approver.yml", "metrics-server.yml"])
+@pytest.mark.parametrize("manifest", ["kubelet-csr-approver.yml", "metrics-server.yml", "nvidia-device-plugin.yml"])
 def test_manifests_validate_against_the_pinned_kubernetes_schemas(rendered: tuple[Path, list[PlaybookResult]], manifest: str) -> None:
     docs = _docs(rendered[0] / "manifests" / manifest)
     assert docs
@@ -161,3 +164,18 @@ def test_the_csr_approver_listens_on_loopback_only(rendered: tuple[Path, list[Pl
     # The kubelet probes from the host's namespace, which the pod shares: the probe goes to loopback too.
     assert container["livenessProbe"]["httpGet"] == {"host": "127.0.0.1", "path": "/healthz", "port": 8081}
     assert {e["name"] for e in container["env"]} == {"PROVIDER_REGEX", "PROVIDER_IP_PREFIXES", "MAX_EXPIRATION_SEC"}  # ff's names of the flags
+
+
+def test_the_nvidia_device_plugin_runs_on_gpu_nodes_only_pinned_by_digest(rendered: tuple[Path, list[PlaybookResult]]) -> None:
+    """Its DaemonSet selects the label the role gives GPU nodes at registration (vars/main.yml), tolerates the GPU
+    taint, and pulls one image digest, never a moving tag."""
+    role_vars = yaml.safe_load((KUBERNETES / "vars" / "main.yml").read_text())
+    assert "nvidia-device-plugin" in role_vars["_kubernetes_manifests"]  # the control plane renders and applies it
+    daemonset = _by_kind(rendered[0] / "manifests" / "nvidia-device-plugin.yml", "DaemonSet")
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == role_vars["_kubernetes_nvidia_label"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    (container,) = pod["containers"]
+    assert re.fullmatch(r"nvcr\.io/nvidia/k8s-device-plugin:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", container["image"]), container["image"]
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert container["volumeMounts"] == [{"name": "device-plugin", "mountPath": "/var/lib/kubelet/device-plugins"}]
