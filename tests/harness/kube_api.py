@@ -1531,6 +1531,23 @@ def make_certificates(directory, sans=("127.0.0.1", "localhost")):
     return tuple(paths)
 
 
+def sign_client_certificate(directory, user, group):
+    """A client certificate of make_certificates' CA in ``directory`` for ``user`` in ``group`` (CN, O), as
+    ``kubeadm kubeconfig user --client-name USER --org GROUP`` makes one: ``(client.crt, client.key)`` paths there."""
+    key, csr, crt, ext = (os.path.join(directory, n) for n in ("client.key", "client.csr", "client.crt", "client.ext"))
+    with open(ext, "w", encoding="utf-8") as out:
+        out.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    subprocess.run(["openssl", "req", "-new", *ec, "-keyout", key, "-out", csr, "-subj", f"/O={group}/CN={user}"], check=True, capture_output=True, timeout=60)
+    ca, ca_key = os.path.join(directory, "ca.crt"), os.path.join(directory, "ca.key")
+    sign = ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-set_serial", str(secrets.randbits(63)), "-days", "7", "-out", crt]
+    subprocess.run([*sign, "-extfile", ext], check=True, capture_output=True, timeout=60)
+    for leftover in (csr, ext):
+        os.unlink(leftover)
+    os.chmod(key, 0o600)
+    return crt, key
+
+
 # ----------------------------------------------------------------------------- the test API
 
 

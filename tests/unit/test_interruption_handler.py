@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import sys
 from collections.abc import Generator
 from pathlib import Path
@@ -36,18 +35,6 @@ def load_handler() -> ModuleType:
 handler = load_handler()
 
 
-def client_certificate(directory: Path, group: str = kube_api.INTERRUPTION_HANDLERS) -> tuple[Path, Path]:
-    """A client certificate of the stand-in's CA (as ``kubeadm kubeconfig user --org GROUP`` makes one)."""
-    key, csr, crt, ext = (directory / n for n in ("client.key", "client.csr", "client.crt", "client.ext"))
-    ext.write_text("extendedKeyUsage=clientAuth\n")
-    subject = f"/O={group}/CN=toil.cluster:interruption-handler"
-    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr,
-                    "-subj", subject], check=True, capture_output=True)  # fmt: skip
-    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", directory / "ca.crt", "-CAkey", directory / "ca.key", "-CAcreateserial",
-                    "-days", "1", "-out", crt, "-extfile", ext], check=True, capture_output=True)  # fmt: skip
-    return crt, key
-
-
 class Clock:
     """Wall time that moves only when the handler sleeps."""
 
@@ -69,7 +56,7 @@ class Clock:
 def lab(tmp_path: Path) -> Generator[tuple[kube_api.KubeApi, Imds, dict], None, None]:
     certs = tmp_path / "pki"
     ca, _cert, _key = kube_api.make_certificates(str(certs))
-    crt, key = client_certificate(certs)
+    crt, key = kube_api.sign_client_certificate(str(certs), "toil.cluster:interruption-handler", kube_api.INTERRUPTION_HANDLERS)
     with kube_api.KubeApi(cert_dir=str(certs), client_ca=ca, mark_unschedulable=False) as api, Imds() as imds:
         api.add_node(NODE, taints=[{"key": "example.com/gpu", "value": "true", "effect": "NoSchedule"}])
         config = {"node": NODE, "server": api.url, "ca": ca, "cert": str(crt), "key": str(key), "poll_seconds": 1, "retry_seconds": 2}
@@ -231,6 +218,8 @@ def test_the_stand_ins_rules_are_the_roles_cluster_role() -> None:
         ({"node": "../etc"}, "node must be a Node name"),
         ({"server": "http://10.0.0.1:6443"}, "server must be"),
         ({"server": "https://10.0.0.1:6443/api?x=1"}, "server must be"),
+        ({"server": "https://10.0.0.1:6443n"}, "server must be"),
+        ({"server": "https://user@10.0.0.1:6443"}, "server must be"),
         ({"ca": "relative/ca.crt"}, "ca must be an absolute path"),
         ({"poll_seconds": 0}, "poll_seconds must be"),
         ({"drain_on_rebalance": "yes"}, "drain_on_rebalance must be"),
@@ -245,7 +234,7 @@ def test_bad_configuration_stops_with_a_message_before_any_request(tmp_path: Pat
     assert "Traceback" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("endpoint", ["file:///etc/passwd", "http://169.254.169.254/latest?x", "169.254.169.254"])
+@pytest.mark.parametrize("endpoint", ["file:///etc/passwd", "http://169.254.169.254/latest?x", "169.254.169.254", "http://169.254.169.254:80n"])
 def test_a_bad_metadata_endpoint_is_refused(endpoint: str) -> None:
     with pytest.raises(handler.ConfigError, match="AWS_EC2_METADATA_SERVICE_ENDPOINT"):
         handler.metadata_endpoint({"AWS_EC2_METADATA_SERVICE_ENDPOINT": endpoint})

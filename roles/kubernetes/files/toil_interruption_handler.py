@@ -52,6 +52,7 @@ by default ``http://169.254.169.254``.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import logging
 import os
@@ -143,8 +144,8 @@ def load_config(path):
     if not isinstance(node, str) or len(node) > 253 or not DNS_SUBDOMAIN.match(node):
         raise ConfigError(f"{path}: node must be a Node name (a DNS subdomain), not {node!r}")
     server = config.get("server")
-    parsed = urllib.parse.urlsplit(server) if isinstance(server, str) else None
-    if parsed is None or parsed.scheme != "https" or not parsed.hostname or parsed.path not in ("", "/") or parsed.query:
+    parsed = _host_and_port(server)
+    if parsed is None or parsed.scheme != "https":
         raise ConfigError(f"{path}: server must be the API server's https://HOST:PORT, not {server!r}")
     for key in ("ca", "cert", "key"):
         if not isinstance(config.get(key), str) or not os.path.isabs(config[key]):
@@ -160,11 +161,23 @@ def load_config(path):
     return config
 
 
+def _host_and_port(url):
+    """``urlsplit(url)`` when it is SCHEME://HOST[:PORT] and nothing more (a numeric port), else None."""
+    parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    try:
+        if parsed is None or not parsed.hostname or parsed.path not in ("", "/") or parsed.query or parsed.fragment or parsed.username:
+            return None
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        return None
+    return parsed
+
+
 def metadata_endpoint(environ=os.environ):
     """The IMDS base URL from AWS_EC2_METADATA_SERVICE_ENDPOINT (http or https, a host, nothing else)."""
     endpoint = environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_ENDPOINT
-    parsed = urllib.parse.urlsplit(endpoint)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/") or parsed.query:
+    parsed = _host_and_port(endpoint)
+    if parsed is None or parsed.scheme not in ("http", "https"):
         raise ConfigError(f"AWS_EC2_METADATA_SERVICE_ENDPOINT must be http://HOST[:PORT], not {endpoint!r}")
     return f"{parsed.scheme}://{parsed.netloc}"
 
@@ -338,7 +351,7 @@ class Handler:
         while True:
             try:
                 self.poll()
-            except (OSError, ApiError, KeyError, ValueError) as error:  # IMDS or the API away for a moment: poll again
+            except (OSError, http.client.HTTPException, ApiError, KeyError, ValueError) as error:  # IMDS or the API away for a moment
                 LOG.warning("poll failed: %s", error)
             self.sleep(self.config["poll_seconds"])
 
