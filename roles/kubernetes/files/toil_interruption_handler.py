@@ -28,8 +28,9 @@ the notice time as epoch seconds.
 
 On an interruption notice (and on a rebalance recommendation when ``drain_on_rebalance``) it, through the Kubernetes
 API with its own client certificate (a user of group toil.cluster:interruption-handlers, bound by the role to a
-ClusterRole that may get and patch nodes, list pods and create pods/eviction, nothing else; a kubelet's system:node
-identity may not evict other pods under the Node authorizer):
+ClusterRole that may get and patch nodes, list pods and create pods/eviction, nothing else. The kubelet's own
+system:node identity would not do: it may cordon its Node and evict the pods bound to it, but the NodeRestriction
+admission plugin refuses a node that modifies its own taints, plugin/pkg/admission/noderestriction/admission.go):
 
 1. marks the Node: ``spec.unschedulable`` (cordon) and the taint ``aws-node-termination-handler/spot-itn`` (or
    ``.../rebalance-recommendation``), effect NoSchedule, the keys aws-node-termination-handler writes, so that the
