@@ -160,6 +160,27 @@ def test_an_interruption_after_a_recommendation_is_acted_on_too(lab: tuple) -> N
     assert keys == ["example.com/gpu", "aws-node-termination-handler/rebalance-recommendation", "aws-node-termination-handler/spot-itn"]
 
 
+def test_an_api_error_during_the_drain_has_the_next_poll_drain_again(lab: tuple) -> None:
+    api, imds, config = lab
+    api.add_pod("web-1", node=NODE, phase="Running", owner="ReplicaSet/web")
+    imds.announce()
+    handler_ = new_handler(config, imds, Clock(1e9))
+    real_call, failures = handler_.kube.call, []
+
+    def first_eviction_fails(method: str, path: str, *args: object) -> object:
+        if path.endswith("/eviction") and not failures:
+            failures.append(path)
+            raise handler.ApiError(503, "the API server is restarting")
+        return real_call(method, path, *args)
+
+    handler_.kube.call = first_eviction_fails
+    with pytest.raises(handler.ApiError):
+        handler_.poll()
+    assert "web-1" in pod_names(api)
+    handler_.poll()
+    assert "web-1" not in pod_names(api) and failures
+
+
 def test_an_expired_session_gets_a_new_token(lab: tuple) -> None:
     _api, imds, config = lab
     handler_ = new_handler(config, imds, Clock(1e9))

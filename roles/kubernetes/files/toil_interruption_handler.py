@@ -342,10 +342,10 @@ class Handler:
             return notice
         LOG.warning("%s for %s (%s at %s): cordoning, tainting %s and draining", notice.kind, node, notice.action, notice.at, notice.taint_key)
         mark_node(self.kube, node, notice)
-        self.handled.add(notice.kind)
         # An interruption's pods may wait for their budgets until its time; a recommendation's, one notice's length.
         deadline = notice.at if notice.kind == "spot-itn" else self.wall() + NOTICE_SECONDS
         drain(self.kube, node, notice, deadline, retry_seconds=self.config["retry_seconds"], sleep=self.sleep, wall=self.wall)
+        self.handled.add(notice.kind)  # only now: an API error on the way has the next poll mark and drain again
         return notice
 
     def run(self):
