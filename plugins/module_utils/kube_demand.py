@@ -56,6 +56,9 @@ GPU = "nvidia.com/gpu"
 RESOURCES = (("cpu", "cpu"), ("memory", "memory"), ("ephemeral-storage", "ephemeral_storage"), (GPU, "gpu"))
 # The node label the kubelet sets to its architecture (GOARCH: amd64, arm64), which pods may pin.
 ARCH_LABEL = "kubernetes.io/arch"
+# The taint of a node whose Spot interruption notice came (aws-node-termination-handler's key, which the kubernetes
+# role's handler writes too): it is leaving within two minutes.
+INTERRUPTION_TAINT = "aws-node-termination-handler/spot-itn"
 ARCHITECTURES = ("amd64", "arm64")
 # Where every scheduler (the leader's timer, an AWX schedule) sees when a node became idle: on the Node itself.
 IDLE_SINCE_ANNOTATION = "toil.cluster/idle-since"
@@ -361,6 +364,7 @@ class WorkerNode:
     idle_since: str = None  # the IDLE_SINCE_ANNOTATION this run wants on the node (None: none)
     idle_annotation: str = None  # the annotation as listed
     resource_version: str = None
+    leaving: bool = False  # tainted INTERRUPTION_TAINT: EC2 terminates it within two minutes
 
     def node_state(self):
         """The node as the packer sees it."""
@@ -459,6 +463,7 @@ def read_demand(pods, nodes, now, idle_since=None, group=True):
                 idle_since=wanted,
                 idle_annotation=annotation,
                 resource_version=getattr(node.metadata, "resource_version", None),
+                leaving=any(t.key == INTERRUPTION_TAINT for t in getattr(node.spec, "taints", None) or ()),
             )
         )
     return _pending_groups(pod_items, parser, group), workers, new_idle_since

@@ -567,6 +567,7 @@ class Observed:
     repairs: list = None  # node_repair.Unhealthy, repaired this run
     waiting: list = None  # node_repair.Unhealthy, beyond max_repairs
     policy_v1: object = None
+    leaving: list = None  # interrupted nodes (tainted INTERRUPTION_TAINT): name, instance_id, pool (its instance's tag)
 
 
 def read_pods_and_nodes(settings, state, warn, ec2=None, clients=None):
@@ -588,16 +589,33 @@ def read_pods_and_nodes(settings, state, warn, ec2=None, clients=None):
     instances = cluster_instances(ec2, settings.cluster) if ec2 is not None else []
     gone_ids = gone_instance_ids(ec2, workers, instances) if ec2 is not None else set()
     workers, gone = match_instances(workers, instances, gone_ids)
+    # Nodes whose Spot interruption notice came: EC2 terminates them within two minutes, so they are neither room for
+    # pods nor repaired; their pool's size on EC2 counts them on top of its desired nodes, so that the replacements
+    # are launched now. Once their instance is gone, their Node is removed as any other's.
+    pool_tags = {i["InstanceId"]: tag_dict(i.get("Tags")).get(POOL_TAG) for i in instances}
+    leaving = [{"name": w.name, "instance_id": w.instance_id, "pool": pool_tags.get(w.instance_id) or w.pool} for w in workers if w.leaving]
+    staying = [w for w in workers if not w.leaving]
     repairs, waiting = [], []
     if ec2 is not None and settings.repair_after_seconds:
-        impaired = impaired_instances(ec2, [w.instance_id for w in workers if w.instance_id])
+        impaired = impaired_instances(ec2, [w.instance_id for w in staying if w.instance_id])
         pools = {spec.name for spec in settings.pools}
-        repairs, waiting = split_repairs(unhealthy_nodes(workers, instances, pools, now_utc(), settings.repair_after_seconds, impaired), settings.max_repairs)
+        repairs, waiting = split_repairs(unhealthy_nodes(staying, instances, pools, now_utc(), settings.repair_after_seconds, impaired), settings.max_repairs)
     broken = {u.worker.name for u in repairs + waiting}  # never supply: they cannot run pods
-    supply = [w.node_state() for w in workers if w.name not in broken]
+    supply = [w.node_state() for w in staying if w.name not in broken]
     drain = functools.partial(drain_nodes, core_v1, policy_v1, timeout=settings.drain_timeout, warn=warn)
     sizes = pool_sizes_of(instances) if ec2 is not None else None
-    return Observed(pods, supply, drain, sizes, gone, core_v1, workers, repairs, waiting, policy_v1)
+    return Observed(pods, supply, drain, sizes, gone, core_v1, workers, repairs, waiting, policy_v1, leaving)
+
+
+def not_counted(repairs, waiting, leaving, applied):
+    """Per pool, ``(repaired, waiting)``: the nodes that are not its desired nodes, for ``run``'s ``unhealthy``. Repaired
+    ones (their instance terminated already when ``applied``); and, still running beside the desired nodes, the
+    unhealthy ones waiting for a later run and the interrupted ones leaving (``leaving``: dicts with ``pool``)."""
+    counts = {}
+    for pool, done in [(e.pool, applied) for e in repairs] + [(e.pool, False) for e in waiting] + [(e["pool"], False) for e in leaving]:
+        repaired, left = counts.get(pool, (0, 0))
+        counts[pool] = (repaired + 1, left) if done else (repaired, left + 1)
+    return counts
 
 
 def run_lock(settings, clients):
@@ -670,13 +688,7 @@ def _scale(settings, ec2, warn, clients, lease, pricing=None):
             repaired = repair_nodes(ec2, observed.core_v1, repairs, settings, warn, observed.policy_v1, still_leading)
         else:
             repaired = [entry.report() for entry in repairs]
-    unhealthy = {}
-    for entry in repairs:
-        done, left = unhealthy.get(entry.pool, (0, 0))
-        unhealthy[entry.pool] = (done + (1 if settings.apply else 0), left + (0 if settings.apply else 1))
-    for entry in waiting:
-        done, left = unhealthy.get(entry.pool, (0, 0))
-        unhealthy[entry.pool] = (done, left + 1)
+    unhealthy = not_counted(repairs, waiting, observed.leaving or (), settings.apply)
     packing, decisions, results, changed = run(
         ec2, settings, shapes, observed.pods, observed.nodes, state, observed.drain, observed.pool_sizes, still_leading, unhealthy
     )
@@ -722,6 +734,7 @@ def _scale(settings, ec2, warn, clients, lease, pricing=None):
         "removed_nodes": removed,
         "repaired_nodes": repaired,
         "unhealthy_nodes_waiting": [entry.report() for entry in waiting],
+        "leaving_nodes": observed.leaving or [],
         "budget": (settings.budget or Budget()).summary(shapes, decisions),
         "cost": {**cost_report(observed.pods, shapes, packing), "prices_from": book.source},
     }

@@ -332,6 +332,14 @@ unhealthy_nodes_waiting:
   returned: always
   type: list
   elements: dict
+leaving_nodes:
+  description: Nodes whose Spot interruption notice came (tainted C(aws-node-termination-handler/spot-itn) by the
+    kubernetes role's interruption handler or by aws-node-termination-handler), with C(name), C(instance_id) and
+    C(pool). EC2 terminates them within two minutes, so they are not counted as room for pods, never repaired, and
+    their pool's size on EC2 is raised by them (up to its C(max_size)), so this run launches their replacements.
+  returned: always
+  type: list
+  elements: dict
 budget:
   description:
     - The budgets and the scaled pools' workers against them. C(max_vcpus), C(max_memory) (bytes) and

@@ -51,7 +51,10 @@ pkg/registry/core/pod/storage/eviction.go, pkg/registry/*/strategy.go):
   ``system:anonymous`` (anonymous auth is on, as on kubeadm's clusters); a bearer token none of these knows is 401
   Unauthorized, as the real server answers an unknown token. A client certificate of another CA is refused by the
   TLS handshake (Python's ``CERT_OPTIONAL``), where the real server completes TLS and answers 401.
-- Authorization: RBAC as kubeadm's clusters bind it, for these users only. The token's user and every client
+- Authorization: RBAC as kubeadm's clusters bind it, for these users only. A client certificate of group
+  toil.cluster:interruption-handlers gets only what the kubernetes role's ClusterRole for the spot interruption
+  handler grants (get and patch nodes, list pods, create pods/eviction; RBAC matches verb, API group and
+  resource/subresource) and discovery. The token's user and every other client
   certificate's user may do anything (the real Node authorizer would restrict a node's certificate). Bootstrap token
   users get ClusterRole system:node-bootstrapper (create, get, list, watch certificatesigningrequests; kubeadm's
   ClusterRoleBinding kubeadm:kubelet-bootstrap) and, as every authenticated user, system:discovery (GET /api*,
@@ -1157,10 +1160,31 @@ def forbidden(user, attributes):
     return ApiError(403, "Forbidden", f'{qualified} "{name}" is forbidden: {reason}' if name else f"{qualified} is forbidden: {reason}", details)
 
 
+# The role toil.cluster.kubernetes' ClusterRole toil.cluster:interruption-handler, bound to this group
+# (templates/interruption-handler-rbac.yml.j2; a unit test keeps the two equal): (verbs, API group, resource).
+INTERRUPTION_HANDLERS = "toil.cluster:interruption-handlers"
+INTERRUPTION_HANDLER_RULES = ((("get", "patch"), "", "nodes"), (("list",), "", "pods"), (("create",), "", "pods/eviction"))
+
+
+def _rbac_allows(rules, verb, group, resource, sub):
+    """An RBAC PolicyRule match (plugin/pkg/auth/authorizer/rbac: verb, API group and resource[/subresource])."""
+    what = f"{resource}/{sub}" if sub else resource
+    return any(verb in verbs and group == rule_group and what == rule_resource for verbs, rule_group, rule_resource in rules)
+
+
 def authorize(user, attributes):
     """RBAC as kubeadm's clusters bind it, for the users this server knows; raises 403 Forbidden."""
+    if INTERRUPTION_HANDLERS in user.groups and user is not ANONYMOUS:
+        # Only its ClusterRole, as RBAC grants it, and system:discovery / system:public-info-viewer as to any user.
+        if len(attributes) == 2:
+            verb, path = attributes
+            if verb == "get" and (path in PUBLIC_INFO_PATHS or DISCOVERY_PATHS.match(path)):
+                return
+        elif _rbac_allows(INTERRUPTION_HANDLER_RULES, *attributes[:4]):
+            return
+        raise forbidden(user, attributes)
     if user is not ANONYMOUS and BOOTSTRAPPERS not in user.groups:
-        return  # the stand-in's token and every client certificate: everything (as cluster-admin)
+        return  # the stand-in's token and every other client certificate: everything (as cluster-admin)
     if len(attributes) == 2:
         verb, path = attributes
         if verb == "get" and (path in PUBLIC_INFO_PATHS or (user is not ANONYMOUS and DISCOVERY_PATHS.match(path))):
@@ -1505,6 +1529,23 @@ def make_certificates(directory, sans=("127.0.0.1", "localhost")):
     os.chmod(paths[2], 0o600)
     os.chmod(ca_key, 0o600)
     return tuple(paths)
+
+
+def sign_client_certificate(directory, user, group):
+    """A client certificate of make_certificates' CA in ``directory`` for ``user`` in ``group`` (CN, O), as
+    ``kubeadm kubeconfig user --client-name USER --org GROUP`` makes one: ``(client.crt, client.key)`` paths there."""
+    key, csr, crt, ext = (os.path.join(directory, n) for n in ("client.key", "client.csr", "client.crt", "client.ext"))
+    with open(ext, "w", encoding="utf-8") as out:
+        out.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    subprocess.run(["openssl", "req", "-new", *ec, "-keyout", key, "-out", csr, "-subj", f"/O={group}/CN={user}"], check=True, capture_output=True, timeout=60)
+    ca, ca_key = os.path.join(directory, "ca.crt"), os.path.join(directory, "ca.key")
+    sign = ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-set_serial", str(secrets.randbits(63)), "-days", "7", "-out", crt]
+    subprocess.run([*sign, "-extfile", ext], check=True, capture_output=True, timeout=60)
+    for leftover in (csr, ext):
+        os.unlink(leftover)
+    os.chmod(key, 0o600)
+    return crt, key
 
 
 # ----------------------------------------------------------------------------- the test API

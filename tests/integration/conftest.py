@@ -56,6 +56,7 @@ HOST_LANES = {
     "test_role_kubernetes_ephemeral": "hosts-1",
     "test_playbook_configure_cluster": "hosts-1",
     "test_role_kubernetes_nvidia_hosts": "hosts-2",  # two short converges: the lane with the least time
+    "test_spot_interruptions": "hosts-2",
 }
 
 

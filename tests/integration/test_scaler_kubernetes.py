@@ -11,7 +11,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
 
+from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import INTERRUPTION_TAINT
 from harness.kube_workloads import POOL_LABEL, pods_of, register_node, register_nodes, run_pods_on, toil_job
 from harness.toil_scaler_runs import CLUSTER, by_pool, run_scaler, scaler_cluster, scalers_at_once
 
@@ -181,3 +184,36 @@ def test_notready_nodes_are_repaired_within_the_budget_and_refilled_in_the_same_
     live = {i["instance_id"] for i in ondemand["instances"]}
     assert len(live) == 3 and {a["InstanceId"], c["InstanceId"]} < live and b["InstanceId"] not in live
     assert aws_calls.count("RunInstances") == 1 and aws_calls.count("DescribeInstanceStatus") == 2
+
+
+# ----------------------------------------------------------------------------- issue 18: spot interruptions
+
+
+def test_an_interrupted_node_is_replaced_while_it_runs_then_removed_once_gone(aws, cluster, kube, run_playbook, tmp_path, aws_calls):
+    ec2 = aws.client("ec2")
+    a, b = launch_workers(ec2, 2, "ondemand")
+    register_instance(kube, a, "ondemand")
+    node_b = register_instance(kube, b, "ondemand")
+    # What the kubernetes role's interruption handler (or aws-node-termination-handler) writes on a Spot interruption
+    # notice: the Node cordoned and tainted spot-itn; EC2 terminates the instance about two minutes later.
+    core = k8s_client.CoreV1Api(k8s_config.new_client_from_config(kube.kubeconfig))
+    core.patch_node(node_b, {"spec": {"unschedulable": True, "taints": [{"key": INTERRUPTION_TAINT, "value": "1767614520", "effect": "NoSchedule"}]}})
+    pools = [{"name": "ondemand", "node_types": "m5.large", "min_size": 2, "max_size": 4}]
+    options = {"kubeconfig": kube.kubeconfig, "pools": pools, "env": aws_calls.env}
+
+    # The next run counts it as leaving: 2 nodes wanted beside it, so the replacement is launched while it still runs.
+    first = run_scaler(run_playbook, tmp_path / "first", **options)
+    assert first["leaving_nodes"] == [{"name": node_b, "instance_id": b["InstanceId"], "pool": "ondemand"}]
+    ondemand = by_pool(first)["ondemand"]
+    assert (ondemand["current"], ondemand["desired"]) == (1, 2)  # only A is supply
+    live = {i["instance_id"] for i in ondemand["instances"]}
+    assert len(live) == 3 and {a["InstanceId"], b["InstanceId"]} < live
+    assert aws_calls.count("RunInstances") == 1 and aws_calls.count("TerminateInstances") == 0
+
+    # EC2 interrupts it: its Node is removed as any Node without an instance, and nothing more is launched.
+    ec2.terminate_instances(InstanceIds=[b["InstanceId"]])
+    second = run_scaler(run_playbook, tmp_path / "second", **options)
+    assert [(n["name"], n["deleted"]) for n in second["removed_nodes"]] == [(node_b, True)]
+    assert second["leaving_nodes"] == [] and kube.get("nodes", node_b) is None
+    assert len(by_pool(second)["ondemand"]["instances"]) == 2
+    assert aws_calls.count("RunInstances") == 1

@@ -21,20 +21,22 @@ from ansible_collections.toil.cluster.plugins.filter.provider_id import provider
 from ansible_collections.toil.cluster.plugins.module_utils import scaler
 from ansible_collections.toil.cluster.plugins.module_utils.binpacking import GIB, PoolShape, Resources, node_capacity
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import IDLE_SINCE_ANNOTATION, match_instances, read_demand
+from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import IDLE_SINCE_ANNOTATION, INTERRUPTION_TAINT, match_instances, read_demand
 from ansible_collections.toil.cluster.plugins.module_utils.provider_id import instance_of, provider_id, validate_provider_id
+from harness.paths import REPO
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 API = client.ApiClient()
 ID_A, ID_B, ID_C = "i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb", "i-0cccccccccccccccc"
 
 
-def node(name, provider=None, ip="10.0.1.23", ready=True, pool="p", annotations=None, version="47000", hostname=None):
+def node(name, provider=None, ip="10.0.1.23", ready=True, pool="p", annotations=None, version="47000", hostname=None, taints=None):
+    """A node; with ``taints``, cordoned and tainted so."""
     data = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": {"toil.cluster/pool": pool} if pool else {}, "annotations": annotations or {}, "resourceVersion": version},
-        "spec": {"providerID": provider} if provider else {},
+        "spec": {**({"providerID": provider} if provider else {}), **({"taints": taints, "unschedulable": True} if taints else {})},
         "status": {
             "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": hostname or name}],
             "allocatable": {"cpu": "2", "memory": "7832788Ki", "ephemeral-storage": "48307982274", "pods": "110"},
@@ -448,6 +450,19 @@ def test_an_older_state_files_instance_types_are_described_again():
     assert ec2.asked == [["c5d.4xlarge"]]  # cached since
 
 
+def listing_core(listed_nodes):
+    """A CoreV1Api stand-in listing no pods and ``listed_nodes``, as the list calls with _preload_content=False answer:
+    the HTTP response, undecoded."""
+
+    def response(body):
+        return SimpleNamespace(data=json.dumps(API.sanitize_for_serialization(body)).encode(), release_conn=lambda: None)
+
+    return SimpleNamespace(
+        list_pod_for_all_namespaces=lambda **_kw: response(client.V1PodList(items=[], metadata=client.V1ListMeta())),
+        list_node=lambda **_kw: response(listed_nodes),
+    )
+
+
 def test_a_state_file_of_the_previous_version_keeps_its_timers_once(monkeypatch):
     """Backward compatibility: idle timers kept in the state file by an older scaler are used for nodes without the
     annotation, then dropped from the state (the annotation takes over)."""
@@ -455,17 +470,10 @@ def test_a_state_file_of_the_previous_version_keeps_its_timers_once(monkeypatch)
         items=[node("old"), node("annotated", annotations={IDLE_SINCE_ANNOTATION: "2026-01-05T11:55:00Z"})], metadata=client.V1ListMeta()
     )
 
-    def response(body):  # what a list call with _preload_content=False returns: the HTTP response, undecoded
-        return SimpleNamespace(data=json.dumps(API.sanitize_for_serialization(body)).encode(), release_conn=lambda: None)
-
-    core = SimpleNamespace(
-        list_pod_for_all_namespaces=lambda **_kw: response(client.V1PodList(items=[], metadata=client.V1ListMeta())),
-        list_node=lambda **_kw: response(listed),
-    )
     monkeypatch.setattr(scaler, "now_utc", lambda: NOW)
     state = {"version": 1, "idle_since": {"old": "2026-01-05T11:40:00+00:00", "annotated": "2026-01-05T11:00:00+00:00"}, "estimates": {"p": 2}}
     settings = SimpleNamespace(demand=None, drain_timeout=1, cluster="c1")
-    observed = scaler.read_pods_and_nodes(settings, state, pytest.fail, None, (core, None))
+    observed = scaler.read_pods_and_nodes(settings, state, pytest.fail, None, (listing_core(listed), None))
     assert {w.name: (w.idle_seconds, w.idle_since) for w in observed.workers} == {
         "old": (1200, "2026-01-05T11:40:00Z"),
         "annotated": (300, "2026-01-05T11:55:00Z"),
@@ -568,3 +576,39 @@ def test_the_demand_options_gpus_and_architectures_are_packed():
     packing = scaler.pack(pods, shapes, nodes)
     assert packing.new_nodes == {"gpu": 2, "cpu": 0, "arm": 1}  # 1 GPU pod on the node, 2 more; the arm64 pods on one m6g
     assert packing.placed == {"gpu": 4, "cpu": 0, "arm": 2} and packing.unplaceable == []
+
+
+# ----------------------------------------------------------------------------- spot interruptions (issue 18)
+# A node tainted aws-node-termination-handler/spot-itn (by the kubernetes role's handler or by NTH) is leaving: not
+# room for pods, not repaired, and its pool's size on EC2 counts it on top of the desired nodes, so the run launches
+# its replacement before EC2 terminates it (the resize: test_scaler_repair.py).
+
+SPOT_ITN = {"key": INTERRUPTION_TAINT, "value": "1767614520", "effect": "NoSchedule"}
+REBALANCE = {"key": "aws-node-termination-handler/rebalance-recommendation", "value": "1767614400", "effect": "NoSchedule"}
+
+
+def test_the_handlers_taint_is_the_one_the_scaler_reads():
+    handler = (REPO / "roles" / "kubernetes" / "files" / "toil_interruption_handler.py").read_text()
+    assert f'SPOT_TAINT = "{INTERRUPTION_TAINT}"' in handler
+
+
+def test_only_an_interruption_notice_makes_a_node_leaving():
+    found = {w.name: w.leaving for w in workers(node("itn", taints=[SPOT_ITN]), node("rebalance", taints=[REBALANCE]), node("plain"))}
+    # A rebalance recommendation only cordons (the node may live on): the usual scale-down removes it once idle.
+    assert found == {"itn": True, "rebalance": False, "plain": False}
+
+
+def test_a_leaving_node_is_not_supply_and_is_reported(monkeypatch):
+    listed = client.V1NodeList(items=[node("itn", taints=[SPOT_ITN]), node("stays")], metadata=client.V1ListMeta())
+    monkeypatch.setattr(scaler, "now_utc", lambda: NOW)
+    settings = SimpleNamespace(demand=None, drain_timeout=1, cluster="c1")
+    observed = scaler.read_pods_and_nodes(settings, {}, pytest.fail, None, (listing_core(listed), None))
+    assert [n.name for n in observed.nodes] == ["stays"]
+    assert observed.leaving == [{"name": "itn", "instance_id": None, "pool": "p"}]  # no EC2 here: not matched, its label's pool
+
+
+def test_repaired_waiting_and_leaving_nodes_are_counted_per_pool():
+    repair = SimpleNamespace(pool="p")
+    counts = scaler.not_counted([repair], [SimpleNamespace(pool="p"), SimpleNamespace(pool="q")], [{"pool": "q"}], applied=True)
+    assert counts == {"p": (1, 1), "q": (0, 2)}
+    assert scaler.not_counted([repair], [], [], applied=False) == {"p": (0, 1)}  # plan only: still running

@@ -257,6 +257,19 @@ def test_waiting_unhealthy_nodes_are_kept_and_added_up_to_max_size(monkeypatch):
     assert (decision.current, decision.desired, asked) == (2, 2, 2)
 
 
+def test_the_replacement_of_an_interrupted_node_is_launched_while_it_still_runs(monkeypatch):
+    # 2 instances (min_size 2), one tainted spot-itn (leaving): 2 healthy ones wanted beside it -> 3, one launch now.
+    leaving = scaler.not_counted([], [], [{"name": "n9", "instance_id": iid(9), "pool": "p"}], applied=True)
+    decision, asked = sized(monkeypatch, 1, {"p": 2}, leaving)
+    assert (decision.current, decision.desired, asked) == (1, 2, 3)
+    # max_size bounds the instances: the leaving one takes a place until EC2 terminates it.
+    decision, asked = sized(monkeypatch, 1, {"p": 2}, leaving, max_size=2)
+    assert (decision.desired, asked) == (2, 2)
+    # Its instance gone and its Node removed: the replacement and the other one are the 2 wanted, nothing more.
+    decision, asked = sized(monkeypatch, 2, {"p": 2}, {})
+    assert (decision.desired, asked) == (2, 2)
+
+
 # ----------------------------------------------------------------------------- the repair
 
 
