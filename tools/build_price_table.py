@@ -77,7 +77,7 @@ def render(regions, date, source):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--regions", default=",".join(REGIONS))
     parser.add_argument("--types", default=",".join(TYPES))
     args = parser.parse_args(argv)

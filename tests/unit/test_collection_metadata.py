@@ -28,12 +28,12 @@ def installed_version(name: str) -> str:
     return json.loads(manifest.read_text())["collection_info"]["version"]
 
 
-@pytest.mark.parametrize(("name", "declared"), DEPENDENCIES, ids=[name for name, _ in DEPENDENCIES])
+@pytest.mark.parametrize(("name", "declared"), DEPENDENCIES, ids=[dependency[0] for dependency in DEPENDENCIES])
 def test_declared_range_holds_the_installed_version(name: str, declared: str) -> None:
     assert meets_requirements(installed_version(name), declared), f"{name} {installed_version(name)} is outside {declared}"
 
 
-@pytest.mark.parametrize(("name", "declared"), DEPENDENCIES, ids=[name for name, _ in DEPENDENCIES])
+@pytest.mark.parametrize(("name", "declared"), DEPENDENCIES, ids=[dependency[0] for dependency in DEPENDENCIES])
 def test_declared_range_stops_below_the_next_major(name: str, declared: str) -> None:
     next_major = f"{int(installed_version(name).split('.')[0]) + 1}.0.0"
     assert not meets_requirements(next_major, declared), f"{name} {declared} lets in {next_major}"
