@@ -40,7 +40,7 @@ XDIST := -n 2
 TEST_STAGES := setup 'sanity&' 'lint&' 'units&' integration
 CHECK_STAGES := setup lint units integration-aws
 
-.PHONY: help setup setup-parts test check test-vm lint ruff ansible-lint docs-lint sanity units integration integration-aws integration-hosts \
+.PHONY: help setup setup-parts setup-venv test check test-vm lint ruff ansible-lint docs-lint sanity units integration integration-aws integration-hosts \
 	demo docs iam-docs bench clean
 
 help:
@@ -55,7 +55,8 @@ help:
 	@tools/ensure-debs.sh $(DEB_PACKAGES)
 	@touch $@
 
-$(VENV)/.installed: requirements-dev.txt constraints.txt .debs.stamp
+# The controller's venv needs no Debian package beyond Python 3.11's venv: `make demo` and `make docs` stop here.
+$(VENV)/.installed: requirements-dev.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
 	@touch $@
@@ -82,6 +83,10 @@ $(TEST_HOSTS): .debs.stamp $(HOSTS_DIR)/build-image.sh $(HOSTS_DIR)/containers.c
 # each one's output in one piece.
 setup:
 	@$(MAKE) --no-print-directory -j4 --output-sync=target setup-parts
+
+# What `make demo`, `make docs` and `make iam-docs` need: the controller's venv and the collections linked into it;
+# no apt, no podman, no test-host image, no Toil venv (tests/unit/test_makefile_setup.py holds them to it).
+setup-venv: $(COLLECTION)
 
 setup-parts: $(VENV)/.installed $(TOIL_VENV)/.installed $(CORE217_VENV)/.installed $(COLLECTION) $(TEST_HOSTS) $(WHEELHOUSES)
 
@@ -131,18 +136,18 @@ test-vm: setup
 	$(PYTEST) tests/integration -m vm
 
 # antsibull-docs lint of every plugin's and role's documentation, and docs/reference/ up to date with it.
-docs-lint: setup
+docs-lint: setup-venv
 	tools/render_docs.sh --check
 
-docs: setup
+docs: setup-venv
 	tools/render_docs.sh
 
 # docs/iam.md's generated policy blocks, after a policy changed (a unit test fails until they match).
-iam-docs: setup
+iam-docs: setup-venv
 	$(HARNESS_PATH) $(BIN)/python tools/render_iam_docs.py
 
 # The endpoint's command line (tests/harness/endpoint.py) runs the demo; the demo itself gets no PYTHONPATH.
-demo: setup
+demo: setup-venv
 	$(HARNESS_PATH) $(BIN)/python -m harness.endpoint run -- env -u PYTHONPATH tools/demo.sh
 
 bench: setup

@@ -8,7 +8,11 @@ short_description: Check a workflow's extra Toil options against those the colle
 version_added: 0.1.0
 description:
   - Returns the list unchanged when none of its options sets one that the playbook C(toil.cluster.run_workflow)
-    sets itself (C(--batchSystem), C(--jobStore) or C(--jobstore), C(--restart)), else fails.
+    sets itself (C(--batchSystem), C(--jobStore) or C(--jobstore), C(--restart)) or one that cannot work on its
+    clusters, else fails.
+  - C(--metrics) is refused; Toil's leader would start its own mtail, Prometheus and Grafana Docker containers,
+    and the leader runs no Docker. The dashboard comes from C(metrics=true) at launch (the C(toil.cluster.dashboard)
+    role) instead.
   - Toil's argument parser accepts any unambiguous prefix of a long option (C(--batchSys) is C(--batchSystem))
     and the last occurrence wins, so every prefix of a managed option is refused too.
 author:

@@ -167,7 +167,8 @@ _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _KEY_PAIR_NAME = re.compile(r"^[\x20-\x7e]{1,255}$")
 # A job store name pattern: Toil's job store names (lowercase letters, digits, '-'), a '*' allowed.
 _JOB_STORE_PATTERN = re.compile(r"^[a-z0-9*][a-z0-9*-]{0,62}$")
-# ECR image pulls by the kubelet (Toil's kubernetes policy without its listing calls).
+# ECR image pulls with the node's role (Toil's kubernetes policy without its listing calls); the kubelet has no ECR
+# credential provider here (docs/iam.md), so this is for jobs or a provider the user adds.
 ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
 
 # --- What the controller calls (toil_cluster, state present and absent) ----------------------

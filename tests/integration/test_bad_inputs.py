@@ -143,6 +143,7 @@ PLAYBOOK_CASES = [
     ("run_workflow", {**DESTROY, "workflow": "/etc/hostname", "toil_options": ["--batchSys", "slurm"]}, "may not set --batchSystem"),
     ("run_workflow", {**DESTROY, "workflow": "/etc/hostname", "toil_options": ["--jobSt=file:/tmp/x"]}, "may not set --jobStore"),
     ("run_workflow", {**DESTROY, "workflow": "/etc/hostname", "toil_options": ["--resta"]}, "may not set --restart"),
+    ("run_workflow", {**DESTROY, "workflow": "/etc/hostname", "toil_options": ["--metrics", "true"]}, "may not set --metrics"),
     ("run_workflow", {**DESTROY, "workflow": "/etc/hostname", "batch_system": "slurm; id"}, "batch_system is kubernetes or single_machine"),
 ]
 

@@ -132,6 +132,9 @@ def test_ordinary_login_names(user):
         ("--jobSt", "--jobStore"),
         ("--jobstore=file:/x", "--jobstore"),
         ("--resta", "--restart"),
+        ("--metrics", "--metrics"),
+        ("--metrics=true", "--metrics"),
+        ("--met", "--metrics"),
     ],
 )
 def test_abbreviations_of_managed_toil_options_are_refused(option, managed):
@@ -140,9 +143,14 @@ def test_abbreviations_of_managed_toil_options_are_refused(option, managed):
         check_toil_options(["--retryCount", "2", option, "x"])
 
 
-@pytest.mark.parametrize("options", [[], ["--retryCount", "2"], ["--batchLogsDir", "/x"], ["-b"], ["--maxCores=2"]])
+@pytest.mark.parametrize("options", [[], ["--retryCount", "2"], ["--batchLogsDir", "/x"], ["-b"], ["--maxCores=2"], ["--mesosRole", "r"], ["--metricsX"]])
 def test_other_toil_options_pass(options):
     assert check_toil_options(options) == options
+
+
+def test_metrics_is_refused_with_what_to_do_instead():
+    with pytest.raises(ToilInputError, match="metrics: true"):
+        check_toil_options(["--metrics", "true"])
 
 
 def test_toil_options_must_be_strings():
