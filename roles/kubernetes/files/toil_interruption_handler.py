@@ -174,8 +174,9 @@ def _host_and_port(url):
     return parsed
 
 
-def metadata_endpoint(environ=os.environ):
+def metadata_endpoint(environ=None):
     """The IMDS base URL from AWS_EC2_METADATA_SERVICE_ENDPOINT (http or https, a host, nothing else)."""
+    environ = os.environ if environ is None else environ
     endpoint = environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_ENDPOINT
     parsed = _host_and_port(endpoint)
     if parsed is None or parsed.scheme not in ("http", "https"):
