@@ -103,8 +103,14 @@ def delete_pool_template(ec2, cluster, pool_name, check_mode):
     """Delete the pool's template (this cluster's only). Returns whether there was one."""
     found = _find(ec2, pool_template_name(cluster, pool_name), cluster)
     if found is not None and not check_mode:
-        try:
-            ec2.delete_launch_template(LaunchTemplateId=found["LaunchTemplateId"], aws_retry=True)
-        except is_boto3_error_code("InvalidLaunchTemplateId.NotFound"):
-            pass  # a concurrent run deleted it
+        delete_launch_template(ec2, LaunchTemplateId=found["LaunchTemplateId"])
     return found is not None
+
+
+def delete_launch_template(ec2, **which):
+    """DeleteLaunchTemplate (``LaunchTemplateId=`` or ``LaunchTemplateName=``); one already gone is deleted: a retry
+    whose first answer was lost, or a concurrent run, got there first."""
+    try:
+        ec2.delete_launch_template(aws_retry=True, **which)
+    except is_boto3_error_code([_NOT_FOUND, "InvalidLaunchTemplateId.NotFound"]):
+        pass

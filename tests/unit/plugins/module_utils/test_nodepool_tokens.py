@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from ansible_collections.toil.cluster.plugins.module_utils import nodepool
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError, ToilOperationError
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import ClusterContext, launch_token, scale_up, validate_pool_spec
-from ansible_collections.toil.cluster.plugins.module_utils.pool_template import SETTINGS_TAG, SPENT_TOKEN_TAG
+from ansible_collections.toil.cluster.plugins.module_utils.pool_template import SETTINGS_TAG, SPENT_TOKEN_TAG, delete_launch_template
 
 IMAGE = {"ImageId": "ami-1", "RootDeviceName": "/dev/xvda", "Architecture": "x86_64"}
 ARM = {"ImageId": "ami-2", "RootDeviceName": "/dev/sda1", "Architecture": "arm64"}
@@ -253,3 +253,17 @@ def test_a_chain_of_earlier_generations_only_is_a_clear_error(monkeypatch):
     with pytest.raises(ToilOperationError, match="earlier generations' instances; nothing was launched"):
         grow(ec2)
     assert ec2.launched == 6
+
+
+@pytest.mark.parametrize("code", ["InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound"])
+def test_deleting_a_template_already_gone_is_done_and_other_errors_are_not(code):
+    class Gone:
+        def __init__(self, answer):
+            self.answer = answer
+
+        def delete_launch_template(self, aws_retry=False, **which):
+            raise ClientError({"Error": {"Code": self.answer, "Message": "x"}}, "DeleteLaunchTemplate")
+
+    delete_launch_template(Gone(code), LaunchTemplateName="c1.pool.p")  # a lost answer's retry, or a concurrent run
+    with pytest.raises(ClientError):
+        delete_launch_template(Gone("UnauthorizedOperation"), LaunchTemplateName="c1.pool.p")
