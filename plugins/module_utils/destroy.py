@@ -30,6 +30,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilOpe
 from ansible_collections.toil.cluster.plugins.module_utils.iam import delete_role_and_profile
 from ansible_collections.toil.cluster.plugins.module_utils.names import internal_bucket_name
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_listing, find_leader, in_cluster_group, launch_order, tagged_cluster, terminate
+from ansible_collections.toil.cluster.plugins.module_utils.pool_template import delete_launch_template
 from ansible_collections.toil.cluster.plugins.module_utils.s3_buckets import bucket_state, empty_and_delete_bucket  # toil clean's way, shared with job stores
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import find_cluster_security_groups
 from ansible_collections.toil.cluster.plugins.module_utils.tags import TAG_CLUSTER_NAME
@@ -129,7 +130,7 @@ def destroy(ec2, iam, s3, autoscaling, plan, cluster_name, timeout, sleep=time.s
     rest = [i["InstanceId"] for i in members + untagged if i["InstanceId"] != plan["leader"]]
     terminate(ec2, rest, timeout=timeout)
     for name in plan["launch_templates"]:
-        ec2.delete_launch_template(LaunchTemplateName=name, aws_retry=True)
+        delete_launch_template(ec2, LaunchTemplateName=name)
     delete_role_and_profile(iam, cluster_name, check_mode=False)
     for group_id in plan["security_groups"]:
         _delete_group(ec2, group_id, sleep)

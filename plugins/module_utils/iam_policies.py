@@ -153,6 +153,9 @@ SCALER_DESCRIBE_ACTIONS = (
     "ec2:DescribeTags",
     "pricing:GetProducts",  # toil_scaler and toil_nodepool: on-demand prices (the Price List has no resources)
 )
+# A pool's launch template (pool_template.py): made tagged with the cluster, then versioned, marked and deleted
+# only while it carries the cluster's tag.
+POOL_TEMPLATE_ACTIONS = ("ec2:CreateLaunchTemplateVersion", "ec2:CreateTags", "ec2:DeleteLaunchTemplate")
 # RunInstances authorises every resource of the request. These are created by it and must
 # carry clusterName=<cluster> in the request's TagSpecifications (aws:RequestTag).
 LAUNCH_TAGGED_RESOURCE_TYPES = ("instance", "volume", "network-interface")
@@ -416,12 +419,24 @@ def _node_scaling_policy(cluster_name, partition, region, account_id, role_name,
             {"StringEquals": {**tagged, "ec2:MetadataHttpTokens": "required"}},
         ),
         _statement("LaunchEncryptedVolumes", ["ec2:RunInstances"], ec2("volume/*"), {"StringEquals": tagged, "Bool": {"ec2:Encrypted": "true"}}),
-        _statement("LaunchInterfacesInClusterVpc", ["ec2:RunInstances"], ec2("network-interface/*"), {"StringEquals": tagged, **vpc}),
-        _statement("LaunchIntoClusterSubnets", ["ec2:RunInstances"], ec2("subnet/*"), vpc),
+        _statement("LaunchInterfacesInVpc", ["ec2:RunInstances"], ec2("network-interface/*"), {"StringEquals": tagged, **vpc}),
+        _statement("LaunchIntoVpcSubnets", ["ec2:RunInstances"], ec2("subnet/*"), vpc),
+        # A pool scales up with one instant EC2 Fleet (nodepool.scale_up), which launches with the caller's own
+        # RunInstances rights (these statements') from the pool's launch template, which must be this cluster's.
+        _statement(
+            "ClusterTemplates",
+            ["ec2:CreateFleet", "ec2:RunInstances", *POOL_TEMPLATE_ACTIONS],
+            ec2("launch-template/*"),
+            {"StringEquals": {f"ec2:ResourceTag/{TAG_CLUSTER_NAME}": cluster_name}},
+        ),
+        # Unconditioned: a template launches nothing by itself, and only one tagged with this cluster (on creation,
+        # TagOnCreateOnly) can be launched from, changed or deleted (ClusterTemplates).
+        _statement("NewTemplates", ["ec2:CreateLaunchTemplate"], ec2("launch-template/*")),
         _statement(
             "LaunchWithClusterGroupAndKey",
-            ["ec2:RunInstances"],
+            ["ec2:RunInstances", "ec2:CreateFleet"],  # CreateFleet: the fleet, and what its launches use
             [
+                ec2("fleet/*"),
                 ec2("security-group/" + launch["security_group_id"]),
                 # Toil's --awsEc2ExtraSecurityGroupId: every node gets the leader's extra groups, these and no other.
                 *(ec2("security-group/" + group_id) for group_id in launch["extra_security_group_ids"]),
@@ -434,30 +449,30 @@ def _node_scaling_policy(cluster_name, partition, region, account_id, role_name,
         _statement(
             "TagOnLaunchOnly",
             ["ec2:CreateTags"],
-            [ec2(kind + "/*") for kind in (*LAUNCH_TAGGED_RESOURCE_TYPES, "spot-instances-request")],
-            {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+            [ec2(kind + "/*") for kind in (*LAUNCH_TAGGED_RESOURCE_TYPES, "spot-instances-request", "launch-template")],
+            {"StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]}},
         ),
         _statement(
-            "TerminateClusterWorkers",
+            "TerminateWorkers",
             ["ec2:TerminateInstances"],
             ec2("instance/*"),
             {"StringEquals": {f"ec2:ResourceTag/{TAG_CLUSTER_NAME}": cluster_name, f"ec2:ResourceTag/{TAG_NODE_TYPE}": NODE_TYPE_WORKER}},
         ),
         # configure_cluster (run by the leader's autoscale) pins new nodes' host keys from their console output.
         _statement(
-            "ReadClusterConsoles",
+            "ReadConsoles",
             ["ec2:GetConsoleOutput"],
             ec2("instance/*"),
             {"StringEquals": {f"ec2:ResourceTag/{TAG_CLUSTER_NAME}": cluster_name}},
         ),
         _statement(
-            "CancelClusterSpotRequests",
+            "CancelSpotRequests",
             ["ec2:CancelSpotInstanceRequests"],
             ec2("spot-instances-request/*"),
             {"StringEquals": {f"ec2:ResourceTag/{TAG_CLUSTER_NAME}": cluster_name}},
         ),
         _statement(
-            "PassClusterRoleToEc2",
+            "PassRoleToEc2",
             ["iam:PassRole"],
             f"arn:{partition}:iam::{account_id}:role/{role_name}",
             {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
@@ -536,7 +551,20 @@ def controller_policy(*, partition="aws", account_id):
         _statement("DiscoverReadOnly", CONTROLLER_DESCRIBE_ACTIONS, "*"),
         _statement("ClusterSecurityGroup", CONTROLLER_SECURITY_GROUP_ACTIONS, "*"),
         _statement("LaunchLeader", ["ec2:RunInstances"], "*"),
-        _statement("TagOnCreateOnly", ["ec2:CreateTags"], "*", {"StringEquals": {"ec2:CreateAction": ["CreateSecurityGroup", "RunInstances"]}}),
+        # toil_nodepool: a pool's instant EC2 Fleet and its launch template, made tagged with the cluster
+        _statement("LaunchPoolFleets", ["ec2:CreateFleet", "ec2:CreateLaunchTemplate"], "*"),
+        _statement(
+            "TagOnCreateOnly",
+            ["ec2:CreateTags"],
+            "*",
+            {"StringEquals": {"ec2:CreateAction": ["CreateSecurityGroup", "RunInstances", "CreateFleet", "CreateLaunchTemplate"]}},
+        ),
+        _statement(
+            "KeepClusterTemplates",
+            list(POOL_TEMPLATE_ACTIONS),
+            f"arn:{partition}:ec2:*:{account_id}:launch-template/*",
+            {"Null": {f"aws:ResourceTag/{TAG_CLUSTER_NAME}": "false"}},
+        ),
         _statement(
             "RetagClusterNodes",
             ["ec2:CreateTags"],
@@ -546,7 +574,7 @@ def controller_policy(*, partition="aws", account_id):
         _statement("RemoveClusterTaggedResources", CONTROLLER_REMOVE_ACTIONS, "*", {"Null": {f"aws:ResourceTag/{TAG_CLUSTER_NAME}": "false"}}),
         # configure_cluster pins nodes' ssh host keys from their console output (host_keys.py).
         _statement(
-            "ReadClusterConsoles",
+            "ReadConsoles",
             ["ec2:GetConsoleOutput"],
             f"arn:{partition}:ec2:*:{account_id}:instance/*",
             {"Null": {f"aws:ResourceTag/{TAG_CLUSTER_NAME}": "false"}},

@@ -4,9 +4,10 @@
 """Worker pools: the worker half of ``toil launch-cluster --nodeTypes ... -w ...``, and the scaler's actuator.
 
 A pool is the cluster's workers tagged ``toil.cluster/pool=<name>``. Unlike Toil: scale-up is one
-RunInstances per instance type tried (Toil tags each node with one call per tag after launch,
-and leaves their volumes untagged); a capacity error moves on to the pool's next instance type
-and what could not be launched is reported as ``deficit``; a ClientToken derived from the
+instant EC2 Fleet over every allowed (instance type x subnet), tagged at launch (Toil tags each node
+with one call per tag after launch, and leaves their volumes untagged); EC2 falls back across types
+and zones within that call, and what it could not launch is reported as ``deficit`` with the fleet's
+errors as ``capacity_errors``; a ClientToken derived from the
 pool's intent in this generation of the cluster (its security group and leader, the pool's live
 members and target) makes a retried or concurrent run launch once, and a pool that comes back to
 an earlier intent (2 -> 0 -> 2, a lost node, a relaunched cluster) launches anew (``launch_token``).
@@ -29,6 +30,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.names import validate
 from ansible_collections.toil.cluster.plugins.module_utils.node_specs import normalize_worker_pool
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import (
     LIVE_STATES,
+    TAGGED_AT_LAUNCH,
     cluster_leader,
     describe_instances,
     instance_summary,
@@ -39,6 +41,12 @@ from ansible_collections.toil.cluster.plugins.module_utils.nodes import (
     refresh,
     terminate,
     wait_for,
+)
+from ansible_collections.toil.cluster.plugins.module_utils.pool_template import (
+    delete_pool_template,
+    pool_launch_template,
+    remember_spent_token,
+    template_data,
 )
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import find_cluster_security_groups
 from ansible_collections.toil.cluster.plugins.module_utils.ssh_keys import authorized_keys_user_data, parse_authorized_keys
@@ -64,24 +72,18 @@ from ansible_collections.toil.cluster.plugins.module_utils.tags import (
     TAG_NODE_TYPE,
     TAG_SSH_KEY_NAME,
     TRUE_TAG_VALUE,
+    boto3_tag_list,
     tag_dict,
 )
 
-# EC2's answers when a type cannot be had now: try the next type, then report a deficit.
-CAPACITY_ERRORS = (
-    "InsufficientInstanceCapacity",
-    "InsufficientCapacity",
-    "SpotMaxPriceTooLow",
-    "MaxSpotInstanceCountExceeded",
-    "InsufficientHostCapacity",
-    "Unsupported",
-)
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 KUBELET_LABELS = ("kubernetes.io/arch", "kubernetes.io/os", "beta.kubernetes.io/arch", "beta.kubernetes.io/os")
 _INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 _GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
-# A launch token answered with an earlier generation's reservation; how many tokens of one intent to try.
+# What a fleet's Errors entry may show of its ErrorCode (a value from AWS): EC2's codes are words and dots.
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9.]{0,99}")
+# A launch token answered with an earlier generation's fleet; how many tokens of one intent to try.
 STALE_TOKEN = "stale launch token"
 TOKEN_CHAIN_LENGTH = 64
 
@@ -266,15 +268,15 @@ def pool_subnets(ec2, spec, context):
     return order_subnets(like, zone_order, leader_subnet)
 
 
-def launch_token(spec, context, members, instance_type, subnet_id, target, attempt=0, link=0):
-    """The pool's intent in this generation of the cluster, as a ClientToken.
+def launch_token(spec, context, members, target, overrides, link=0):
+    """The pool's intent in this generation of the cluster, as CreateFleet's ClientToken.
 
-    The same intent (cluster generation: its security group and leader; pool, its live members, type,
-    subnet, target, minimum) gives the same token, so a retried or concurrent run launches once. EC2
-    keeps a token "at least 24 hours after the termination of the instance" and then answers it with
-    those (terminated) instances: ``link`` moves a pool that comes back to an intent it had before
-    (2 -> 0 -> 2, a lost node) on to the next token of the same chain (``scale_up``), deterministically,
-    so a retry follows the same chain to the same reservation.
+    The same intent (cluster generation: its security group and leader; pool, its live members, the
+    (type, subnet) pools offered, target) gives the same token, so a retried or concurrent run launches
+    once. EC2 keeps a token and answers it again with the first fleet's instances, terminated included
+    (tests/harness/proxy.py quotes the documentation): ``link`` moves a pool that comes back to an intent
+    it had before (2 -> 0 -> 2, a lost node) on to the next token of the same chain (``scale_up``),
+    deterministically, so a retry follows the same chain to the same fleet.
     """
     intent = "/".join(
         [
@@ -283,94 +285,115 @@ def launch_token(spec, context, members, instance_type, subnet_id, target, attem
             context.group_id or "",
             context.leader.get("InstanceId", ""),
             spec.name,
-            instance_type,
-            subnet_id,
+            ",".join(f"{o['InstanceType']}@{o['SubnetId']}" for o in overrides),
             str(target),
             ",".join(sorted(i["InstanceId"] for i in members)),
-            str(attempt),
             str(link),
         ]
     )
     return hashlib.sha256(intent.encode()).hexdigest()[:64]
 
 
-def launch_request(spec, context, instance_type, image, subnet_id, count, tags):
+def fleet_overrides(spec, images, subnets, tags):
+    """One capacity pool per allowed (instance type x subnet), in the user's type order: the AMI and root
+    volume of the type's architecture; spot pools bid the pool's price; on-demand ones carry their rank, the
+    type's first and then the subnet's (pool_subnets' order: the leader's zone first), as EC2 leaves the order
+    of equal priorities to itself."""
+    overrides = []
+    for type_rank, instance_type in enumerate(spec.node_type.instance_types):
+        settings = launch_settings(images[instance_type], spec.node_storage, tags)
+        for subnet_rank, subnet_id in enumerate(subnets):
+            rank = type_rank * len(subnets) + subnet_rank
+            override = {
+                "InstanceType": instance_type,
+                "SubnetId": subnet_id,
+                "ImageId": settings["ImageId"],
+                "BlockDeviceMappings": settings["BlockDeviceMappings"],
+            }
+            if spec.node_type.preemptible:
+                override["MaxPrice"] = f"{spec.node_type.spot_bid:g}"
+            else:
+                override["Priority"] = float(rank)
+            overrides.append(override)
+    return overrides
+
+
+def fleet_request(spec, template, overrides, count, tags):
+    """One instant EC2 Fleet for ``count`` nodes over ``overrides``: spot by price-capacity-optimized (AWS's
+    recommendation: the cheapest of the pools least likely to be interrupted), on-demand by the user's type order
+    (``prioritized``). No MinTargetCapacity: a partial fulfilment is taken, the rest is the deficit."""
+    market = "spot" if spec.node_type.preemptible else "on-demand"
     request = {
-        **launch_settings(image, spec.node_storage, tags),
-        "InstanceType": instance_type,
-        "MinCount": 1,
-        "MaxCount": count,
-        "SubnetId": subnet_id,
-        "SecurityGroupIds": [context.group_id, *context.extra_group_ids],
+        "Type": "instant",
+        "LaunchTemplateConfigs": [
+            {"LaunchTemplateSpecification": {"LaunchTemplateId": template["LaunchTemplateId"], "Version": str(template["Version"])}, "Overrides": overrides}
+        ],
+        "TargetCapacitySpecification": {"TotalTargetCapacity": count, "DefaultTargetCapacityType": market},
+        "TagSpecifications": [{"ResourceType": kind, "Tags": boto3_tag_list(tags)} for kind in TAGGED_AT_LAUNCH],
     }
-    if context.key_name:
-        request["KeyName"] = context.key_name
-    if context.profile_arn:
-        request["IamInstanceProfile"] = {"Arn": context.profile_arn}
     if spec.node_type.preemptible:
-        request["InstanceMarketOptions"] = {
-            "MarketType": "spot",
-            "SpotOptions": {"MaxPrice": f"{spec.node_type.spot_bid:g}", "SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
-        }
-    data = user_data(spec.authorized_keys)
-    if data:
-        request["UserData"] = data
+        request["SpotOptions"] = {"AllocationStrategy": "price-capacity-optimized", "InstanceInterruptionBehavior": "terminate"}
+    else:
+        request["OnDemandOptions"] = {"AllocationStrategy": "prioritized"}
     return request
 
 
-def _run_capacity(ec2, request):
-    """RunInstances, or the error code when EC2 has no capacity for it (a code in CAPACITY_ERRORS), or
-    STALE_TOKEN when the token belongs to an earlier generation (its instances are gone, or its
-    parameters differ: ``IdempotentParameterMismatch``)."""
+def _fleet_capacity(ec2, request):
+    """CreateFleet: (how many it launched, those of them EC2 describes, capacity errors), or STALE_TOKEN when the token belongs to an earlier
+    generation (its instances are gone, or its parameters differ: ``IdempotentParameterMismatch``)."""
     try:
-        instances = ec2.run_instances(aws_retry=True, **request)["Instances"]
-    except is_boto3_error_code(list(CAPACITY_ERRORS)) as error:
-        return error.response["Error"]["Code"]
+        answer = ec2.create_fleet(aws_retry=True, **request)
     except is_boto3_error_code("IdempotentParameterMismatch"):
         return STALE_TOKEN
+    ids = [i for entry in answer.get("Instances") or () for i in entry.get("InstanceIds") or ()]
+    # The answer has no states: read them. One not described yet is new (EC2 is eventually consistent).
+    instances = refresh(ec2, ids)
     if any(i["State"]["Name"] not in LIVE_STATES for i in instances):
-        return STALE_TOKEN  # an earlier generation's reservation: EC2 launched nothing now
-    return instances
+        return STALE_TOKEN  # an earlier generation's fleet: EC2 launched nothing now
+    return len(ids), instances, answer.get("Errors") or []
 
 
-def _run_fresh(ec2, request, token_for):
-    """RunInstances with the first token of the chain that is not an earlier generation's."""
-    for link in range(TOKEN_CHAIN_LENGTH):
-        answer = _run_capacity(ec2, dict(request, ClientToken=token_for(link)))
+def _capacity_error(error):
+    """``m5.large in subnet-1: InsufficientInstanceCapacity`` from a fleet's Errors entry; its values came from AWS: only
+    the override's type and subnet (ours) and a code of EC2's form are shown."""
+    override = (error.get("LaunchTemplateAndOverrides") or {}).get("Overrides") or {}
+    code = str(error.get("ErrorCode") or "")
+    code = code if _ERROR_CODE.fullmatch(code) else "an error"
+    return f"{override.get('InstanceType', 'a type')} in {override.get('SubnetId', 'a subnet')}: {code}"
+
+
+def _fleet_fresh(ec2, request, token_for, first_link):
+    """CreateFleet with the first token of the chain (from ``first_link``) that is not an earlier generation's.
+    Returns (link, count, instances, errors)."""
+    for link in range(first_link, TOKEN_CHAIN_LENGTH):
+        answer = _fleet_capacity(ec2, dict(request, ClientToken=token_for(link)))
         if answer != STALE_TOKEN:
-            return answer
+            return (link, *answer)
     raise ToilOperationError(
-        f"RunInstances answered {TOKEN_CHAIN_LENGTH} launch tokens of this intent with earlier generations' instances; "
-        "nothing was launched. Run again with another target size, or after EC2 forgets the tokens (24 hours after those instances ended)."
+        f"CreateFleet answered {TOKEN_CHAIN_LENGTH} launch tokens of this intent with earlier generations' instances; "
+        "nothing was launched. Run again with another target size, or after EC2 forgets the tokens."
     )
 
 
 def scale_up(ec2, spec, context, members, shortfall, images, subnets):
-    """Launch ``shortfall`` nodes. Returns (launched, deficit, capacity errors).
+    """Launch ``shortfall`` nodes with one instant EC2 Fleet over every allowed (instance type x subnet), which
+    falls back across types and zones within the call. Returns (launched, deficit, capacity errors).
 
-    Per instance type (and subnet) tried: one RunInstances for the whole shortfall
-    (MinCount = MaxCount); only when EC2 has not that much capacity, a second one that takes
-    what there is (MinCount 1), before moving on to the next type.
+    A fleet that launched nothing still used its token; the pool's launch template remembers that token
+    (``SPENT_TOKEN_TAG``) so the next run of the same intent tries the next one instead of being answered
+    with the same failure until the intent changes.
     """
-    launched, errors = [], []
     tags = worker_tags(spec, context)
+    template = pool_launch_template(ec2, spec.cluster, spec.name, template_data(context, user_data(spec.authorized_keys)), context.base_tags)
+    overrides = fleet_overrides(spec, images, subnets, tags)
     target = len(members) + shortfall
-    for instance_type in spec.node_type.instance_types:
-        for subnet_id in subnets:
-            for minimum in dict.fromkeys((shortfall, 1)):
-                if shortfall <= 0:
-                    return launched, 0, errors
-                request = launch_request(spec, context, instance_type, images[instance_type], subnet_id, shortfall, tags)
-                request["MinCount"] = min(minimum, shortfall)
-                token_for = functools.partial(launch_token, spec, context, members + launched, instance_type, subnet_id, target, request["MinCount"])
-                answer = _run_fresh(ec2, request, token_for)
-                if isinstance(answer, str):
-                    errors.append(f"{instance_type} in {subnet_id} (at least {request['MinCount']}): {answer}")
-                    continue
-                launched.extend(answer)
-                shortfall -= len(answer)
-                break
-    return launched, max(shortfall, 0), errors
+    token_for = functools.partial(launch_token, spec, context, members, target, overrides)
+    spent = template.get("SpentToken")
+    first_link = next((link + 1 for link in range(TOKEN_CHAIN_LENGTH) if token_for(link) == spent), 0)
+    link, count, launched, errors = _fleet_fresh(ec2, fleet_request(spec, template, overrides, shortfall, tags), token_for, first_link)
+    if not count:
+        remember_spent_token(ec2, template, token_for(link))
+    return launched, max(shortfall - count, 0), [_capacity_error(e) for e in errors]
 
 
 def removal_order(members, victims):
@@ -473,6 +496,8 @@ def reconcile(ec2, spec, state, check_mode, wait, wait_timeout):
     else:
         remaining = members
         changed = False
+    if state == "absent":  # the pool's launch template goes with it (its nodes no longer need it)
+        changed = delete_pool_template(ec2, spec.cluster, spec.name, check_mode) or changed
     if not check_mode and (launched or desired < len(members)):
         remaining = [i for i in refresh(ec2, [i["InstanceId"] for i in remaining]) if i["State"]["Name"] in LIVE_STATES]
     summary = pool_summary(spec, remaining, desired, deficit)

@@ -14,14 +14,18 @@ description:
     reaches every node), use the leader's instance profile and key pair, require IMDSv2, boot from an
     encrypted gp3 root volume, and carry the cluster's tags plus C(ToilNodeType=worker), the pool and whether they are
     preemptible, on the instance and its volumes.
-  - Scale-up launches the shortfall with one RunInstances call per instance type tried. When a type has no capacity
-    (or spot costs more than the bid) the next type of the pool is tried, and what could not be launched is returned
-    as RV(pool.deficit) instead of failing. A ClientToken derived from the pool's intent in this generation of the
+  - Scale-up launches the shortfall with one instant EC2 Fleet (CreateFleet) over every instance type of the pool in
+    every subnet of the pool, from the pool's launch template C(<cluster>.pool.<pool>) (tagged with the cluster's tags;
+    O(state=absent) and destroying the cluster delete it). EC2 falls back across types and zones within that call,
+    spot pools by C(price-capacity-optimized) with the bid as the maximum price, on-demand pools C(prioritized) in the
+    order the types are given. What could not be launched is returned as RV(pool.deficit), with the fleet's errors in
+    RV(pool.capacity_errors), instead of failing. A ClientToken derived from the pool's intent in this generation of the
     cluster (its security group and leader, the pool's live members and its target) makes a retried or concurrent run
     launch once. EC2 keeps a token at least 24 hours after its instances end and answers it with them; a pool that comes
     back to an earlier intent (2 -> 0 -> 2, a node lost behind the collection's back, a cluster relaunched under its
     name) moves on to the next token of the same deterministic chain, so it launches new nodes and a retry still lands
-    on the same ones.
+    on the same ones. A fleet that launched nothing keeps its token at EC2; the pool's launch template remembers that
+    token, so the next run of the same intent tries again.
   - A static pool's node lost behind the collection's back is replaced by the next run (what
     C(toil.cluster.launch_cluster) and C(toil.cluster.autoscale) run).
   - Budgets. O(max_vcpus), O(max_memory) and O(max_hourly_cost) bound all the cluster's workers (every pool's, the
@@ -232,7 +236,8 @@ pool:
     spot: {description: Spot nodes., type: int}
     on_demand: {description: On-demand nodes., type: int}
     deficit: {description: "Nodes that could not be launched (no capacity, or spot above the bid).", type: int}
-    capacity_errors: {description: "Why, per instance type and subnet tried.", type: list, elements: str, returned: when there is a deficit}
+    capacity_errors: {description: "The fleet's errors, one C(<type> in <subnet>: <code>) per capacity pool that failed.", type: list, elements: str,
+                      returned: when the fleet reported errors}
     instances:
       description: The pool's nodes, oldest first.
       type: list

@@ -91,6 +91,18 @@ _START_ATTEMPTS = 5  # fresh ports tried when the chosen one was taken in the me
 # moto refuses a PutBucketEncryption rule without ApplyServerSideEncryptionByDefault (MalformedXML). S3 takes a rule
 # that only sets BlockedEncryptionTypes (the 2025 SSE-C setting; Toil 9.6 sends one for every job store it makes, to
 # unblock SSE-C) and keeps the bucket's SSE-S3 default, which every bucket has had since 2023: so does the bootstrap.
+# moto's CreateFleet drops the launch template's security groups, instance profile, IMDS options and root volume,
+# ignores the allocation strategy and never reports capacity errors (docs/testing.md, "EC2 Fleet"). An instant fleet
+# (the only kind this collection makes) is answered here as EC2 documents it: each (template x override) is a capacity
+# pool; on-demand ``prioritized`` takes the pools by Priority, every other strategy in the request's order (the endpoint
+# has no prices); a pool launches what it can with everything the template and the override say (RunInstances with the
+# template: its groups, key, user data, block devices; IMDS options, instance profile and spot market as EC2 applies
+# them); a pool without capacity is one ``Errors`` entry (Lifecycle, ErrorCode, ErrorMessage, the template and
+# override) and the fleet moves on to the next pool; the call succeeds with whatever was launched. Which pools have
+# no (or little) capacity is the recording proxy's to say (harness.proxy.AWSProxy.no_capacity), per request, in the
+# X-Harness-Capacity header: [[instance type, subnet or null, error code, instances it can still launch], ...].
+# moto's DescribeLaunchTemplates shows a template's tags as they were at its creation; EC2 shows them as they are
+# (CreateTags on a template): the bootstrap reads them from moto's tag store each time.
 # Anything else is moto's own.
 _MOTO_BOOTSTRAP = """
 import sys
@@ -101,11 +113,16 @@ from moto.core.responses import ActionResult
 from moto.core.types import Base64EncodedString
 from moto.core.utils import utcnow
 from moto.ec2.responses import general
+from moto.ec2.responses.fleets import Fleets
+from moto.ec2.models.launch_templates import LaunchTemplate
+from moto.ec2.utils import convert_tag_spec, random_fleet_id
+import json
 from moto.moto_server import werkzeug_app
 
 consoles = {}
 dispatch = werkzeug_app.DomainDispatcherApplication.__call__
 canned = general.General.get_console_output
+moto_create_fleet = Fleets.create_fleet
 
 def call(self, environ, start_response):
     path = environ.get("PATH_INFO", "")
@@ -137,7 +154,80 @@ def encryption_config_from_body(self):
         return {**config, "Rule": {**rule, "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}}
     return strict_encryption(self)
 
+def _number(value, kind=int):
+    return None if value is None else kind(value)
+
+def _block_devices(mappings):
+    devices = []
+    for mapping in mappings or ():
+        ebs = mapping.get("Ebs") or {}
+        devices.append({"DeviceName": mapping["DeviceName"], "Ebs": {
+            "VolumeSize": _number(ebs.get("VolumeSize")), "VolumeType": ebs.get("VolumeType"),
+            "Encrypted": str(ebs.get("Encrypted")).lower() == "true",
+            "DeleteOnTermination": str(ebs.get("DeleteOnTermination")).lower() == "true", "SnapshotId": ebs.get("SnapshotId"),
+            "KmsKeyId": ebs.get("KmsKeyId")}})
+    return devices
+
+def _pool_capacity(limits, instance_type, subnet_id):
+    for limit_type, limit_subnet, code, left in limits:
+        if limit_type == instance_type and limit_subnet in (None, subnet_id):
+            return code, left
+    return None, None
+
+def create_fleet(self):
+    if self._get_param("Type") != "instant":
+        return moto_create_fleet(self)
+    self.error_on_dryrun()
+    target = self._get_param("TargetCapacitySpecification", {})
+    market = target.get("DefaultTargetCapacityType") or "on-demand"
+    wanted = int(target.get("TotalTargetCapacity") or 0)
+    options = self._get_param("OnDemandOptions" if market == "on-demand" else "SpotOptions", {}) or {}
+    tags = convert_tag_spec(self._get_param("TagSpecifications", []))
+    limits = json.loads(self.headers.get("X-Harness-Capacity") or "[]")
+    pools = []
+    for config in self._get_param("LaunchTemplateConfigs", []):
+        asked = config["LaunchTemplateSpecification"]
+        template = self.ec2_backend._get_template_from_args(asked)
+        for override in config.get("Overrides") or [{}]:
+            pools.append((template, override))
+    if market == "on-demand" and options.get("AllocationStrategy") == "prioritized":
+        pools.sort(key=lambda pool: float(pool[1].get("Priority", "inf")))
+    launched, errors = [], []
+    for template, override in pools:
+        count = wanted - sum(len(entry["InstanceIds"]) for entry in launched)
+        if count <= 0:
+            break
+        data = {**template.data, **override}
+        chosen = {"LaunchTemplateSpecification": {"LaunchTemplateId": template.template.id, "LaunchTemplateName": template.template.name,
+                                                  "Version": str(template.number)},
+                  "Overrides": {k: v for k, v in override.items() if k in ("InstanceType", "SubnetId", "ImageId", "MaxPrice")}}
+        code, left = _pool_capacity(limits, data.get("InstanceType"), data.get("SubnetId"))
+        if code is not None and left < count:
+            errors.append({"LaunchTemplateAndOverrides": chosen, "Lifecycle": market, "ErrorCode": code,
+                           "ErrorMessage": "There is no Spot capacity available that matches your request." if market == "spot"
+                           else f"We currently do not have sufficient {data.get('InstanceType')} capacity in the Availability Zone you requested."})
+            count = left
+            if count <= 0:
+                continue
+        kwargs = {"instance_type": data["InstanceType"], "is_instance_type_default": False, "region_name": self.region,
+                  "subnet_id": data.get("SubnetId"), "key_name": data.get("KeyName"), "security_group_ids": list(data.get("SecurityGroupIds") or []),
+                  "tags": tags, "metadata_options": data.get("MetadataOptions") or {}, "instance_market_options": "spot" if market == "spot" else {},
+                  "launch_template": {"LaunchTemplateId": template.template.id, "Version": str(template.number)}, "placement": None,
+                  "client_token": self._get_param("ClientToken"), "associate_public_ip": None}  # None: the subnet's MapPublicIpOnLaunch
+        if data.get("BlockDeviceMappings"):
+            kwargs["block_device_mappings"] = _block_devices(data["BlockDeviceMappings"])
+        reservation = self.ec2_backend.run_instances(data["ImageId"], count, data.get("UserData"), [], **kwargs)
+        profile = (data.get("IamInstanceProfile") or {}).get("Arn")
+        for instance in reservation.instances:
+            if profile:
+                self.ec2_backend.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_arn=profile)
+        launched.append({"LaunchTemplateAndOverrides": chosen, "Lifecycle": market, "InstanceIds": [i.id for i in reservation.instances],
+                         "InstanceType": data["InstanceType"], "SubnetId": data.get("SubnetId")})
+    return ActionResult({"FleetId": random_fleet_id(), "Instances": launched, "Errors": errors})
+
 werkzeug_app.DomainDispatcherApplication.__call__ = call
+Fleets.create_fleet = create_fleet
+LaunchTemplate.tags = property(lambda self: self.get_tags(), lambda self, _snapshot: None)
 general.General.get_console_output = get_console_output
 S3Response._encryption_config_from_body = encryption_config_from_body
 server.main(sys.argv[1:])

@@ -150,6 +150,9 @@ def run_instances_authorizations(request: dict[str, Any], *, region: str, accoun
     checks.append((arn("image/" + request["ImageId"], owner=""), {}))
     if request.get("InstanceMarketOptions"):
         checks.append((arn("spot-instances-request/*"), {}))
+    template = request.get("LaunchTemplate")
+    if template:  # a launch from a template (an instant fleet's are) authorises the template, by its tags
+        checks.append((arn("launch-template/" + template["LaunchTemplateId"]), {f"ec2:ResourceTag/{k}": v for k, v in template["Tags"].items()}))
     return checks
 
 

@@ -4,9 +4,11 @@ Tests point a client at the proxy instead of moto to learn which AWS API calls a
 (``calls``: ``[("ec2", "RunInstances"), ("s3", "PUT /bucket"), ...]``), for example to prove
 that a re-run or a check-mode run makes no mutating call. ``fail_next(action, ...)`` makes
 the next calls of an action (optionally only those with given parameters) fail the way AWS
-fails them. ``client_tokens=True`` gives RunInstances EC2's documented idempotency, which moto
-lacks (see "EC2 ClientToken" below). ``chaos(rate, seed)`` fails a seeded random share of every call the way AWS does
-under load (throttling and 5xx); ``on_call`` sees each call before it is answered. Everything
+fails them. ``client_tokens=True`` gives RunInstances and CreateFleet EC2's documented idempotency, which moto
+lacks (see "EC2 ClientToken" below). ``no_capacity(instance_type, subnet)`` takes a capacity pool's capacity away
+from instant fleets: the fleet reports it in its ``Errors`` and launches from the next pool (see "EC2 Fleet
+capacity"). ``chaos(rate, seed)`` fails a seeded random share of every call the way AWS does under load (throttling
+and 5xx); ``on_call`` sees each call before it is answered. Everything
 stays on 127.0.0.1.
 
 EC2 ClientToken (``client_tokens=True``), as EC2 documents it ("Ensuring idempotency in Amazon EC2 API
@@ -27,11 +29,27 @@ Run_Instance_Idempotency page):
   Regions ... we launch instances in each of those Regions"): the key is (region, token).
 - A request that failed launched nothing and completed nothing, so its token stays unused: only a
   successful answer is remembered. Two requests with one token at once: the second waits for the first.
+- CreateFleet is one of the actions that "optionally support idempotency using a client token" (the same
+  page's list): "If you retry a request that completed successfully using the same client token and the same
+  parameters, the retry succeeds without performing any further actions"; other parameters give
+  IdempotentParameterMismatch. An instant fleet's answer (FleetId, Instances with their IDs, Errors) carries no
+  instance state, so the repeat is the first answer as it was: the first fleet's instance IDs, whatever became of
+  them. An instant fleet that launched nothing has still completed successfully: its token is used. EC2 does not say
+  how long it keeps a CreateFleet token; the proxy keeps it for its whole life, as for RunInstances.
+
+EC2 Fleet capacity (``no_capacity``): an instant fleet "returns errors for any instances that could not be launched"
+(docs.aws.amazon.com/AWSEC2/latest/UserGuide/instant-fleet.html): a capacity pool (an override: instance type in a
+subnet) without capacity is an entry of the answer's ``Errors`` (its LaunchTemplateAndOverrides, Lifecycle, ErrorCode,
+ErrorMessage) while the fleet takes the target from its other pools, and the call succeeds (HTTP 200) even when it
+launched nothing. The proxy says which pools are short to the endpoint's instant-fleet emulation (harness.endpoint's
+bootstrap) in the ``X-Harness-Capacity`` header of each CreateFleet it forwards; the codes EC2 uses there are
+``InsufficientInstanceCapacity`` (on-demand) and ``InsufficientCapacity``/``SpotMaxPriceTooLow`` (spot).
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import random
 import re
 import threading
@@ -54,6 +72,8 @@ _SERVER_ERROR = (500, "InternalFailure")
 _SERVER_ERROR_SHARE = 0.2
 _MISMATCH = "Arguments on this idempotent request are inconsistent with arguments used in previous request(s)."
 _EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15"
+# The EC2 actions whose ClientToken the proxy keeps (client_tokens=True); RunInstances' repeats show today's states.
+_TOKEN_ACTIONS = ("RunInstances", "CreateFleet")
 
 
 def _action(service, method, path, headers, body):
@@ -83,6 +103,7 @@ class AWSProxy:
         self.token_repeats = []  # (token, outcome) of every repeated ClientToken: "replayed" or "mismatch"
         self._faults = {}
         self._holds = {}
+        self._capacity = []  # [instance type, subnet or None, error code, instances it can still launch]: see no_capacity
         self._chaos = None  # (rate, seed, actions or None)
         self._chaos_counts = {}  # (service, action) -> calls seen, so each call's fate depends on the seed alone
         self.injected = []  # (service, action, status, code) of every fault answered
@@ -157,6 +178,17 @@ class AWSProxy:
             answer = (fault[1] or status, fault[2] or code, fault[4])
             self.injected.append((service, action, *answer))
             return answer
+
+    def no_capacity(self, instance_type, subnet_id=None, code="InsufficientInstanceCapacity", left=0):
+        """From now on, instant fleets can launch at most ``left`` ``instance_type`` nodes (in ``subnet_id``, or in any
+        subnet) per call, and report the rest of that pool as an ``Errors`` entry with ``code`` ("EC2 Fleet capacity")."""
+        with self._lock:
+            self._capacity.insert(0, [instance_type, subnet_id, code, left])
+
+    def capacity_back(self):
+        """Every capacity pool has capacity again."""
+        with self._lock:
+            self._capacity.clear()
 
     def hold(self, action, seconds):
         """Forward each call of ``action`` only after ``seconds``: widens a race so tests can meet it.
@@ -241,7 +273,7 @@ class AWSProxy:
                 if fault and not fault[2]:
                     self._error(service, *fault[:2])
                     return
-                token = params.get("ClientToken") if proxy.client_tokens and action == "RunInstances" else None
+                token = params.get("ClientToken") if proxy.client_tokens and action in _TOKEN_ACTIONS else None
                 if token:
                     region = (_REGION.search(self.headers.get("Authorization", "")) or [None, None])[1]
                     key = (region, token)
@@ -266,15 +298,19 @@ class AWSProxy:
                             self._error(service, *fault[:2])
                         else:
                             proxy.token_repeats.append((token, "replayed"))
-                            self._answer(*proxy._replay(region, entry[1]))
+                            self._answer(*(proxy._replay(region, entry[1]) if action == "RunInstances" else entry[1]))
                         return
                 with proxy._lock:
                     held = proxy._holds.get(action)
                 if held:
                     held[1].wait(held[0])
+                extra = {}
+                if action == "CreateFleet":
+                    with proxy._lock:
+                        extra["X-Harness-Capacity"] = json.dumps(proxy._capacity)
                 answer = None
                 try:
-                    answer = self._forward(body)
+                    answer = self._forward(body, extra)
                 finally:
                     if token:
                         if answer is not None and answer[0] == 200:
@@ -300,9 +336,10 @@ class AWSProxy:
                 if self.command != "HEAD":
                     self.wfile.write(payload)
 
-            def _forward(self, body):
+            def _forward(self, body, extra=None):
                 connection = http.client.HTTPConnection(*proxy.upstream, timeout=120)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+                headers.update(extra or {})
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()
                 answer = (response.status, response.reason, response.getheaders(), response.read())

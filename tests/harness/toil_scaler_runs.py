@@ -65,10 +65,10 @@ def run_scaler(
 
 def scalers_at_once(run_playbook: Callable[..., PlaybookResult], tmp_path: Path, aws_calls: Any, **options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Two ``toil_scaler`` runs started at the same moment, as the leader's timer and an AWX schedule (each on its own
-    machine: its own state file), with ``lease_wait: 0``. The recording proxy (``aws_calls``) holds RunInstances for
+    machine: its own state file), with ``lease_wait: 0``. The recording proxy (``aws_calls``) holds CreateFleet for
     8 s, so that the run that acts still holds its Lease when the other looks. Returns (the result of the run that
     acted, that of the run that stopped); fails unless exactly one acted."""
-    aws_calls.hold("RunInstances", 8)
+    aws_calls.hold("CreateFleet", 8)
     results: dict[str, dict[str, Any]] = {}
 
     def scaler(name: str) -> None:
@@ -81,7 +81,7 @@ def scalers_at_once(run_playbook: Callable[..., PlaybookResult], tmp_path: Path,
         for thread in threads:
             thread.join()
     finally:
-        aws_calls.release("RunInstances")
+        aws_calls.release("CreateFleet")
     acted = [r for r in results.values() if not r.get("failed")]
     stopped = [r for r in results.values() if r.get("failed")]
     assert len(acted) == 1 and len(stopped) == 1, results

@@ -149,8 +149,8 @@ def run_playbook(aws: AwsContext, tmp_path_factory: pytest.TempPathFactory) -> C
 @pytest.fixture
 def aws_calls(aws: AwsContext) -> Generator[Any, None, None]:
     """A recording proxy in front of the endpoint: pass ``env=aws_calls.env`` to ``run_playbook`` and read
-    ``aws_calls.calls`` / ``aws_calls.mutating_calls()`` (see harness.proxy). It gives RunInstances
-    EC2's ClientToken idempotency, which moto lacks."""
+    ``aws_calls.calls`` / ``aws_calls.mutating_calls()`` (see harness.proxy). It gives RunInstances and
+    CreateFleet EC2's ClientToken idempotency, which moto lacks, and per-pool capacity for instant fleets (no_capacity)."""
     proxy = AWSProxy(aws.url, client_tokens=True).start()
     proxy.env = {"AWS_ENDPOINT_URL": proxy.url, "AWS_URL": proxy.url}
     try:

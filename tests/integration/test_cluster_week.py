@@ -29,7 +29,7 @@ from harness.toil_scaler_runs import CLUSTER, ZONE, by_pool, localhost_play, run
 from harness.toil_workflows import SQUARES
 
 POOL = [{"name": "ondemand", "node_types": "m5.large", "min_size": 0, "max_size": 3}]
-LAUNCHES = ("RunInstances", "RequestSpotInstances")
+LAUNCHES = ("RunInstances", "RequestSpotInstances", "CreateFleet")
 WORKFLOW_TIMEOUT = 240  # seconds; the workflow takes about 30 s here
 
 
@@ -137,10 +137,10 @@ def test_a_clusters_week(aws, kube, run_playbook, key_pair, aws_calls, tmp_path)
         # the other stops naming the holder of the Lease. The pool grows back from zero with new instances (a new
         # token, not the old answer).
         wednesday = toil_jobs(kube, "call", 2)
-        launches = aws_calls.count("RunInstances")
+        launches = aws_calls.count("CreateFleet")
         acted, stopped = scalers_at_once(run_playbook, tmp_path, aws_calls, kubeconfig=kube.kubeconfig, pools=POOL)
         assert f"is held by {acted['lease']['holder']}" in stopped["msg"] and "changed nothing" in stopped["msg"], stopped["msg"]
-        assert aws_calls.count("RunInstances") == launches + 1
+        assert aws_calls.count("CreateFleet") == launches + 1
         pool = by_pool(acted)["ondemand"]
         second = ids(pool)
         assert pool["desired"] == 2 and len(second) == 2 and not set(second) & set(first), pool

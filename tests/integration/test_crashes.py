@@ -1,7 +1,7 @@
 """Crashes: launch_cluster and destroy_cluster killed with SIGKILL at several points, then run again.
 
 The playbooks (playbooks/launch_cluster.yml with provision_only=true, playbooks/destroy_cluster.yml) run
-through the recording proxy, which gives RunInstances EC2's ClientToken idempotency (moto has none). A
+through the recording proxy, which gives RunInstances and CreateFleet EC2's ClientToken idempotency (moto has none). A
 run is killed from the proxy at a chosen call: ansible-playbook and every process under it (its workers
 call setsid(), so the tree is walked, not the process group) get SIGKILL while that call is in flight, so AWS carries it out and nobody reads
 the answer. Where the point is "while RunInstances is in flight", the call is parked with ``hold`` and
@@ -176,7 +176,7 @@ def test_launch_and_destroy_killed_at_several_points_converge(aws, proxy, key_pa
     killed_run(aws, proxy, LAUNCH, launch_vars, tmp_path / "launch-2", nth("RunInstances", 1))
     tokens_before = proxy.count("RunInstances")
     rerun = Run(aws, proxy, LAUNCH, launch_vars, tmp_path / "launch-3")
-    fired = kill_at(proxy, rerun, after("RunInstances", 2))  # 3. and die once the workers' first launch returned
+    fired = kill_at(proxy, rerun, after("CreateFleet", 1))  # 3. and die once the workers' launch (their fleet) returned
     deadline = time.monotonic() + 300
     while proxy.count("RunInstances") < tokens_before + 1 and rerun.proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -20,7 +20,15 @@ import pytest
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.iam_policies import BEYOND_TOIL_ACTIONS, leader_policies, toil_policies
-from ansible_collections.toil.cluster.plugins.module_utils.nodepool import ClusterContext, launch_request, validate_pool_spec, worker_tags
+from ansible_collections.toil.cluster.plugins.module_utils.nodepool import (
+    ClusterContext,
+    fleet_overrides,
+    fleet_request,
+    user_data,
+    validate_pool_spec,
+    worker_tags,
+)
+from ansible_collections.toil.cluster.plugins.module_utils.pool_template import template_data
 from harness.iam_enforcement import ACCOUNT, _as_list, admin_client, admin_leftovers, run_as, run_instances_denials
 from harness.jobstores import make_job_store
 from harness.leaks import format_leftovers
@@ -136,8 +144,13 @@ def test_nodes_policy_action_by_action_against_toils():
 
 
 # ---------------------------------------------------------------------- RunInstances pinned to the cluster
-def pool_request(node_types="m5.large", extra_group_ids=()):
-    """The RunInstances request toil_nodepool (and so the scaler) sends for one node of my-cluster."""
+TEMPLATE = "lt-0123456789abcdef0"
+
+
+def pool_request(node_types="m5.large", extra_group_ids=(), template_cluster="my-cluster"):
+    """The launch toil_nodepool's (and so the scaler's) instant fleet makes for one node of my-cluster, as the
+    RunInstances EC2 authorises for it with the caller's rights (no service-linked role for an instant fleet): the
+    pool's launch template (tagged clusterName=``template_cluster``) with the fleet's first override and tags."""
     spec = validate_pool_spec({"cluster": "my-cluster", "name": "p", "node_types": node_types, "count": 1})
     context = ClusterContext(
         leader={},
@@ -149,7 +162,16 @@ def pool_request(node_types="m5.large", extra_group_ids=()):
         extra_group_ids=tuple(extra_group_ids),
     )
     image = {"ImageId": "ami-0123456789abcdef0", "RootDeviceName": "/dev/xvda"}
-    return launch_request(spec, context, spec.node_type.instance_types[0], image, SUBNET, 1, worker_tags(spec, context))
+    tags = worker_tags(spec, context)
+    overrides = fleet_overrides(spec, dict.fromkeys(spec.node_type.instance_types, image), [SUBNET], tags)
+    fleet = fleet_request(spec, {"LaunchTemplateId": TEMPLATE, "Version": 1}, overrides, 1, tags)
+    launch = {**template_data(context, user_data(spec.authorized_keys)), **overrides[0], "TagSpecifications": fleet["TagSpecifications"]}
+    launch["LaunchTemplate"] = {"LaunchTemplateId": TEMPLATE, "Tags": {"clusterName": template_cluster}}
+    for price_or_rank in ("MaxPrice", "Priority"):
+        launch.pop(price_or_rank, None)
+    if spec.node_type.preemptible:
+        launch["InstanceMarketOptions"] = {"MarketType": "spot"}
+    return launch
 
 
 @pytest.mark.parametrize("node_types", ["m5.large", "m5.large:0.5"])
@@ -184,6 +206,7 @@ ATTACKS = {
     "without metadata options": (_without_metadata, "instance/*"),
     "with an unencrypted volume": (_unencrypted, "volume/*"),
     "tagged for another cluster": (_tagged_for("other-cluster"), "instance/*"),
+    "from another cluster's launch template": (lambda r: r["LaunchTemplate"].update(Tags={"clusterName": "other-cluster"}), f"launch-template/{TEMPLATE}"),
 }
 
 

@@ -386,12 +386,12 @@ def test_a_clusters_week_on_stand_in_hosts(aws, aws_calls, run_playbook, key_pai
             assert states(ec2, [new_id]) == {new_id: "terminated"}
 
             # Wednesday: new work; the leader's timer and an AWX schedule run autoscale at the same moment (lease_wait=0,
-            # RunInstances held so that the first still holds the Lease when the other looks): exactly one acts, the
+            # CreateFleet held so that the first still holds the Lease when the other looks): exactly one acts, the
             # other stops naming the holder and configures nothing. The pool grows back from zero with a new instance
             # (a new launch token, not Monday's answer); the spare host is reset first, as a new instance is fresh.
             hosts["new"].sh("kubeadm reset -f >/dev/null")
             toil_job(kube, "admin-toil-wednesday", 1, GIB, preemptible=False)
-            aws_calls.hold("RunInstances", 8)
+            aws_calls.hold("CreateFleet", 8)
             try:
                 with ThreadPoolExecutor(2) as schedulers:
                     runs = list(
@@ -401,7 +401,7 @@ def test_a_clusters_week_on_stand_in_hosts(aws, aws_calls, run_playbook, key_pai
                         )
                     )
             finally:
-                aws_calls.release("RunInstances")
+                aws_calls.release("CreateFleet")
             acted, stopped = sorted(runs, key=lambda run: run.rc)
             assert acted.rc == 0 and stopped.rc != 0, (failures(acted), failures(stopped))
             held = stopped.task(CYCLE)["msg"]

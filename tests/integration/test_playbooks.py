@@ -2,7 +2,7 @@
 
 Provisioning-only mode (``provision_only: true``): the endpoint hands out public addresses that must never be
 contacted, so no host is configured here; boto3 checks what AWS holds. Every run goes through the recording
-proxy (``aws_calls``), which also gives RunInstances EC2's ClientToken idempotency, so "changed nothing"
+proxy (``aws_calls``), which also gives RunInstances and CreateFleet EC2's ClientToken idempotency, so "changed nothing"
 is also "made no mutating AWS call". The ``aws`` fixture proves nothing is left after destroy_cluster.
 """
 
@@ -105,7 +105,7 @@ def test_cluster_lifecycle_in_provisioning_only_mode(aws, run_playbook, aws_call
     aws_calls.clear()
     third = run_playbook("playbooks/launch_cluster.yml", extra_vars=launch_vars, env=aws_calls.env)
     assert changed_tasks(third) == [("Size the worker pools", "localhost")]
-    assert aws_calls.count("RunInstances") == 1
+    assert aws_calls.count("CreateFleet") == 1
     assert sizes(aws) == {STATIC: 2, SPOT: 1}
 
     # status: the leader's address, pools and nodes, the dashboard's URL.

@@ -1,4 +1,4 @@
-"""The recording proxy's RunInstances ClientToken behaves as EC2 documents it (harness.proxy's header):
+"""The recording proxy's RunInstances and CreateFleet ClientToken behave as EC2 documents them (harness.proxy's header):
 the same token and parameters give the first reservation with today's states (terminated included),
 other parameters give IdempotentParameterMismatch, a failed request leaves its token unused, and a
 token is per Region. The collection's launch tokens are only tested honestly when this holds."""
@@ -65,3 +65,81 @@ def test_a_failed_request_leaves_its_token_unused_and_tokens_are_per_region(aws,
     assert _ids(elsewhere) != _ids(launched)
     client().terminate_instances(InstanceIds=_ids(launched))
     client("us-east-1").terminate_instances(InstanceIds=_ids(elsewhere))
+
+
+# ---------------------------------------------------------------------- CreateFleet (instant)
+def _fleet(ec2, types=("t3.micro", "t3.small"), count=2, token="fleet-1", **changes):
+    """An instant fleet from a fresh template over ``types`` in the first subnet (what harness.endpoint answers)."""
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    templates = ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": ["proxy-test"]}])["LaunchTemplates"]
+    template = templates[0] if templates else ec2.create_launch_template(LaunchTemplateName="proxy-test", LaunchTemplateData={})["LaunchTemplate"]
+    request = {
+        "Type": "instant",
+        "LaunchTemplateConfigs": [
+            {
+                "LaunchTemplateSpecification": {"LaunchTemplateId": template["LaunchTemplateId"], "Version": "1"},
+                "Overrides": [{"InstanceType": t, "SubnetId": subnet, "ImageId": AMI, "Priority": float(i)} for i, t in enumerate(types)],
+            }
+        ],
+        "TargetCapacitySpecification": {"TotalTargetCapacity": count, "DefaultTargetCapacityType": "on-demand"},
+        "OnDemandOptions": {"AllocationStrategy": "prioritized"},
+        "ClientToken": token,
+        **changes,
+    }
+    return ec2.create_fleet(**request), subnet
+
+
+def _fleet_ids(answer):
+    return sorted(i for entry in answer["Instances"] for i in entry["InstanceIds"])
+
+
+def _cleanup_fleets(aws, ids):
+    ec2 = aws.client("ec2")
+    if ids:
+        ec2.terminate_instances(InstanceIds=ids)
+    for template in ec2.describe_launch_templates()["LaunchTemplates"]:
+        ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
+
+
+def test_a_fleet_token_gives_the_first_fleet_again_even_terminated_and_other_parameters_are_a_mismatch(aws, proxied):
+    proxy, client = proxied
+    ec2 = client()
+    first, _subnet = _fleet(ec2)
+    again, _subnet = _fleet(ec2)
+    assert (again["FleetId"], _fleet_ids(again)) == (first["FleetId"], _fleet_ids(first)) and len(_fleet_ids(first)) == 2
+    ec2.terminate_instances(InstanceIds=_fleet_ids(first))
+    later, _subnet = _fleet(ec2)
+    assert _fleet_ids(later) == _fleet_ids(first)  # the first fleet's instances, terminated: nothing launched
+    with pytest.raises(botocore.exceptions.ClientError) as error:
+        _fleet(ec2, count=3)
+    assert error.value.response["Error"]["Code"] == "IdempotentParameterMismatch"
+    reservations = aws.client("ec2").describe_instances()["Reservations"]
+    assert sum(len(r["Instances"]) for r in reservations) == 2  # four calls, one launch
+    assert [outcome for _t, outcome in proxy.token_repeats] == ["replayed", "replayed", "mismatch"]
+    _cleanup_fleets(aws, [])
+
+
+def test_a_pool_without_capacity_is_an_error_entry_and_the_fleet_launches_from_the_next(aws, proxied):
+    proxy, client = proxied
+    ec2 = client()
+    proxy.no_capacity("t3.micro")
+    answer, subnet = _fleet(ec2)
+    (error,) = answer["Errors"]
+    assert (error["ErrorCode"], error["Lifecycle"], error["LaunchTemplateAndOverrides"]["Overrides"]["InstanceType"]) == (
+        "InsufficientInstanceCapacity",
+        "on-demand",
+        "t3.micro",
+    )
+    assert error["LaunchTemplateAndOverrides"]["Overrides"]["SubnetId"] == subnet
+    assert [(e["InstanceType"], len(e["InstanceIds"])) for e in answer["Instances"]] == [("t3.small", 2)]
+    proxy.no_capacity("t3.small", left=1)
+    partial, _subnet = _fleet(ec2, token="fleet-2")  # a partial fulfilment succeeds too
+    assert len(_fleet_ids(partial)) == 1
+    assert [e["LaunchTemplateAndOverrides"]["Overrides"]["InstanceType"] for e in partial["Errors"]] == ["t3.micro", "t3.small"]
+    proxy.no_capacity("t3.small")
+    empty, _subnet = _fleet(ec2, token="fleet-3")
+    assert empty["Instances"] == [] and len(empty["Errors"]) == 2
+    proxy.capacity_back()
+    again, _subnet = _fleet(ec2, token="fleet-3")  # it completed: its token is used, even with capacity back
+    assert again["Instances"] == [] and again["FleetId"] == empty["FleetId"]
+    _cleanup_fleets(aws, _fleet_ids(answer) + _fleet_ids(partial))

@@ -49,12 +49,12 @@ def test_pending_pods_grow_the_pools_then_hold(aws, cluster, kube, run_playbook,
     placements = {pod: spot[index // 2] for index, pod in enumerate(p for i in range(6) for p in pods_of(kube, f"admin-toil-align-{i}"))}
     placements.update({pods_of(kube, f"admin-toil-merge-{i}")[0]: ondemand[i] for i in range(2)})
     run_pods_on(kube, placements)
-    launches = sum(1 for _service, action in aws_calls.calls if action in ("RunInstances", "RequestSpotInstances"))
+    launches = sum(1 for _service, action in aws_calls.calls if action in ("RunInstances", "RequestSpotInstances", "CreateFleet"))
     held = run_scaler(run_playbook, tmp_path, kubeconfig=kube.kubeconfig, env=aws_calls.env)
     pools = by_pool(held)
     assert held["queue_size"] == 0 and (pools["spot"]["desired"], pools["ondemand"]["desired"]) == (3, 2)
     assert pools["spot"]["victims"] == [] and pools["ondemand"]["victims"] == []
-    assert sum(1 for _service, action in aws_calls.calls if action in ("RunInstances", "RequestSpotInstances")) == launches
+    assert sum(1 for _service, action in aws_calls.calls if action in ("RunInstances", "RequestSpotInstances", "CreateFleet")) == launches
 
 
 # ----------------------------------------------------------------------------- issue 17: nodes, timers, one scaler
@@ -134,7 +134,7 @@ def test_dead_nodes_go_idle_timers_live_on_the_nodes_and_one_scaler_acts_at_a_ti
     assert by_pool(acted)["ondemand"]["desired"] == 2 and len(by_pool(acted)["ondemand"]["instances"]) == 2
     assert f"Lease kube-system/toil-scaler-{CLUSTER} is held by {acted['lease']['holder']}" in stopped["msg"]
     assert "changed nothing" in stopped["msg"]
-    assert aws_calls.count("RunInstances") == 1
+    assert aws_calls.count("CreateFleet") == 1
 
 
 # ----------------------------------------------------------------------------- issue 18: repair
@@ -170,7 +170,7 @@ def test_notready_nodes_are_repaired_within_the_budget_and_refilled_in_the_same_
     assert [n["name"] for n in planned["unhealthy_nodes_waiting"]] == [node_c]
     assert set(states(ec2, ids).values()) == {"running"}
     assert all(kube.get("nodes", n) is not None and not kube.get("nodes", n)["spec"].get("unschedulable") for n in (node_a, node_b, node_c))
-    assert aws_calls.count("RunInstances") == 0 and aws_calls.count("TerminateInstances") == 0
+    assert aws_calls.count("CreateFleet") == 0 and aws_calls.count("TerminateInstances") == 0
 
     # The run repairs B (cordon, drain, terminate, delete) and refills the pool: 2 healthy nodes wanted beside C, which waits.
     repaired = run_scaler(run_playbook, tmp_path / "leader", **options)
@@ -183,7 +183,7 @@ def test_notready_nodes_are_repaired_within_the_budget_and_refilled_in_the_same_
     assert (ondemand["current"], ondemand["desired"]) == (1, 2)  # only A counts as supply
     live = {i["instance_id"] for i in ondemand["instances"]}
     assert len(live) == 3 and {a["InstanceId"], c["InstanceId"]} < live and b["InstanceId"] not in live
-    assert aws_calls.count("RunInstances") == 1 and aws_calls.count("DescribeInstanceStatus") == 2
+    assert aws_calls.count("CreateFleet") == 1 and aws_calls.count("DescribeInstanceStatus") == 2
 
 
 # ----------------------------------------------------------------------------- issue 18: spot interruptions
@@ -208,7 +208,7 @@ def test_an_interrupted_node_is_replaced_while_it_runs_then_removed_once_gone(aw
     assert (ondemand["current"], ondemand["desired"]) == (1, 2)  # only A is supply
     live = {i["instance_id"] for i in ondemand["instances"]}
     assert len(live) == 3 and {a["InstanceId"], b["InstanceId"]} < live
-    assert aws_calls.count("RunInstances") == 1 and aws_calls.count("TerminateInstances") == 0
+    assert aws_calls.count("CreateFleet") == 1 and aws_calls.count("TerminateInstances") == 0
 
     # EC2 interrupts it: its Node is removed as any Node without an instance, and nothing more is launched.
     ec2.terminate_instances(InstanceIds=[b["InstanceId"]])
@@ -216,4 +216,4 @@ def test_an_interrupted_node_is_replaced_while_it_runs_then_removed_once_gone(aw
     assert [(n["name"], n["deleted"]) for n in second["removed_nodes"]] == [(node_b, True)]
     assert second["leaving_nodes"] == [] and kube.get("nodes", node_b) is None
     assert len(by_pool(second)["ondemand"]["instances"]) == 2
-    assert aws_calls.count("RunInstances") == 1
+    assert aws_calls.count("CreateFleet") == 1

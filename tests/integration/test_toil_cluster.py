@@ -329,7 +329,7 @@ def test_a_lost_leader_stops_the_launch_unless_replace_lost_leader(aws, run_play
 
 def test_extra_groups_reach_every_node_and_the_node_policy_names_them(aws, run_playbook, key_pair, aws_calls):
     """Toil gives --awsEc2ExtraSecurityGroupId to every node: the workers get the leader's extra groups, and the
-    nodes' own RunInstances (the scaler's) may use exactly those besides the cluster's group."""
+    nodes' own launches (the scaler's fleets) may use exactly those besides the cluster's group."""
     ec2, iam = aws.client("ec2"), aws.client("iam")
     extra = make_group(aws, "tcl-efs-access")
     name = "tcl-extra"

@@ -229,6 +229,14 @@ class TestToilClusterModuleInterop:
         assert view["workers"] == []
         assert view["leader_tags"]["ToilNodeType"] == "leader"
 
+        # A pool launches from its own launch template (one instant fleet): Toil's destroy-cluster removes the
+        # template with the cluster's, as it deletes every launch template tagged clusterName.
+        pool = {"cluster": name, "zone": ZONE, "node_types": "m5.large", "count": 1, "wait": False}
+        grown = run_playbook({**cluster_play(), "tasks": [{"name": "pool", "toil.cluster.toil_nodepool": pool}]}).task("pool")
+        assert grown["pool"]["running"] + grown["pool"]["pending"] == 1
+        templates = aws.client("ec2").describe_launch_templates()["LaunchTemplates"]
+        assert [t["LaunchTemplateName"] for t in templates] == [f"{name}.pool.m5-large"]
+
         destroy_with_toil(aws, offline, name, timings)
         aws.assert_no_leaks()
 

@@ -1,7 +1,8 @@
 """toil_nodepool against the embedded endpoint: sizes, spot, fall-back, victims, check mode, concurrency.
 
 Scale-up call counts and injected capacity errors go through the recording proxy (aws_calls), which
-also gives RunInstances EC2's ClientToken idempotency (moto ignores ClientToken).
+also gives CreateFleet EC2's ClientToken idempotency (moto ignores ClientToken) and takes capacity pools'
+capacity away (``no_capacity``: the instant fleet reports them in its Errors and launches from the next pool).
 """
 
 from __future__ import annotations
@@ -67,14 +68,16 @@ def test_static_pool_grows_shrinks_and_is_idempotent(aws, cluster, pool, aws_cal
     grown = pool(node_types="m5.large", count=3, node_storage=40)
     assert grown["changed"] is True
     assert (grown["pool"]["name"], grown["pool"]["running"], grown["pool"]["desired"]) == ("m5-large", 3, 3)
-    assert aws_calls.count("RunInstances") == 1  # one call for the whole shortfall, never one per node
+    # one instant fleet for the whole shortfall, never one call per node; the pool's template made once
+    assert (aws_calls.count("CreateFleet", Type="instant"), aws_calls.count("RunInstances"), aws_calls.count("CreateLaunchTemplate")) == (1, 0, 1)
     ids = [i["instance_id"] for i in grown["pool"]["instances"]]
     leader = cluster["leader"]["instance_id"]
     ec2 = aws.client("ec2")
-    # moto associates a RunInstances' profile with its first instance only; EC2 with all: check the request.
-    assert aws_calls.count("RunInstances", **{"IamInstanceProfile.Arn": cluster["instance_profile_arn"]}) == 1
+    (template,) = ec2.describe_launch_templates(LaunchTemplateNames=[f"{CLUSTER}.pool.m5-large"])["LaunchTemplates"]
+    assert tags_of(template)["clusterName"] == CLUSTER  # what our destroy and Toil's delete
     for instance in describe(aws, ids).values():
         assert [g["GroupId"] for g in instance["SecurityGroups"]] == [cluster["security_group_id"]]
+        assert instance["IamInstanceProfile"]["Arn"] == cluster["instance_profile_arn"]
         assert instance["MetadataOptions"]["HttpTokens"] == "required"
         tags = tags_of(instance)
         assert tags["ToilNodeType"] == "worker"
@@ -84,7 +87,8 @@ def test_static_pool_grows_shrinks_and_is_idempotent(aws, cluster, pool, aws_cal
         assert "sshKeyName" not in tags
         volume = ec2.describe_volumes(VolumeIds=[instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]])["Volumes"][0]
         assert (volume["VolumeType"], volume["Size"], volume["Encrypted"]) == ("gp3", 40, True)
-        assert tags_of(volume) == tags  # Toil leaves worker volumes untagged
+        # Toil leaves worker volumes untagged; EC2 adds its own aws:ec2launchtemplate:* tags to the instance only
+        assert tags_of(volume) == {k: v for k, v in tags.items() if not k.startswith("aws:")}
 
     aws_calls.clear()
     again = pool(node_types="m5.large", count=3, node_storage=40)
@@ -93,7 +97,7 @@ def test_static_pool_grows_shrinks_and_is_idempotent(aws, cluster, pool, aws_cal
 
     bigger = pool(node_types="m5.large", count=5)  # seconds after the first three (LaunchTime has 1 s resolution)
     assert bigger["pool"]["running"] == 5
-    assert aws_calls.count("RunInstances") == 1
+    assert aws_calls.count("CreateFleet") == 1 and aws_calls.count("CreateLaunchTemplateVersion") == 0  # same settings, same version
     smaller = pool(node_types="m5.large", count=2)
     assert smaller["changed"] is True
     survivors = {i["instance_id"] for i in smaller["pool"]["instances"]}
@@ -137,7 +141,12 @@ def test_spot_pool_nodes_are_spot_with_the_bid(aws, cluster, pool, aws_calls):
     result = pool(node_types="c5.large:0.35", count=2, labels={"workload": "align"})
     assert result["pool"]["name"] == "c5-large-spot"
     assert result["pool"]["spot"] == 2 and result["pool"]["on_demand"] == 0
-    assert aws_calls.count("RunInstances", **{"InstanceMarketOptions.MarketType": "spot", "InstanceMarketOptions.SpotOptions.MaxPrice": "0.35"}) == 1
+    spot = {
+        "TargetCapacitySpecification.DefaultTargetCapacityType": "spot",
+        "SpotOptions.AllocationStrategy": "price-capacity-optimized",
+        "LaunchTemplateConfigs.1.Overrides.1.MaxPrice": "0.35",
+    }
+    assert aws_calls.count("CreateFleet", **spot) == 1 and aws_calls.count("RunInstances") == 0
     for instance in describe(aws, [i["instance_id"] for i in result["pool"]["instances"]]).values():
         assert instance.get("InstanceLifecycle") == "spot"
         tags = tags_of(instance)
@@ -145,18 +154,51 @@ def test_spot_pool_nodes_are_spot_with_the_bid(aws, cluster, pool, aws_calls):
         assert tags["toil.cluster/labels"] == "eks.amazonaws.com/capacityType=SPOT,workload=align"
 
 
-def test_falls_back_to_the_next_type_then_reports_a_deficit(aws, cluster, pool, aws_calls):
-    # Real EC2 answers 500; 400 here keeps botocore from retrying what the module handles itself.
-    aws_calls.fail_next("RunInstances", times=99, status=400, code="InsufficientInstanceCapacity", match={"InstanceType": "c5.4xlarge"})
+def _overrides(params):
+    """The (instance type, subnet, priority) of each override of a CreateFleet's form parameters, in order."""
+    count = sum(1 for key in params if key.startswith("LaunchTemplateConfigs.1.Overrides.") and key.endswith(".InstanceType"))
+    prefix = "LaunchTemplateConfigs.1.Overrides.{}."
+    return [tuple(params.get(prefix.format(n) + key) for key in ("InstanceType", "SubnetId", "Priority")) for n in range(1, count + 1)]
+
+
+def _fleets(aws_calls):
+    return [params for _service, action, params in aws_calls.requests if action == "CreateFleet"]
+
+
+def test_falls_back_to_the_next_type_within_one_fleet_then_reports_a_deficit(aws, cluster, pool, aws_calls):
+    aws_calls.no_capacity("c5.4xlarge")
     result = pool(node_types="c5.4xlarge/c5a.4xlarge", count=3)
     assert {i["instance_type"] for i in result["pool"]["instances"]} == {"c5a.4xlarge"}
     assert result["pool"]["deficit"] == 0
-    aws_calls.fail_next("RunInstances", times=99, status=400, code="InsufficientInstanceCapacity", match={"InstanceType": "c5a.4xlarge"})
-    short = pool(node_types="c5.4xlarge/c5a.4xlarge", count=5)
-    assert short["pool"]["deficit"] == 2
-    assert short["pool"]["running"] == 3
-    assert short["changed"] is False
+    (fleet,) = _fleets(aws_calls)  # the fall-back happened inside the one call
+    subnet = _overrides(fleet)[0][1]  # the zone's subnet (pool_subnets): one capacity pool per type there
+    assert _overrides(fleet) == [("c5.4xlarge", subnet, "0.0"), ("c5a.4xlarge", subnet, "1.0")]  # the user's order
+    assert fleet["OnDemandOptions.AllocationStrategy"] == "prioritized"
+    assert result["pool"]["capacity_errors"] == [f"c5.4xlarge in {subnet}: InsufficientInstanceCapacity"]
+    aws_calls.no_capacity("c5a.4xlarge", left=1)
+    short = pool(node_types="c5.4xlarge/c5a.4xlarge", count=6)
+    assert (short["pool"]["deficit"], short["pool"]["running"], short["changed"]) == (2, 4, True)  # a partial fulfilment is taken
+    assert short["pool"]["capacity_errors"] == [f"{kind} in {subnet}: InsufficientInstanceCapacity" for kind in ("c5.4xlarge", "c5a.4xlarge")]
     assert any("2 node(s) short" in w for w in short.get("warnings", []))
+    assert len(_fleets(aws_calls)) == 2
+
+
+def test_a_fleet_that_launched_nothing_does_not_block_the_next_run(aws, cluster, pool, aws_calls):
+    """An instant fleet that launched nothing succeeded, so EC2 keeps its token; the next run of the same intent
+    must not be answered with that empty fleet again (the pool's template remembers the spent token)."""
+    aws_calls.no_capacity("m5.large", code="InsufficientInstanceCapacity")
+    empty = pool(node_types="m5.large", count=2)
+    assert (empty["changed"], empty["pool"]["deficit"], empty["pool"]["running"]) == (False, 2, 0)
+    again = pool(node_types="m5.large", count=2)  # still no capacity: a new attempt, not the old answer
+    assert again["pool"]["deficit"] == 2
+    tokens = [fleet["ClientToken"] for fleet in _fleets(aws_calls)]
+    assert len(tokens) == 2 and tokens[0] != tokens[1] and aws_calls.token_repeats == []
+    aws_calls.capacity_back()
+    grown = pool(node_types="m5.large", count=2)
+    assert (grown["changed"], grown["pool"]["running"], grown["pool"]["deficit"]) == (True, 2, 0)
+    assert len(set(fleet["ClientToken"] for fleet in _fleets(aws_calls))) == 3
+    aws_calls.clear()
+    assert pool(node_types="m5.large", count=2)["changed"] is False and aws_calls.mutating_calls() == []
 
 
 def test_a_pool_by_requirements_launches_the_smallest_matching_type_and_falls_back_in_size_order(aws, cluster, pool, aws_calls):
@@ -168,12 +210,13 @@ def test_a_pool_by_requirements_launches_the_smallest_matching_type_and_falls_ba
     first = pool(name="general", node_types=node_types, count=2)
     assert {i["instance_type"] for i in first["pool"]["instances"]} == {"m5.large"}
     aws_calls.clear()
-    aws_calls.fail_next("RunInstances", times=99, status=400, code="InsufficientInstanceCapacity", match={"InstanceType": "m5.large"})
+    aws_calls.no_capacity("m5.large")
     grown = pool(name="general", node_types=node_types, count=4)
     # the region's types once; no type described again, one image lookup for the requirements' architecture
     assert aws_calls.count("DescribeInstanceTypes") == 1 and aws_calls.count("DescribeImages") == 1
     assert sorted(i["instance_type"] for i in grown["pool"]["instances"]) == ["c5.xlarge", "c5.xlarge", "m5.large", "m5.large"]
-    assert [params["InstanceType"] for _service, action, params in aws_calls.requests if action == "RunInstances"][-2:] == ["m5.large", "c5.xlarge"]
+    (fleet,) = _fleets(aws_calls)
+    assert [instance_type for instance_type, _subnet, _priority in _overrides(fleet)] == ["m5.large", "c5.xlarge", "m5.xlarge"]
     none = pool(name="general", node_types={"requirements": {"vcpus": 4, "memory_gib": 1}}, count=1, expect_rc=2)
     assert "No on-demand instance type in us-west-2 meets the requirements (vcpus 4, memory 1 GiB, x86_64)" in none["msg"]
 
@@ -192,8 +235,8 @@ def test_check_mode_changes_nothing_and_diffs_sizes(aws, cluster, pool, aws_call
 
 def test_two_concurrent_runs_launch_once(aws, cluster, aws_calls, tmp_path):
     env = {**aws.env, **aws_calls.env}
-    # Hold RunInstances, so both runs look at the empty pool before either launch lands, however loaded the machine.
-    aws_calls.hold("RunInstances", 8)
+    # Hold CreateFleet, so both runs look at the empty pool before either launch lands, however loaded the machine.
+    aws_calls.hold("CreateFleet", 8)
     results = []
 
     def run(index):
@@ -205,7 +248,7 @@ def test_two_concurrent_runs_launch_once(aws, cluster, aws_calls, tmp_path):
     for thread in threads:
         thread.join()
     assert [r.rc for r in results] == [0, 0], [r.describe() for r in results]
-    assert aws_calls.count("RunInstances") == 2  # both asked ...
+    assert aws_calls.count("CreateFleet") == 2  # both asked ...
     instances = aws.client("ec2").describe_instances(
         Filters=[{"Name": "tag:toil.cluster/pool", "Values": ["m5-large"]}, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
     )["Reservations"]
@@ -232,6 +275,8 @@ def test_absent_removes_only_the_pool(aws, cluster, pool):
     kept = describe(aws, [other["pool"]["instances"][0]["instance_id"], cluster["leader"]["instance_id"]])
     assert all(i["State"]["Name"] == "running" for i in kept.values())
     assert pool(node_types="m5.large", state="absent")["changed"] is False
+    templates = aws.client("ec2").describe_launch_templates()["LaunchTemplates"]
+    assert [t["LaunchTemplateName"] for t in templates] == [f"{CLUSTER}.pool.t3-large"]  # the removed pool's went with it
 
 
 def test_authorized_keys_reach_the_nodes_through_cloud_init(aws, cluster, pool):
@@ -266,23 +311,23 @@ def test_a_pool_grows_back_after_going_to_zero_and_a_lost_answer_launches_once(a
     """2 -> 0 -> 2: EC2 answers a reused token with the terminated instances, so the token must differ per
     generation (the proxy answers as EC2 does). Each launch's answer is lost after EC2 carried it out (a 503
     after the request): botocore's retry sends the same token and gets the same reservation, in both generations."""
-    aws_calls.fail_next("RunInstances", status=503, code="RequestLimitExceeded", lost=True)
+    aws_calls.fail_next("CreateFleet", status=503, code="RequestLimitExceeded", lost=True)
     first = {i["instance_id"] for i in pool(node_types="m5.large", count=2, wait_timeout=60)["pool"]["instances"]}
     assert pool(node_types="m5.large", count=0)["pool"]["running"] == 0
     tokens = []
 
     def lose_the_new_launch(_service, action, params):  # the 1st call meets the old token, the 2nd launches
-        if action == "RunInstances":
+        if action == "CreateFleet":
             tokens.append(params["ClientToken"])
             if len(tokens) == 2:
-                aws_calls.fail_next("RunInstances", status=503, code="RequestLimitExceeded", lost=True)
+                aws_calls.fail_next("CreateFleet", status=503, code="RequestLimitExceeded", lost=True)
 
     aws_calls.on_call = lose_the_new_launch
     back = pool(node_types="m5.large", count=2, wait_timeout=60)
     again = {i["instance_id"] for i in back["pool"]["instances"]}
     assert back["pool"]["running"] == 2 and not again & first
     assert len(_pool_ever(aws, "m5-large")) == 4  # nothing launched twice
-    assert [code for _s, action, _st, code, _lost in aws_calls.injected if action == "RunInstances"] == ["RequestLimitExceeded"] * 2
+    assert [code for _s, action, _st, code, _lost in aws_calls.injected if action == "CreateFleet"] == ["RequestLimitExceeded"] * 2
     assert len(tokens) == 3 and tokens[0] != tokens[1] == tokens[2]  # the old token, the new one, its retry
     assert [outcome for _t, outcome in aws_calls.token_repeats] == ["replayed", "replayed", "replayed"]  # 2 retries, 1 stale token
 

@@ -67,27 +67,37 @@ def _subnets_of(aws, result):
 
 
 def _launch_subnets(aws_calls):
-    return [params["SubnetId"] for _service, action, params in aws_calls.requests if action == "RunInstances"]
+    """The subnets of each CreateFleet's overrides, in the order of their priorities (one instance type here)."""
+    subnets = []
+    for _service, action, params in aws_calls.requests:
+        if action == "CreateFleet":
+            count = sum(1 for key in params if key.startswith("LaunchTemplateConfigs.1.Overrides.") and key.endswith(".SubnetId"))
+            overrides = [
+                (float(params[f"LaunchTemplateConfigs.1.Overrides.{n}.Priority"]), params[f"LaunchTemplateConfigs.1.Overrides.{n}.SubnetId"])
+                for n in range(1, count + 1)
+            ]
+            subnets.extend(subnet for _priority, subnet in sorted(overrides))
+    return subnets
 
 
-def _no_capacity_in(aws_calls, subnets, times):
-    """The next ``times`` launches in each of ``subnets`` meet no capacity (a pool tries a subnet twice for a
-    shortfall over 1: for all of it, then for what there is; once for 1)."""
-    # Real EC2 answers 500; 400 keeps botocore from retrying what the module handles itself.
+def _no_capacity_in(aws_calls, subnets):
+    """From now on, m5.large has no capacity in each of ``subnets``: the instant fleet reports those pools in its Errors
+    and launches from the next one (harness.proxy ``no_capacity``)."""
+    aws_calls.capacity_back()
     for subnet in subnets:
-        aws_calls.fail_next("RunInstances", times=times, status=400, code="InsufficientInstanceCapacity", match={"SubnetId": subnet})
+        aws_calls.no_capacity("m5.large", subnet)
 
 
 def test_an_unrestricted_pool_tries_only_like_subnets_in_every_zone_and_falls_over_to_the_next(aws, network, cluster, pool, aws_calls):
     assert cluster["zone"] == ZONE
-    _no_capacity_in(aws_calls, [network[z] for z in LIKE_ZONES], times=2)
+    _no_capacity_in(aws_calls, [network[z] for z in LIKE_ZONES])
     short = pool(count=2)
-    # The leader's zone first, then the others by name, each for the whole shortfall then for what there is;
-    # never the subnet with another network ACL nor the non-default one.
-    assert _launch_subnets(aws_calls) == [network[z] for z in LIKE_ZONES for _minimum in (2, 1)]
+    # One fleet over the like subnets, the leader's zone first, then the others by name; never the subnet with
+    # another network ACL nor the non-default one.
+    assert _launch_subnets(aws_calls) == [network[z] for z in LIKE_ZONES]
     assert short["pool"]["deficit"] == 2 and short["changed"] is False
     aws_calls.clear()
-    _no_capacity_in(aws_calls, [network["us-west-2a"]], times=2)
+    _no_capacity_in(aws_calls, [network["us-west-2a"]])
     placed = pool(count=2)
     assert placed["pool"]["deficit"] == 0 and placed["pool"]["running"] == 2
     assert _subnets_of(aws, placed) == [network["us-west-2b"]] * 2
@@ -98,10 +108,11 @@ def test_zones_restrict_the_like_subnets_and_subnets_override_them(aws, network,
     in_c = pool(name="in-c", count=1, zones=["us-west-2c"])
     assert _subnets_of(aws, in_c) == [network["us-west-2c"]]
     aws_calls.clear()
-    _no_capacity_in(aws_calls, [network["us-west-2b"]], times=1)
+    _no_capacity_in(aws_calls, [network["us-west-2b"]])
     b_then_c = pool(name="b-then-c", count=1, zones=["us-west-2c", "us-west-2b"])  # the order of zones is not theirs
     assert _launch_subnets(aws_calls) == [network["us-west-2b"], network["us-west-2c"]]
     assert _subnets_of(aws, b_then_c) == [network["us-west-2c"]]
+    aws_calls.capacity_back()
     given = pool(name="given", count=1, zones=["us-west-2c"], subnets=[network["non_default"]])
     assert _subnets_of(aws, given) == [network["non_default"]]
     # The scaler's pools take zones too.

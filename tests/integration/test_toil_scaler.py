@@ -118,7 +118,7 @@ def test_budgets_cut_growth_in_check_mode_and_when_applied(aws, cluster, run_pla
     aws_calls.clear()
     again = scaler(run_playbook, tmp_path, {**demand, "nodes": nodes}, env=aws_calls.env, **budget)
     assert again["budget"]["used_vcpus"] == 10 and again["budget"]["planned_vcpus"] == 10 and again["budget"]["capped"] is True
-    assert aws_calls.count("RunInstances") == 0
+    assert aws_calls.count("CreateFleet") == 0
     # Idle now, the nodes all go whatever the budget.
     idle = [{**n, "requested": {}, "safe_to_evict": True, "idle_seconds": 900} for n in nodes]
     emptied = scaler(run_playbook, tmp_path, {"pods": [], "nodes": idle}, **budget)
@@ -170,7 +170,7 @@ def test_a_pool_by_requirements_is_planned_and_grown_from_the_types_found_which_
     assert catalogue_reads(aws_calls) == 0  # kept in the state file
     instances = by_pool(applied)["general"]["instances"]
     assert len(instances) == 3 and {i["instance_type"] for i in instances} == {"m5.xlarge"} and all(i["preemptible"] for i in instances)
-    assert aws_calls.count("RunInstances", InstanceType="m5.xlarge") == 1
+    assert aws_calls.count("CreateFleet", **{"LaunchTemplateConfigs.1.Overrides.1.InstanceType": "m5.xlarge"}) == 1
 
     state = json.loads((tmp_path / "state.json").read_text())
     state["catalogue"]["read_at"] = "2020-01-01T00:00:00+00:00"  # more than a day ago
