@@ -231,7 +231,7 @@ def test_a_fleet_that_launched_nothing_is_not_answered_again():
     assert len(ec2.tokens) == 2 and spent in ec2.tokens
     ec2.capacity.clear()
     assert len(grow(ec2)) == 2 and len(ec2.tokens) == 3
-    assert grow(ec2) == [i for i in ec2.instances]  # and from then on the same fleet again: one launch
+    assert grow(ec2) == list(ec2.instances)  # and from then on the same fleet again: one launch
 
 
 def test_the_token_belongs_to_the_clusters_generation():
