@@ -21,7 +21,10 @@ options:
     type: dict
     required: true
   private_key_file:
-    description: The private key for the leader hop (C(-i)); empty for ssh's defaults and the agent.
+    description:
+      - The private key for the leader hop (C(-i)).
+      - When empty, the key of the run, as Ansible's ssh connection takes it - C(--private-key), else
+        C(ANSIBLE_PRIVATE_KEY_FILE) or C(private_key_file) in C(ansible.cfg); without any, ssh's defaults and the agent.
     type: str
     default: ""
   host_key_checking:
@@ -48,6 +51,8 @@ _value:
   type: str
 """
 
+from ansible import constants as C
+from ansible import context
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
@@ -55,7 +60,14 @@ from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInp
 from ansible_collections.toil.cluster.plugins.module_utils.ssh_jump import jump_args
 
 
+def run_private_key_file():
+    """The key given to this run (--private-key, else the configured default): a connection variable template cannot
+    see the command line's key (Ansible templates connection variables before its play context adds it)."""
+    return context.CLIARGS.get("private_key_file") or C.config.get_config_value("DEFAULT_PRIVATE_KEY_FILE") or ""
+
+
 def ssh_jump_args(jump, private_key_file="", host_key_checking=True, known_hosts_file=""):
+    private_key_file = private_key_file or run_private_key_file()
     try:
         checking = boolean(host_key_checking, strict=True)
     except TypeError:

@@ -342,9 +342,10 @@ def build_inventory(result, options):
 def cluster_hosts(region, cluster_name, instances, ssh_user=None, use_private_ip=False):
     """The hosts ``toil_ec2`` would give for one cluster's instances (botocore's), as ``add_host`` items:
     ``{"name", "groups", "vars"}``, so a playbook adds the nodes its inventory does not know yet. Strays
-    among ``instances`` are left out here too (the caller warns of them). Workers reached on a private address
-    get ``toil_jump`` (the leader as bastion), as with the inventory's ``leader_as_bastion``."""
+    among ``instances`` are left out here too (the caller warns of them). Without ``use_private_ip``, workers
+    without a public address get ``toil_jump`` (the leader as bastion), as with the inventory's ``leader_as_bastion``."""
     result = {region: {"cluster_groups": [cluster_name], "instances": [record_from_boto3(i) for i in instances]}}
-    options = InventoryOptions(clusters=(cluster_name,), ssh_user=ssh_user, use_private_ip=use_private_ip, leader_as_bastion=True)
+    # With use_private_ip the controller is in the VPC (Toil's --use_private_ip): every node is reached directly.
+    options = InventoryOptions(clusters=(cluster_name,), ssh_user=ssh_user, use_private_ip=use_private_ip, leader_as_bastion=not use_private_ip)
     inventory = build_inventory(result, options)
     return [{"name": host.name, "groups": host.groups, "vars": host.variables} for host in inventory.hosts]

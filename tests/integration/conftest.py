@@ -55,6 +55,7 @@ HOST_LANES = {
     "test_role_kubernetes": "hosts-1",
     "test_role_kubernetes_ephemeral": "hosts-1",
     "test_playbook_configure_cluster": "hosts-1",
+    "test_private_worker_jump": "hosts-2",
 }
 
 

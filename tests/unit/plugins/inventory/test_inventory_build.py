@@ -257,8 +257,14 @@ def test_cluster_hosts_for_add_host_carry_the_jump_and_the_private_address():
     instances = [boto3_instance("i-01", "leader", "54.0.0.1", "10.0.0.1"), boto3_instance("i-02", "worker", "54.0.0.2", "10.0.0.2")]
     hosts = {host["name"]: host["vars"] for host in cluster_hosts("us-west-2", "c1", instances)}
     assert hosts["i-02"]["ansible_host"] == "54.0.0.2" and "toil_jump" not in hosts["i-02"]
+    # Toil's --use_private_ip: the controller is in the VPC and reaches every node on its private address, directly.
     hosts = {host["name"]: host["vars"] for host in cluster_hosts("us-west-2", "c1", instances, use_private_ip=True)}
     assert [hosts["i-01"]["ansible_host"], hosts["i-02"]["ansible_host"]] == ["10.0.0.1", "10.0.0.2"]
+    assert "toil_jump" not in hosts["i-02"]
+    # A worker without a public address is reached through the leader.
+    instances[1] = boto3_instance("i-02", "worker", private="10.0.0.2")
+    hosts = {host["name"]: host["vars"] for host in cluster_hosts("us-west-2", "c1", instances)}
+    assert hosts["i-02"]["ansible_host"] == "10.0.0.2"
     assert hosts["i-02"]["toil_jump"] == {"host": "54.0.0.1", "user": "core", "instance_id": "i-01"}
 
 

@@ -113,3 +113,13 @@ def test_filter_reads_ansible_booleans_and_fails_clearly():
         ssh_jump_args(JUMP, host_key_checking="maybe")
     with pytest.raises(AnsibleFilterError, match="ssh_jump_args: toil_jump: host"):
         ssh_jump_args(dict(JUMP, host="x"))
+
+
+def test_filter_takes_the_run_key_when_none_is_given(monkeypatch):
+    """Ansible templates connection variables before --private-key reaches them: the filter reads the run's key itself."""
+    from ansible import context  # noqa: PLC0415
+    from ansible.module_utils.common.collections import ImmutableDict  # noqa: PLC0415
+
+    monkeypatch.setattr(context, "CLIARGS", ImmutableDict(private_key_file="/keys/from the command line"))
+    assert "-i '/keys/from the command line'" in shlex.split(ssh_jump_args(JUMP))[1]
+    assert "-i /keys/given" in shlex.split(ssh_jump_args(JUMP, private_key_file="/keys/given"))[1]
