@@ -9,7 +9,7 @@ version_added: 0.1.0
 description:
   - Returns C(-o ProxyCommand="ssh -W [%h]:%p ... leader") for C(ansible_ssh_common_args). Unlike C(ProxyJump), the
     leader hop gets the private key and the host-key settings of the run.
-  - The C(toil.cluster.toil_ec2) inventory (O(leader_as_bastion)) and C(configure_cluster) use it for workers reached on a
+  - The C(toil.cluster.toil_ec2) inventory (O(toil.cluster.toil_ec2#inventory:leader_as_bastion)) and C(configure_cluster) use it for workers reached on a
     private address; their C(toil_jump) variable is its input.
   - Every value is checked (the host an IP address, the user a login name, the instance ID an instance ID, paths
     without control characters), shell-quoted, and its C(%) escaped from ssh's tokens; a bad one fails the filter.

@@ -127,7 +127,7 @@ options:
       - Reach workers that are connected to on a private address (they have no public IP, or
         O(use_private_ip) is set) through their cluster's leader. The leader is reached on its public address when it has one.
       - "Such a worker gets C(toil_jump) (C({host, user, instance_id}) of its leader) and C(ansible_ssh_common_args) set to
-        C(-o ProxyCommand=\"ssh -W [%h]:%p ... leader\") by the filter M(toil.cluster.ssh_jump_args#filter) when the
+        C(-o ProxyCommand=\"ssh -W [%h]:%p ... leader\") by the filter P(toil.cluster.ssh_jump_args#filter) when the
         connection is made. Unlike C(ProxyJump), the leader hop gets the key of the run (C(--private-key) or
         C(ansible_ssh_private_key_file)), host key checking as the run has it (C(host_key_checking),
         C(ansible_ssh_host_key_checking)) and, in C(configure_cluster), the pinned known_hosts file (C(toil_known_hosts_file))."

@@ -42,7 +42,7 @@ options:
       - Give every node its private address as C(ansible_host) in RV(clusters[].hosts[].vars), as Toil's C(--use_private_ip)
         (the controller runs in the cluster's VPC).
       - Without it, nodes get their public address when they have one; a worker without one gets C(toil_jump), its
-        leader, for M(toil.cluster.ssh_jump_args#filter) (the C(toil.cluster.toil_ec2) inventory's O(toil.cluster.toil_ec2#inventory:leader_as_bastion)).
+        leader, for P(toil.cluster.ssh_jump_args#filter) (the C(toil.cluster.toil_ec2) inventory's O(toil.cluster.toil_ec2#inventory:leader_as_bastion)).
     type: bool
     default: false
   host_keys:
