@@ -29,7 +29,9 @@ description:
     C(ANSIBLE_INVENTORY_UNPARSED_FAILED), when every source failed; AWX and AAP set it for inventory updates).
   - "Groups (names are safe: characters other than letters, digits and C(_) become C(_)):
     C(toil_nodes) (every node), C(toil_cluster_<cluster>), C(toil_leaders), C(toil_workers),
-    C(toil_preemptible), C(toil_pool_<cluster>_<pool>) (pool from the tag C(toil.cluster/pool)),
+    C(toil_cluster_<cluster>_leaders) and C(toil_cluster_<cluster>_workers) (one cluster's leader and workers, children
+    of C(toil_cluster_<cluster>) and of C(toil_leaders) or C(toil_workers)), C(toil_preemptible),
+    C(toil_pool_<cluster>_<pool>) (pool from the tag C(toil.cluster/pool)),
     C(toil_type_<instance type>) and, with O(include_stopped), C(toil_stopped). Should two different
     names give the same group name, each gets a short hash suffix, so nodes of different clusters never
     share a group by accident."
@@ -38,7 +40,7 @@ description:
     C(toil_instance_id), C(toil_instance_type), C(toil_region), C(toil_zone), C(toil_launch_time) (ISO 8601, UTC),
     C(toil_state), C(toil_private_ip), C(toil_public_ip), C(toil_private_dns) (null when unknown),
     C(ec2_tags) (the node's tags), C(ansible_host), C(ansible_user) and, with O(leader_as_bastion),
-    C(ansible_ssh_common_args). The reserved name C(tags) is never set."
+    C(toil_jump) and C(ansible_ssh_common_args). The reserved name C(tags) is never set."
   - "C(ansible_user): O(ssh_user) when set; else C(admin) on this collection's Debian nodes (they carry a
     C(toil.cluster/) tag, or IMDSv2 required with a hop limit of 2) and C(core) on Toil's Flatcar nodes."
   - The inventory cache stores the instances found, not the groups, so O(compose), O(groups), O(keyed_groups)
@@ -123,8 +125,12 @@ options:
   leader_as_bastion:
     description:
       - Reach workers that are connected to on a private address (they have no public IP, or
-        O(use_private_ip) is set) through their cluster's leader, with C(ansible_ssh_common_args) set to
-        C(-o ProxyJump=<leader user>@<leader address>). The leader is reached on its public address when it has one.
+        O(use_private_ip) is set) through their cluster's leader. The leader is reached on its public address when it has one.
+      - "Such a worker gets C(toil_jump) (C({host, user, instance_id}) of its leader) and C(ansible_ssh_common_args) set to
+        C(-o ProxyCommand=\"ssh -W [%h]:%p ... leader\") by the filter P(toil.cluster.ssh_jump_args#filter) when the
+        connection is made. Unlike C(ProxyJump), the leader hop gets the key of the run (C(--private-key) or
+        C(ansible_ssh_private_key_file)), host key checking as the run has it (C(host_key_checking),
+        C(ansible_ssh_host_key_checking)) and, in C(configure_cluster), the pinned known_hosts file (C(toil_known_hosts_file))."
       - Inventory host variables take precedence over group_vars of the inventory, so a C(ansible_ssh_common_args)
         set there is replaced on these workers; use O(compose) to combine them.
     type: bool
@@ -152,6 +158,8 @@ options:
       - See U(https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html).
     type: dict
 notes:
+  - The session token is also read from C(AWS_SECURITY_TOKEN) when C(AWS_SESSION_TOKEN) and O(session_token) are unset,
+    as older AWX versions set it for their AWS credential.
   - A O(profile) named in the configuration file is used instead of access keys found in the environment;
     keys written in the file together with a profile are refused.
   - The AWS permissions needed are C(ec2:DescribeInstances) and, without O(clusters), C(ec2:DescribeSecurityGroups) (plus
@@ -195,6 +203,7 @@ cache_timeout: 600
 
 import hashlib
 import json
+import os
 
 try:
     import boto3
@@ -209,6 +218,14 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
 
+try:  # ansible-core 2.19+: a plugin's strings are data unless marked trusted
+    from ansible.template import trust_as_template
+except ImportError:  # before 2.19 every string not marked unsafe is a template
+
+    def trust_as_template(text):
+        return text
+
+
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.inventory import (
     InventoryConfigError,
@@ -218,6 +235,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.inventory import (
     check_regions,
 )
 from ansible_collections.toil.cluster.plugins.module_utils.names import validate_cluster_name, validate_user_name
+from ansible_collections.toil.cluster.plugins.module_utils.ssh_jump import JUMP_ARGS_TEMPLATE
 from ansible_collections.toil.cluster.plugins.module_utils.zones import validate_region
 from ansible_collections.toil.cluster.plugins.plugin_utils.instance_listing import InventoryQueryError, query_regions
 
@@ -317,6 +335,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         keys = {}
         for option, name in (("access_key", "aws_access_key_id"), ("secret_key", "aws_secret_access_key"), ("session_token", "aws_session_token")):
             value, origin = self.get_option_and_origin(option)
+            if option == "session_token" and not value and os.environ.get("AWS_SECURITY_TOKEN"):
+                value, origin = os.environ["AWS_SECURITY_TOKEN"], "env: AWS_SECURITY_TOKEN"  # older AWX and boto2 set it
             if profile and str(origin).startswith("env") and not str(profile_origin).startswith("env"):
                 value = None
             keys[name] = value or None
@@ -394,6 +414,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         inventory = self.inventory
         for group in model.groups:
             inventory.add_group(group)
+        for parent, children in model.children.items():
+            for child in children:
+                inventory.add_child(parent, child)
         compose = self.get_option("compose")
         groups = self.get_option("groups")
         keyed_groups = self.get_option("keyed_groups")
@@ -403,6 +426,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             name = inventory.add_host(host.name)
             for key, value in host.variables.items():
                 inventory.set_variable(name, key, wrap_var(value))
+            if "toil_jump" in host.variables:  # constant text of this collection; the jump itself stays data
+                inventory.set_variable(name, "ansible_ssh_common_args", trust_as_template(JUMP_ARGS_TEMPLATE))
             for group in host.groups:
                 inventory.add_child(group, name)
             if constructed:

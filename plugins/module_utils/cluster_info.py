@@ -20,7 +20,7 @@ def _ignore(_message):
     pass
 
 
-def describe_cluster(ec2, iam, cluster_name, include_stopped=False, region=None, ssh_user=None, warn=_ignore):
+def describe_cluster(ec2, iam, cluster_name, include_stopped=False, region=None, ssh_user=None, warn=_ignore, use_private_ip=False):
     """The cluster's parts; its nodes are members only (nodes.is_member), each stray is one ``warn``."""
     groups = find_cluster_security_groups(ec2, cluster_name)
     instances, strays = cluster_listing(ec2, cluster_name, include_stopped)
@@ -39,7 +39,7 @@ def describe_cluster(ec2, iam, cluster_name, include_stopped=False, region=None,
         "leader": leader,
         "workers": workers,
         "node_count": len(instances),
-        "hosts": cluster_hosts(region, cluster_name, instances, ssh_user),
+        "hosts": cluster_hosts(region, cluster_name, instances, ssh_user, use_private_ip),
     }
 
 
@@ -50,6 +50,6 @@ def cluster_names_in_region(ec2, include_stopped=False):
     return sorted(n for n in names if n)
 
 
-def describe_clusters(ec2, iam, cluster_name=None, include_stopped=False, region=None, ssh_user=None, warn=_ignore):
+def describe_clusters(ec2, iam, cluster_name=None, include_stopped=False, region=None, ssh_user=None, warn=_ignore, use_private_ip=False):
     names = [cluster_name] if cluster_name else cluster_names_in_region(ec2, include_stopped)
-    return [describe_cluster(ec2, iam, name, include_stopped, region, ssh_user, warn) for name in names]
+    return [describe_cluster(ec2, iam, name, include_stopped, region, ssh_user, warn, use_private_ip) for name in names]

@@ -155,6 +155,7 @@ class Inventory:
     hosts: list
     groups: list
     warnings: list = field(default_factory=list)  # one line per stray instance (nodes.stray_warnings)
+    children: dict = field(default_factory=dict)  # parent group -> its child groups (the per-cluster role groups)
 
 
 def sanitize(text):
@@ -280,6 +281,7 @@ def build_inventory(result, options):
         else:
             addresses[record["InstanceId"]] = record.get("PublicIpAddress") or record.get("PrivateIpAddress")
     group_names = _GroupNames()
+    parents = {}
     hosts = []
     for region, cluster, record, tags, role, leader in selected:
         instance_id = record["InstanceId"]
@@ -312,9 +314,15 @@ def build_inventory(result, options):
             private_only = options.use_private_ip or not record.get("PublicIpAddress")
             jump = leader.get("PublicIpAddress") or addresses[leader_id]
             if private_only and jump:
-                variables["ansible_ssh_common_args"] = f"-o ProxyJump={users[leader_id]}@{jump}"
-        keys = [group_names.key(GROUP_ALL), group_names.key(GROUP_CLUSTER_PREFIX, cluster)]
-        keys.append(group_names.key(GROUP_LEADERS if role == NODE_TYPE_LEADER else GROUP_WORKERS))
+                # Data only: ssh_jump.JUMP_ARGS_TEMPLATE (set by the inventory plugin) validates and quotes it at run time.
+                variables["toil_jump"] = {"host": jump, "user": users[leader_id], "instance_id": leader_id}
+        role_group = GROUP_LEADERS if role == NODE_TYPE_LEADER else GROUP_WORKERS
+        cluster_group = group_names.key(GROUP_CLUSTER_PREFIX, cluster)
+        # toil_cluster_<name>_leaders/_workers: one cluster's role, child of toil_cluster_<name> and of toil_leaders/_workers.
+        cluster_role_group = group_names.key(GROUP_CLUSTER_PREFIX, cluster, role_group.removeprefix("toil_"))
+        keys = [group_names.key(GROUP_ALL), cluster_group, group_names.key(role_group), cluster_role_group]
+        for parent in (cluster_group, group_names.key(role_group)):
+            parents.setdefault(parent, set()).add(cluster_role_group)
         if preemptible:
             keys.append(group_names.key(GROUP_PREEMPTIBLE))
         if pool:
@@ -327,13 +335,17 @@ def build_inventory(result, options):
     resolved = group_names.resolve()
     for host in hosts:
         host.groups = [resolved[key] for key in host.groups]
-    return Inventory(hosts, sorted(set(resolved.values())), warnings)
+    children = {resolved[parent]: sorted(resolved[child] for child in kids) for parent, kids in parents.items()}
+    return Inventory(hosts, sorted(set(resolved.values())), warnings, children)
 
 
-def cluster_hosts(region, cluster_name, instances, ssh_user=None):
+def cluster_hosts(region, cluster_name, instances, ssh_user=None, use_private_ip=False):
     """The hosts ``toil_ec2`` would give for one cluster's instances (botocore's), as ``add_host`` items:
     ``{"name", "groups", "vars"}``, so a playbook adds the nodes its inventory does not know yet. Strays
-    among ``instances`` are left out here too (the caller warns of them)."""
+    among ``instances`` are left out here too (the caller warns of them). Without ``use_private_ip``, workers
+    without a public address get ``toil_jump`` (the leader as bastion), as with the inventory's ``leader_as_bastion``."""
     result = {region: {"cluster_groups": [cluster_name], "instances": [record_from_boto3(i) for i in instances]}}
-    inventory = build_inventory(result, InventoryOptions(clusters=(cluster_name,), ssh_user=ssh_user))
+    # With use_private_ip the controller is in the VPC (Toil's --use_private_ip): every node is reached directly.
+    options = InventoryOptions(clusters=(cluster_name,), ssh_user=ssh_user, use_private_ip=use_private_ip, leader_as_bastion=not use_private_ip)
+    inventory = build_inventory(result, options)
     return [{"name": host.name, "groups": host.groups, "vars": host.variables} for host in inventory.hosts]

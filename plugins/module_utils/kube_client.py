@@ -13,11 +13,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import urllib.parse
 
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
 from ansible_collections.toil.cluster.plugins.module_utils.kube_objects import UNREAD, views
 
 try:
+    import urllib3
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
     from kubernetes.client.exceptions import ApiException
@@ -44,6 +47,15 @@ else:
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
 
+try:  # kubernetes.core (a dependency of this collection) reads its options and K8S_AUTH_* this way; so do we
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_MAP, AUTH_ARG_SPEC
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import _create_auth_spec, _create_headers
+except ImportError:  # ansible-test's import sanity test may run without it; toil_scaler's argument spec needs it
+    AUTH_ARG_MAP = {}
+    AUTH_ARG_SPEC = {}
+    _create_auth_spec = _create_headers = None
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 LIST_PAGE_SIZE = 500
 UNFINISHED_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 # What the scaler never reads of a pod (kube_demand, kube_pods), left out as each page is decoded (Toil's command
@@ -75,16 +87,74 @@ def _kubeconfig_files():
     return [p for p in paths if os.path.isfile(os.path.expanduser(p))]
 
 
-def load_clients(kubeconfig=None, context=None):
+# kubernetes.core's option (its true name, as kubernetes.client.Configuration calls it) that only say how to connect,
+# set over whatever the kubeconfig gave, as kubernetes.core sets them.
+_CONNECTION_SETTINGS = ("host", "api_key", "username", "password", "verify_ssl", "ssl_ca_cert", "cert_file", "key_file", "proxy", "no_proxy", "proxy_headers")
+
+
+def connection_options(auth=None):
+    """kubernetes.core's connection options (its ``k8s_auth_options``), each from ``auth`` (the module's parameters) or
+    else from its ``K8S_AUTH_*`` variable, as AWX's Kubernetes credential sets them; keyed by their true names."""
+    if _create_auth_spec is None:
+        raise ToilInputError("The kubernetes.core collection is required to read the Kubernetes connection options.")
+    params = {name: value for name, value in (auth or {}).items() if name in AUTH_ARG_SPEC and value is not None}
+    spec = _create_auth_spec(**params)
+    if not spec.get("proxy_headers"):
+        spec.pop("proxy_headers", None)  # kubernetes.core adds an empty one
+    host = spec.get("host")
+    if host is not None:
+        parts = urllib.parse.urlsplit(str(host))
+        if parts.scheme not in ("https", "http") or not parts.hostname or _CONTROL.search(str(host)):
+            raise ToilInputError(f"host must be the API server's URL, like https://10.0.0.1:6443, got {ascii(host)[:80]}.")
+        spec["host"] = str(host).rstrip("/")
+    for name in ("api_key", "username", "password"):
+        if _CONTROL.search(str(spec.get(name) or "")):
+            raise ToilInputError(f"{AUTH_ARG_MAP.get(name, name)} holds a control character or line break.")
+    return spec
+
+
+def impersonation_headers(auth=None):
+    """Impersonate-User and Impersonate-Group from ``impersonate_user``/``impersonate_groups`` or K8S_AUTH_IMPERSONATE_*.
+
+    The client sends one value per header name, so at most one group (the API server reads each Impersonate-Group
+    header as one group)."""
+    headers = _create_headers(**{k: v for k, v in (auth or {}).items() if k.startswith("impersonate_") and v is not None})
+    groups = headers.get("Impersonate-Group")
+    if groups is not None:
+        if len(groups) > 1:
+            raise ToilInputError(f"impersonate_groups: at most one group here, got {len(groups)}.")
+        headers["Impersonate-Group"] = groups[0]
+    for name, value in headers.items():
+        if not isinstance(value, str) or _CONTROL.search(value):
+            raise ToilInputError(f"{name} must be one line of text, got {ascii(value)[:80]}.")
+    return headers
+
+
+def _given_credentials(spec):
+    """True when the options alone reach and authenticate to the server (kubernetes.core's rule): no kubeconfig is read."""
+    return bool(spec.get("host")) and bool(
+        spec.get("api_key") or (spec.get("cert_file") and spec.get("key_file")) or (spec.get("username") and spec.get("password"))
+    )
+
+
+def load_clients(kubeconfig=None, context=None, auth=None):
     """``(CoreV1Api, PolicyV1Api)`` sharing one configuration (the process-wide default is left alone).
 
     ``kubeconfig`` (a file) and ``context`` as kubectl reads them; without ``kubeconfig``,
-    ``$KUBECONFIG`` then ``~/.kube/config``, then the pod's service account (in-cluster).
+    ``$KUBECONFIG`` then ``~/.kube/config``, then the pod's service account (in-cluster). ``auth``: the other
+    connection options of kubernetes.core (``host``, ``api_key``, ``validate_certs``, ``ca_cert``, ``client_cert``,
+    ``client_key``, ``proxy``...), else their ``K8S_AUTH_*`` variables; with a host and credentials, no kubeconfig is read.
     """
     _require_kubernetes()
+    spec = connection_options({**(auth or {}), "kubeconfig": kubeconfig, "context": context})
+    kubeconfig, context = spec.get("kubeconfig"), spec.get("context")
     configuration = k8s_client.Configuration()
     try:
-        if kubeconfig is not None:
+        if _given_credentials(spec) and kubeconfig is None and context is None:
+            pass
+        elif isinstance(kubeconfig, dict):
+            k8s_config.load_kube_config_from_dict(config_dict=kubeconfig, context=context, client_configuration=configuration)
+        elif kubeconfig is not None:
             if not os.path.isfile(os.path.expanduser(kubeconfig)):
                 raise ToilInputError(f"kubeconfig {kubeconfig} does not exist.")
             k8s_config.load_kube_config(config_file=os.path.expanduser(kubeconfig), context=context, client_configuration=configuration)
@@ -96,12 +166,25 @@ def load_clients(kubeconfig=None, context=None):
         else:
             where = f"context {context!r} needs a kubeconfig: " if context else ""
             raise ToilInputError(
-                f"No Kubernetes configuration found: {where}give kubeconfig (or set KUBECONFIG), create ~/.kube/config, "
+                f"No Kubernetes configuration found: {where}give kubeconfig (or set KUBECONFIG), host with api_key or "
+                "client_cert and client_key (or their K8S_AUTH_* variables), create ~/.kube/config, "
                 "or run inside a pod with a service account."
             )
     except ConfigException as error:
-        raise ToilInputError(f"Invalid Kubernetes configuration ({kubeconfig or 'default'}): {error}") from None
+        where = "the given dictionary" if isinstance(kubeconfig, dict) else kubeconfig or "default"
+        raise ToilInputError(f"Invalid Kubernetes configuration ({where}): {error}") from None
+    for name in _CONNECTION_SETTINGS:
+        value = spec.get(name)
+        if value is None:
+            continue
+        if name == "api_key":
+            value = {"authorization": f"Bearer {value}"}  # what kubernetes.core sets: the BearerToken scheme's header
+        elif name == "proxy_headers":
+            value = urllib3.util.make_headers(**value)
+        setattr(configuration, name, value)
     api = k8s_client.ApiClient(configuration)
+    for header, value in impersonation_headers(auth).items():
+        api.set_default_header(header, value)
     return k8s_client.CoreV1Api(api), k8s_client.PolicyV1Api(api)
 
 

@@ -40,7 +40,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements
     read_catalogue,
     type_shape,
 )
-from ansible_collections.toil.cluster.plugins.module_utils.kube_client import ApiException, api_message, load_clients, read_cluster
+from ansible_collections.toil.cluster.plugins.module_utils.kube_client import AUTH_ARG_SPEC, ApiException, api_message, load_clients, read_cluster
 from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import ARCHITECTURES, IDLE_SINCE_ANNOTATION, gpu_count, match_instances, read_demand
 from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import delete_node, drain_nodes
 from ansible_collections.toil.cluster.plugins.module_utils.kube_lease import FileLock, KubeLease, coordination_client
@@ -212,6 +212,7 @@ class ScalerSettings:
     demand: dict = None  # given explicitly; None: read from Kubernetes
     kubeconfig: str = None
     context: str = None
+    kube_auth: dict = None  # kubernetes.core's other connection options (kube_client.load_clients)
     apply: bool = True  # resize the pools (false: plan only)
     check_mode: bool = False  # plan only, and write neither the state nor the metrics
     wait: bool = True
@@ -251,6 +252,7 @@ class ScalerSettings:
             demand=params["demand"],
             kubeconfig=params["kubeconfig"],
             context=params["context"],
+            kube_auth={name: params.get(name) for name in AUTH_ARG_SPEC if name not in ("kubeconfig", "context")},
             apply=params["apply"] and not check_mode,
             check_mode=check_mode,
             wait=params["wait"],
@@ -581,7 +583,7 @@ def read_pods_and_nodes(settings, state, warn, ec2=None, clients=None):
     if settings.demand is not None:
         pods, nodes = normalize_demand(settings.demand)
         return Observed(pods, nodes)
-    core_v1, policy_v1 = clients or load_clients(settings.kubeconfig, settings.context)
+    core_v1, policy_v1 = clients or load_clients(settings.kubeconfig, settings.context, settings.kube_auth)
     with cycle_collector_paused():
         listed_pods, listed_nodes = read_cluster(core_v1)
         pods, workers, _timers = read_demand(listed_pods, listed_nodes, now_utc(), state.pop("idle_since", None) or {})
@@ -639,7 +641,7 @@ def scale(settings, ec2, warn, pricing=None):
     ``lease_wait`` seconds or stops naming the holder. ``pricing``: a Price List client (prices.py; None: the
     bundled price table). Raises ToilInputError for bad input (before any change) and lets AWS's errors through.
     """
-    clients = load_clients(settings.kubeconfig, settings.context) if settings.demand is None else None
+    clients = load_clients(settings.kubeconfig, settings.context, settings.kube_auth) if settings.demand is None else None
     lock = run_lock(settings, clients)
     if lock is None:
         return _scale(settings, ec2, warn, clients, None, pricing)

@@ -37,6 +37,14 @@ options:
       - When omitted, as the C(toil.cluster.toil_ec2) inventory does, C(admin) on this collection's Debian
         nodes and C(core) on Toil's Flatcar nodes.
     type: str
+  use_private_ip:
+    description:
+      - Give every node its private address as C(ansible_host) in RV(clusters[].hosts[].vars), as Toil's C(--use_private_ip)
+        (the controller runs in the cluster's VPC).
+      - Without it, nodes get their public address when they have one; a worker without one gets C(toil_jump), its
+        leader, for P(toil.cluster.ssh_jump_args#filter) (the C(toil.cluster.toil_ec2) inventory's O(toil.cluster.toil_ec2#inventory:leader_as_bastion)).
+    type: bool
+    default: false
   host_keys:
     description:
       - Also read the SSH host keys of the cluster's live nodes from their console output (EC2 C(GetConsoleOutput)),
@@ -157,7 +165,7 @@ clusters:
         vars:
           description: >-
             The host variables (C(ansible_host), C(ansible_user), C(toil_cluster), C(toil_node_type), C(toil_leader),
-            C(toil_pool), C(toil_preemptible), C(toil_instance_id), C(ec2_tags), ...), see the C(toil.cluster.toil_ec2) inventory.
+            C(toil_pool), C(toil_preemptible), C(toil_instance_id), C(ec2_tags), C(toil_jump) ...), see the C(toil.cluster.toil_ec2) inventory.
           type: dict
     host_keys:
       description: With O(host_keys), each node's host keys (C(type base64)) by instance ID, as its console shows them.
@@ -189,6 +197,7 @@ def main():
             zone=dict(type="str"),
             include_stopped=dict(type="bool", default=False),
             ssh_user=dict(type="str"),
+            use_private_ip=dict(type="bool", default=False),
             host_keys=dict(type="bool", default=False),
             host_keys_instances=dict(type="list", elements="str", no_log=False),
             host_keys_timeout=dict(type="int", default=0),
@@ -210,6 +219,7 @@ def main():
             region,
             params["ssh_user"],
             warn=module.warn,
+            use_private_ip=params["use_private_ip"],
         )
     if params["host_keys"]:
         ec2 = module.retrying_client("ec2", region=region)

@@ -134,13 +134,6 @@ options:
     type: list
     elements: str
     default: []
-  kubeconfig:
-    description: Kubeconfig file for the Kubernetes API, when O(demand) is not given. Defaults to the in-cluster
-      configuration, then C(~/.kube/config).
-    type: path
-  context:
-    description: The kubeconfig context.
-    type: str
   apply:
     description: Resize the pools. V(false) plans only (so does check mode).
     type: bool
@@ -233,8 +226,16 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
   - toil.cluster.aws.modules
+  - kubernetes.core.k8s_auth_options
 notes:
   - Supports check mode (plans only).
+  - "The Kubernetes API is reached, when O(demand) is not given, with kubernetes.core's connection options and their
+    C(K8S_AUTH_*) variables, as AWX's Kubernetes credential (C(K8S_AUTH_HOST), C(K8S_AUTH_API_KEY),
+    C(K8S_AUTH_VERIFY_SSL), C(K8S_AUTH_SSL_CA_CERT)) sets them. With O(host) and a token (O(api_key)), client
+    certificate (O(client_cert), O(client_key)) or O(username) and O(password), no kubeconfig is read. Else
+    O(kubeconfig) (a file, or a dictionary) and O(context), then C(KUBECONFIG), C(~/.kube/config), then the pod's
+    service account; the other options (O(validate_certs), O(ca_cert), O(proxy), ...) are set over it.
+    O(impersonate_groups) takes one group here. O(persist_config) has no effect."
 requirements:
   - kubernetes >= 24.2.0 (Python client), unless O(demand) is given
 """
@@ -384,6 +385,7 @@ lease:
   type: dict
 """
 
+from ansible_collections.toil.cluster.plugins.module_utils.kube_client import AUTH_ARG_SPEC
 from ansible_collections.toil.cluster.plugins.module_utils.modules import WAIT_SPEC, ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.scaler import ScalerSettings, scale
 
@@ -409,8 +411,7 @@ def main():
             ),
             demand=dict(type="dict"),
             authorized_keys=dict(type="list", elements="str", default=[], no_log=False),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
+            **AUTH_ARG_SPEC,
             apply=dict(type="bool", default=True),
             beta_inertia=dict(type="float", default=0.1),
             preemptible_compensation=dict(type="float", default=0.0),

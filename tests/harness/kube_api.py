@@ -1272,6 +1272,20 @@ def sign_csr(pem, ca_cert, ca_key, usages, days=365):
             return handle.read()
 
 
+def client_certificate(certificates, directory, subject):
+    """A key and a certificate for ``subject`` (``/O=.../CN=...``) signed by the CA of ``certificates``
+    (``make_certificates``' paths; its ``ca.key`` beside ``ca.crt``): ``(crt, key)`` paths in ``directory``."""
+    ca = certificates[0]
+    key, csr, crt = (os.path.join(directory, f"client.{ext}") for ext in ("key", "csr", "crt"))
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr, "-subj", subject)
+    ext = os.path.join(directory, "client.ext")
+    with open(ext, "w", encoding="ascii") as handle:
+        handle.write("extendedKeyUsage=clientAuth\n")
+    _openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", os.path.join(os.path.dirname(ca), "ca.key"), "-set_serial", "7", "-days", "1",
+             "-extfile", ext, "-out", crt)  # fmt: skip
+    return crt, key
+
+
 # ----------------------------------------------------------------------------- HTTP
 
 

@@ -98,6 +98,7 @@ class AWSProxy:
         self.upstream = (parts.hostname, parts.port)
         self.calls = []
         self.requests = []  # (service, action, form parameters) of form-encoded calls
+        self.session_tokens = []  # the X-Amz-Security-Token header of each call (None without one)
         self.client_tokens = client_tokens
         self._tokens = {}  # (region, ClientToken) -> [threading.Event, (status, reason, headers, body) or None, parameters]
         self.token_repeats = []  # (token, outcome) of every repeated ClientToken: "replayed" or "mismatch"
@@ -266,6 +267,7 @@ class AWSProxy:
                 with proxy._lock:
                     proxy.calls.append((service, action))
                     proxy.requests.append((service, action, params))
+                    proxy.session_tokens.append(self.headers.get("X-Amz-Security-Token"))
                     on_call = proxy.on_call
                 if on_call:
                     on_call(service, action, params)

@@ -57,6 +57,7 @@ HOST_LANES = {
     "test_playbook_configure_cluster": "hosts-1",
     "test_role_kubernetes_nvidia_hosts": "hosts-2",  # two short converges: the lane with the least time
     "test_spot_interruptions": "hosts-2",
+    "test_private_worker_jump": "hosts-2",
 }
 
 

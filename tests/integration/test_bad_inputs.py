@@ -120,6 +120,7 @@ PLAYBOOK_CASES = [
     ("launch_cluster", {**LAUNCH, "worker_zones": "us-west-2b"}, "worker_zones and worker_subnets lists"),
     ("launch_cluster", {**LAUNCH, "worker_zones": ["us-west-2b", "us-east-1a"]}, "worker_zones must be availability zones of the cluster's region us-west-2"),
     ("launch_cluster", {**LAUNCH, "worker_zones": ["us-west-2"]}, "worker_zones must be availability zones of the cluster's region us-west-2"),
+    ("launch_cluster", {**LAUNCH, "use_private_ip": "maybe"}, "use_private_ip must be true or false, got maybe"),
     ("destroy_cluster", {**DESTROY, "cluster_name": ""}, "destroy_cluster needs cluster_name"),
     ("destroy_cluster", {**DESTROY, "zone": "us-west-2"}, "destroy_cluster needs cluster_name"),
     ("destroy_cluster", {**DESTROY, "cluster_name": "Bad_Name"}, "must be lowercase"),

@@ -50,14 +50,18 @@ def results(text: str) -> dict[str, Any]:
 
 
 def graph_groups(graph: str) -> dict[str, list[str]]:
-    """`ansible-inventory --graph` output -> {group: hosts directly in it}."""
+    """`ansible-inventory --graph` output -> {group: hosts directly in it}. A line's depth is where its ``|--`` stands:
+    a host belongs to the group one level up (a child group's hosts come before its parent's own)."""
     groups: dict[str, list[str]] = {}
-    current = None
+    path: list[str] = []  # the groups enclosing the current line, outermost first
     for line in graph.splitlines():
+        depth = line.find("|--") // 3
         if group := re.search(r"\|--@(\w+):$", line):
-            current = groups.setdefault(group[1], [])
-        elif (host := re.search(r"\|--(i-\w+)$", line)) and current is not None:
-            current.append(host[1])
+            del path[depth:]
+            path.append(group[1])
+            groups.setdefault(group[1], [])
+        elif (host := re.search(r"\|--(i-\w+)$", line)) and 0 < depth <= len(path) and host[1] not in groups[path[depth - 1]]:
+            groups[path[depth - 1]].append(host[1])  # a child group shown under two parents lists its hosts twice
     return groups
 
 

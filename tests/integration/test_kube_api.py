@@ -29,7 +29,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ansible_collections.toil.cluster.plugins.module_utils import kube_client, kube_demand, kube_drain
 from harness import kube_api as kube_api_module
-from harness.kube_api import KubeApi, make_certificates
+from harness.kube_api import KubeApi, client_certificate, make_certificates
 from harness.kube_pod_runner import PodRunner
 from harness.paths import TOIL_PYTHON
 
@@ -323,18 +323,6 @@ KUBELET_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 
 def openssl(*args):
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def client_certificate(certificates, directory, subject):
-    """A key and a certificate for ``subject`` (``/O=.../CN=...``) signed by the CA of ``certificates``."""
-    ca = certificates[0]
-    key, csr, crt = (str(directory / f"client.{ext}") for ext in ("key", "csr", "crt"))
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr, "-subj", subject)
-    ext = directory / "client.ext"
-    ext.write_text("extendedKeyUsage=clientAuth\n")
-    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", os.path.join(os.path.dirname(ca), "ca.key"), "-set_serial", "7", "-days", "1",
-            "-extfile", str(ext), "-out", crt)  # fmt: skip
-    return crt, key
 
 
 def user_kubeconfig(api, path, user):

@@ -15,6 +15,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import INTERRUPTION_TAINT
+from harness.kube_api import KubeApi, client_certificate
 from harness.kube_workloads import POOL_LABEL, pods_of, register_node, register_nodes, run_pods_on, toil_job
 from harness.toil_scaler_runs import CLUSTER, by_pool, run_scaler, scaler_cluster, scalers_at_once
 
@@ -217,3 +218,29 @@ def test_an_interrupted_node_is_replaced_while_it_runs_then_removed_once_gone(aw
     assert second["leaving_nodes"] == [] and kube.get("nodes", node_b) is None
     assert len(by_pool(second)["ondemand"]["instances"]) == 2
     assert aws_calls.count("CreateFleet") == 1
+
+
+# ----------------------------------------------------------------------------- issue 19: AWX's Kubernetes credential
+
+
+def test_awx_kubernetes_credential_and_kubernetes_core_options_reach_the_api(aws, cluster, kube_certificates, run_playbook, tmp_path, aws_calls):
+    """No kubeconfig anywhere: the K8S_AUTH_* variables AWX's Kubernetes credential sets (host, bearer token, CA), then
+    kubernetes.core's options with a client certificate. The stand-in answers an anonymous list with 403, so a
+    pending pod counted proves the credential was sent; an unknown token is refused with a clear message."""
+    for directory in ("client", "api"):
+        (tmp_path / directory).mkdir()
+    crt, key = client_certificate(kube_certificates, tmp_path / "client", "/O=system:masters/CN=awx")
+    with KubeApi(cert_dir=str(tmp_path / "api"), certificates=kube_certificates, client_ca=kube_certificates[0]) as api:
+        api.add_node("leader", labels={"node-role.kubernetes.io/control-plane": ""})
+        toil_job(api, "admin-toil-align-0", 1, 2**30)
+        no_kubeconfig = {"KUBECONFIG": None, "HOME": str(tmp_path / "home"), "KUBERNETES_SERVICE_HOST": None}
+        awx = {"K8S_AUTH_HOST": api.url, "K8S_AUTH_API_KEY": api.token, "K8S_AUTH_SSL_CA_CERT": kube_certificates[0], "K8S_AUTH_VERIFY_SSL": "True"}
+        planned = run_scaler(run_playbook, tmp_path / "awx", apply=False, env={**aws_calls.env, **no_kubeconfig, **awx})
+        assert planned["queue_size"] == 1, planned
+        by_cert = {"host": api.url, "client_cert": crt, "client_key": key, "ca_cert": kube_certificates[0], "apply": False}
+        planned = run_scaler(run_playbook, tmp_path / "cert", env={**aws_calls.env, **no_kubeconfig}, **by_cert)
+        assert planned["queue_size"] == 1, planned
+        refused = run_scaler(
+            run_playbook, tmp_path / "bad", apply=False, expect_rc=None, env={**aws_calls.env, **no_kubeconfig, **awx, "K8S_AUTH_API_KEY": "wrong"}
+        )
+        assert refused.get("failed") and "Unauthorized" in refused["msg"] and "Traceback" not in str(refused), refused

@@ -3,7 +3,7 @@
 One account holds clusters made three ways: by this collection (toil_cluster + toil_nodepool, Debian
 nodes), by the real ``toil launch-cluster`` (Toil 9.6's own provisioner code, in an offline network
 namespace), and shaped like Toil's with boto3 (toil_shapes), in two regions. The inventory only reads
-AWS: nothing here connects to an address the endpoint hands out (ProxyJump is only written, never used).
+AWS: nothing here connects to an address the endpoint hands out (the jump to a worker is only written, never used).
 AWS calls are counted by the recording proxy (harness.proxy).
 """
 
@@ -184,7 +184,8 @@ def test_clusters_of_every_origin_in_two_regions(aws, run_playbook, key_pair, in
     leader_ip = ec2.describe_instances(InstanceIds=[shaped.leader_id])["Reservations"][0]["Instances"][0]["PublicIpAddress"]
     for name, variables in mine.hostvars.items():
         assert variables["toil_leader"] is None  # the leader is not in this inventory...
-        assert variables["ansible_ssh_common_args"] == f"-o ProxyJump=core@{leader_ip}"  # ...but still the way in
+        assert variables["toil_jump"] == {"host": leader_ip, "user": "core", "instance_id": shaped.leader_id}  # ...but still the way in
+        assert "toil.cluster.ssh_jump_args" in variables["ansible_ssh_common_args"]  # rendered per run: test_toil_ec2_cluster_groups
         assert variables["ansible_python_interpreter"] == "/usr/bin/python3"
         if variables["toil_private_ip"]:
             assert name == variables["toil_private_ip"] == variables["ansible_host"]

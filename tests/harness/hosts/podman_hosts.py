@@ -113,6 +113,7 @@ class PodmanLab:
         self.hosts: dict[str, Host] = {}
         self.key = workdir / "id_ed25519"
         self._network_created = False
+        self._internal_networks: list[str] = []
         workdir.mkdir(parents=True, exist_ok=True)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "toil.cluster test", "-f", str(self.key)], check=True)
         self.key.with_suffix(".pub").chmod(0o644)
@@ -139,6 +140,24 @@ class PodmanLab:
             self._wait_for_ssh(host)
         return self.hosts
 
+    def start_private(self, name: str, leader: Host) -> Host:
+        """``name`` on an internal network of its own, which only ``leader`` also joins: no address of it is on a
+        bridge of this machine (netavark gives an internal network's bridge no IPv4 address), so ssh reaches it
+        only through the leader. Waits for its sshd through the leader."""
+        network = f"{self.prefix}-private"
+        podman("network", "create", "--internal", network)
+        self._internal_networks.append(network)
+        podman("network", "connect", network, leader.container)
+        container = f"{self.prefix}-{name}"
+        args = ["run", "-d", "--name", container, "--hostname", name, "--network", network, "--privileged", "--systemd=always"]
+        args += ["-v", f"{self.key.with_suffix('.pub')}:/etc/ssh/test_authorized_keys:ro"]
+        host = self.hosts[name] = Host(name, container, "")
+        podman(*args, IMAGE)
+        host.address = json.loads(podman("inspect", container).stdout)[0]["NetworkSettings"]["Networks"][network]["IPAddress"]
+        jump = " ".join([*self._ssh_base(), "-W", "%h:%p", f"admin@{leader.address}"])
+        self._wait_for_ssh(host, options=("-o", f"ProxyCommand={jump}"))
+        return host
+
     def _ssh_base(self) -> list[str]:
         options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes", "ConnectTimeout=3"]
         return ["ssh", "-i", str(self.key), *(arg for option in options for arg in ("-o", option))]
@@ -148,10 +167,12 @@ class PodmanLab:
         destination."""
         return [*self._ssh_base(), *args, f"admin@{host.address}"]
 
-    def _wait_for_ssh(self, host: Host, timeout: float = 60) -> None:
+    def _wait_for_ssh(self, host: Host, timeout: float = 60, options: Sequence[str] = ()) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            proc = subprocess.run([*self._ssh_base(), f"admin@{host.address}", "sudo -n true"], capture_output=True, text=True, check=False, timeout=30)
+            proc = subprocess.run(
+                [*self._ssh_base(), *options, f"admin@{host.address}", "sudo -n true"], capture_output=True, text=True, check=False, timeout=30
+            )
             if proc.returncode == 0:
                 return
             if time.monotonic() > deadline:
@@ -168,10 +189,10 @@ class PodmanLab:
             proc = podman("rm", "-f", "-v", "-t", "3", host.container, check=False)
             if proc.returncode != 0 and "no such container" not in proc.stderr.lower():
                 errors.append(f"podman rm {host.container}: {proc.stderr.strip()}")
-        if self._network_created:
-            proc = podman("network", "rm", "-f", self.network, check=False)
+        for network in ([self.network] if self._network_created else []) + self._internal_networks:
+            proc = podman("network", "rm", "-f", network, check=False)
             if proc.returncode != 0:
-                errors.append(f"podman network rm {self.network}: {proc.stderr.strip()}")
+                errors.append(f"podman network rm {network}: {proc.stderr.strip()}")
         left = podman("ps", "-a", "--filter", f"name={self.prefix}", "--format", "{{.Names}}", check=False).stdout.split()
         if left:
             errors.append(f"containers left: {left}")

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ansible_collections.toil.cluster.plugins.module_utils.inventory import InventoryOptions, build_inventory, sanitize
@@ -220,21 +222,50 @@ def test_leader_as_bastion_for_private_workers_only():
         node("i-03", cluster="c1", role="worker", public="54.0.0.3", minute=2),
     ]
     hosts = hosts_by_id(build(instances, leader_as_bastion=True))
-    assert hosts["i-02"].variables["ansible_ssh_common_args"] == "-o ProxyJump=admin@54.0.0.1"
-    assert "ansible_ssh_common_args" not in hosts["i-03"].variables
-    assert "ansible_ssh_common_args" not in hosts["i-01"].variables
+    assert hosts["i-02"].variables["toil_jump"] == {"host": "54.0.0.1", "user": "admin", "instance_id": "i-01"}
+    assert "toil_jump" not in hosts["i-03"].variables
+    assert "toil_jump" not in hosts["i-01"].variables
     hosts = hosts_by_id(build(instances, leader_as_bastion=True, use_private_ip=True, ssh_user="me"))
-    assert hosts["i-02"].variables["ansible_ssh_common_args"] == hosts["i-03"].variables["ansible_ssh_common_args"] == "-o ProxyJump=me@54.0.0.1"
+    assert hosts["i-02"].variables["toil_jump"] == hosts["i-03"].variables["toil_jump"] == {"host": "54.0.0.1", "user": "me", "instance_id": "i-01"}
     # The leader need not be in the inventory to be the bastion.
     hosts = hosts_by_id(build(instances, leader_as_bastion=True, node_types=("worker",)))
     assert sorted(hosts) == ["i-02", "i-03"]
-    assert hosts["i-02"].variables["ansible_ssh_common_args"] == "-o ProxyJump=admin@54.0.0.1"
+    assert hosts["i-02"].variables["toil_jump"]["host"] == "54.0.0.1"
     assert hosts["i-02"].variables["toil_leader"] is None
-    # Without it, nothing is set.
-    assert all("ansible_ssh_common_args" not in h.variables for h in build(instances).hosts)
+    # Without it, nothing is set; the connection arguments themselves are the plugin's (a template, never AWS text).
+    assert all("toil_jump" not in h.variables and "ansible_ssh_common_args" not in h.variables for h in build(instances).hosts)
     # No leader, no bastion.
     leaderless = build(instances[1:], leader_as_bastion=True).hosts
-    assert all("ansible_ssh_common_args" not in h.variables for h in leaderless if h.variables["toil_node_type"] == "worker")
+    assert all("toil_jump" not in h.variables for h in leaderless if h.variables["toil_node_type"] == "worker")
+
+
+def test_cluster_hosts_for_add_host_carry_the_jump_and_the_private_address():
+    from ansible_collections.toil.cluster.plugins.module_utils.inventory import cluster_hosts  # noqa: PLC0415
+
+    def boto3_instance(instance_id, role, public=None, private=None):
+        instance = {
+            "InstanceId": instance_id,
+            "State": {"Name": "running"},
+            "PrivateIpAddress": private,
+            "SecurityGroups": [{"GroupName": "c1"}],
+            "Tags": [{"Key": "clusterName", "Value": "c1"}, {"Key": "ToilNodeType", "Value": role}],
+        }
+        if public:
+            instance["PublicIpAddress"] = public
+        return instance
+
+    instances = [boto3_instance("i-01", "leader", "54.0.0.1", "10.0.0.1"), boto3_instance("i-02", "worker", "54.0.0.2", "10.0.0.2")]
+    hosts = {host["name"]: host["vars"] for host in cluster_hosts("us-west-2", "c1", instances)}
+    assert hosts["i-02"]["ansible_host"] == "54.0.0.2" and "toil_jump" not in hosts["i-02"]
+    # Toil's --use_private_ip: the controller is in the VPC and reaches every node on its private address, directly.
+    hosts = {host["name"]: host["vars"] for host in cluster_hosts("us-west-2", "c1", instances, use_private_ip=True)}
+    assert [hosts["i-01"]["ansible_host"], hosts["i-02"]["ansible_host"]] == ["10.0.0.1", "10.0.0.2"]
+    assert "toil_jump" not in hosts["i-02"]
+    # A worker without a public address is reached through the leader.
+    instances[1] = boto3_instance("i-02", "worker", private="10.0.0.2")
+    hosts = {host["name"]: host["vars"] for host in cluster_hosts("us-west-2", "c1", instances)}
+    assert hosts["i-02"]["ansible_host"] == "10.0.0.2"
+    assert hosts["i-02"]["toil_jump"] == {"host": "54.0.0.1", "user": "core", "instance_id": "i-01"}
 
 
 # ---------------------------------------------------------------------- groups
@@ -254,16 +285,44 @@ def test_documented_groups():
     ]
     inventory = build(instances)
     hosts = hosts_by_id(inventory)
-    assert hosts["i-01"].groups == ["toil_nodes", "toil_cluster_my_cluster", "toil_leaders", "toil_type_t3_large"]
+    assert hosts["i-01"].groups == ["toil_nodes", "toil_cluster_my_cluster", "toil_leaders", "toil_cluster_my_cluster_leaders", "toil_type_t3_large"]
     assert hosts["i-02"].groups == [
         "toil_nodes",
         "toil_cluster_my_cluster",
         "toil_workers",
+        "toil_cluster_my_cluster_workers",
         "toil_preemptible",
         "toil_pool_my_cluster_c5_4xlarge_spot",
         "toil_type_c5_4xlarge",
     ]
     assert inventory.groups == sorted({g for h in inventory.hosts for g in h.groups})
+    # One cluster's role groups are children of its cluster group and of the role group spanning all clusters.
+    assert inventory.children == {
+        "toil_cluster_my_cluster": ["toil_cluster_my_cluster_leaders", "toil_cluster_my_cluster_workers"],
+        "toil_cluster_other": ["toil_cluster_other_leaders"],
+        "toil_leaders": ["toil_cluster_my_cluster_leaders", "toil_cluster_other_leaders"],
+        "toil_workers": ["toil_cluster_my_cluster_workers"],
+    }
+
+
+def test_hostile_cluster_names_give_plain_distinct_groups():
+    """Cluster names are tag values anyone who may tag an instance writes: each group name stays an Ansible group name
+    (letters, digits, '_', not starting with a digit), and a cluster named like another's role group never joins it."""
+    names = ["a", "a-leaders", "a_leaders", "x; rm -rf / #", "ünï{{ lookup('pipe','id') }}", "../..", "0"]
+    instances = [node(f"i-{n:02x}", cluster=name, role="leader" if n % 2 else "worker", minute=n) for n, name in enumerate(names, 1)]
+    inventory = build(instances)
+    assert len(inventory.hosts) == len(names)
+    for group in inventory.groups:
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", group), group
+    # A host's groups: toil_nodes, its cluster's, its role's, its cluster's role group, then the others.
+    role_groups = {host.variables["toil_cluster"]: host.groups[3] for host in inventory.hosts}
+    assert all(re.fullmatch(r"toil_cluster_.*_(leaders|workers)(_[0-9a-f]{6})?", group) for group in role_groups.values())
+    # Every cluster has its own role group, none shared, and none is another cluster's cluster group.
+    assert len(set(role_groups.values())) == len(names)
+    cluster_groups = {h.groups[1] for h in inventory.hosts}
+    assert not cluster_groups & set(role_groups.values())
+    # "a" (a leader) and "a-leaders" (a worker): "toil_cluster_a_leaders" would name both, so each gets a hash suffix.
+    assert role_groups["a"] != "toil_cluster_a_leaders" and role_groups["a"].startswith("toil_cluster_a_leaders_")
 
 
 def test_group_names_never_merge_different_clusters_or_pools():
@@ -275,7 +334,7 @@ def test_group_names_never_merge_different_clusters_or_pools():
     inventory = build(instances)
     pools = [g for h in inventory.hosts for g in h.groups if g.startswith("toil_pool_")]
     assert len(set(pools)) == 2 and all(g.startswith("toil_pool_a_b_c_") for g in pools)
-    clusters = sorted({g for h in inventory.hosts for g in h.groups if g.startswith("toil_cluster_")})
+    clusters = sorted({h.groups[1] for h in inventory.hosts})
     assert clusters == ["toil_cluster_a", "toil_cluster_a__b", "toil_cluster_a_b"]
     for group in inventory.groups:
         assert sanitize(group) == group

@@ -1088,7 +1088,7 @@ def test_load_clients_in_cluster(no_kube_env, monkeypatch):
 @pytest.mark.parametrize(
     ("kubeconfig", "context", "message"),
     [
-        (None, None, r"No Kubernetes configuration found: give kubeconfig \(or set KUBECONFIG\), create ~/.kube/config, or run inside a pod"),
+        (None, None, r"No Kubernetes configuration found: give kubeconfig \(or set KUBECONFIG\), host with api_key or client_cert and client_key"),
         (None, "toil-admin", r"context 'toil-admin' needs a kubeconfig"),
         ("missing.conf", None, r"kubeconfig .*missing.conf does not exist"),
         ("admin.conf", "nope", r"Invalid Kubernetes configuration .*nope"),
@@ -1100,6 +1100,62 @@ def test_load_clients_refuses(no_kube_env, monkeypatch, kubeconfig, context, mes
         monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")  # a context never means in-cluster
     with pytest.raises(ToilInputError, match=message):
         load_clients(str(no_kube_env / kubeconfig) if kubeconfig else None, context)
+
+
+@pytest.fixture
+def no_k8s_auth_env(no_kube_env, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("K8S_AUTH_"):
+            monkeypatch.delenv(name)
+    return no_kube_env
+
+
+def test_load_clients_from_kubernetes_core_options_without_a_kubeconfig(no_k8s_auth_env, tmp_path):
+    """host + api_key (AWX's Kubernetes credential) reach the server with no kubeconfig anywhere; the other options
+    are set as kubernetes.core sets them."""
+    ca = tmp_path / "ca.crt"
+    ca.write_text("x")
+    core, _policy = load_clients(
+        auth={"host": "https://10.0.0.10:6443/", "api_key": "tok", "ca_cert": str(ca), "validate_certs": True, "proxy": "http://proxy:3128"}
+    )
+    configuration = core.api_client.configuration
+    assert configuration.host == "https://10.0.0.10:6443"
+    assert configuration.api_key == {"authorization": "Bearer tok"}
+    assert configuration.ssl_ca_cert == str(ca) and configuration.verify_ssl is True and configuration.proxy == "http://proxy:3128"
+    core, _policy = load_clients(auth={"host": "https://10.0.0.10:6443", "client_cert": "/c.crt", "client_key": "/c.key", "impersonate_user": "me"})
+    assert (core.api_client.configuration.cert_file, core.api_client.configuration.key_file) == ("/c.crt", "/c.key")
+    assert core.api_client.default_headers["Impersonate-User"] == "me"
+
+
+def test_load_clients_reads_k8s_auth_variables_as_awx_sets_them(no_k8s_auth_env, monkeypatch):
+    monkeypatch.setenv("K8S_AUTH_HOST", "https://10.0.0.12:6443")
+    monkeypatch.setenv("K8S_AUTH_API_KEY", "awx-token")
+    monkeypatch.setenv("K8S_AUTH_VERIFY_SSL", "False")
+    configuration = load_clients()[0].api_client.configuration
+    assert (configuration.host, configuration.api_key, configuration.verify_ssl) == ("https://10.0.0.12:6443", {"authorization": "Bearer awx-token"}, False)
+    # An option given wins over its variable; a kubeconfig given is read, with the variables' settings over it.
+    path = no_k8s_auth_env / "admin.conf"
+    path.write_text(KUBECONFIG)
+    assert load_clients(auth={"api_key": "mine"})[0].api_client.configuration.api_key == {"authorization": "Bearer mine"}
+    monkeypatch.delenv("K8S_AUTH_HOST")
+    configuration = load_clients(str(path))[0].api_client.configuration
+    assert configuration.host == "https://10.0.0.10:6443" and configuration.api_key == {"authorization": "Bearer awx-token"}
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        ({"host": "10.0.0.1:6443", "api_key": "t"}, "host must be the API server's URL"),
+        ({"host": "file:///etc/passwd", "api_key": "t"}, "host must be the API server's URL"),
+        ({"host": "https://10.0.0.1:6443\r\nX-Evil: 1", "api_key": "t"}, "host must be the API server's URL"),
+        ({"host": "https://10.0.0.1:6443", "api_key": "t\r\nImpersonate-User: admin"}, "api_key holds a control character"),
+        ({"host": "https://10.0.0.1:6443", "api_key": "t", "impersonate_user": "a\nb"}, "Impersonate-User must be one line"),
+        ({"host": "https://10.0.0.1:6443", "api_key": "t", "impersonate_groups": ["a", "b"]}, "at most one group"),
+    ],
+)
+def test_load_clients_refuses_bad_connection_options(no_k8s_auth_env, auth, message):
+    with pytest.raises(ToilInputError, match=message):
+        load_clients(auth=auth)
 
 
 # ----------------------------------------------------------------------------- a fake API
