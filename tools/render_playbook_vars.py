@@ -28,6 +28,8 @@ ENV_DEFAULT = re.compile(r"^\{\{ lookup\('ansible\.builtin\.env', '([A-Z_]+)'\) 
 # (not an attribute `x.NAME`, nor a filter `... | NAME`).
 OPTIONAL_READ = re.compile(r"(?<![.|] )(?<![.\w])([a-z]\w*) (?:\| default\(omit|is (?:not )?defined)|lookup\('ansible\.builtin\.vars', '([a-z]\w*)'")
 NOT_GIVEN = "(optional, no default)"
+# Host variables the toil_ec2 inventory sets on each node (docs/inventory.md), read with `is defined`: not a run's.
+INVENTORY_HOST_VARIABLES = frozenset({"toil_jump"})
 
 
 def user_variables(playbook: Path) -> dict[str, str]:
@@ -42,7 +44,7 @@ def user_variables(playbook: Path) -> dict[str, str]:
             found[name] = shown_default(value)
     for match in OPTIONAL_READ.finditer(playbook.read_text(encoding="utf-8")):
         name = match.group(1) or match.group(2)
-        if not name.startswith(("_", "ansible_")):
+        if not name.startswith(("_", "ansible_")) and name not in INVENTORY_HOST_VARIABLES:
             found.setdefault(name, NOT_GIVEN)
     return found
 
