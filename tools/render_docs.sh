@@ -43,12 +43,11 @@ case "${1:-}" in
         done
         # Collections that a dependency's doc fragment names (kubernetes.core's k8s_auth_options: community.okd), found
         # where the venv's ansible package has them, so that those references resolve too.
-        for name in community.okd; do
-            source=$("$bin/python" -c 'import importlib, sys; print(list(importlib.import_module("ansible_collections." + sys.argv[1]).__path__)[0])' "$name") \
-                || { echo "$name (named by a dependency's doc fragment) is not installed: run \`make setup\`" >&2; exit 1; }
-            mkdir -p "$refs/ansible_collections/${name%%.*}"
-            ln -s "$source" "$refs/ansible_collections/${name/./\/}"
-        done
+        name=community.okd
+        source=$("$bin/python" -c 'import importlib, sys; print(list(importlib.import_module("ansible_collections." + sys.argv[1]).__path__)[0])' "$name") \
+            || { echo "$name (named by a dependency's doc fragment) is not installed: run \`make setup\`" >&2; exit 1; }
+        mkdir -p "$refs/ansible_collections/${name%%.*}"
+        ln -s "$source" "$refs/ansible_collections/${name/./\/}"
         ANSIBLE_COLLECTIONS_PATH=$refs ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false \
             "$bin/antsibull-docs" lint-collection-docs --plugin-docs --validate-collection-refs all --disallow-unknown-collection-refs "$root"
         echo "antsibull-docs lint-collection-docs --plugin-docs: clean"

@@ -55,6 +55,10 @@ except ImportError:  # ansible-test's import sanity test may run without it; toi
     AUTH_ARG_SPEC = {}
     _create_auth_spec = _create_headers = None
 
+# The Kubernetes connection options a module of this collection takes: kubernetes.core's but validate_certs, which is
+# amazon.aws's option of the same name (AWS's certificates); the API server's is checked as K8S_AUTH_VERIFY_SSL or the
+# kubeconfig says (default: checked), so turning off one check never turns off the other.
+KUBE_CONNECTION_ARG_SPEC = {name: spec for name, spec in AUTH_ARG_SPEC.items() if name != "validate_certs"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 LIST_PAGE_SIZE = 500
 UNFINISHED_PODS = "status.phase!=Succeeded,status.phase!=Failed"
@@ -97,7 +101,7 @@ def connection_options(auth=None):
     else from its ``K8S_AUTH_*`` variable, as AWX's Kubernetes credential sets them; keyed by their true names."""
     if _create_auth_spec is None:
         raise ToilInputError("The kubernetes.core collection is required to read the Kubernetes connection options.")
-    params = {name: value for name, value in (auth or {}).items() if name in AUTH_ARG_SPEC and value is not None}
+    params = {name: value for name, value in (auth or {}).items() if name in KUBE_CONNECTION_ARG_SPEC and value is not None}
     spec = _create_auth_spec(**params)
     if not spec.get("proxy_headers"):
         spec.pop("proxy_headers", None)  # kubernetes.core adds an empty one

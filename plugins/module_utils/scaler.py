@@ -40,7 +40,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.instance_requirements
     read_catalogue,
     type_shape,
 )
-from ansible_collections.toil.cluster.plugins.module_utils.kube_client import AUTH_ARG_SPEC, ApiException, api_message, load_clients, read_cluster
+from ansible_collections.toil.cluster.plugins.module_utils.kube_client import KUBE_CONNECTION_ARG_SPEC, ApiException, api_message, load_clients, read_cluster
 from ansible_collections.toil.cluster.plugins.module_utils.kube_demand import ARCHITECTURES, IDLE_SINCE_ANNOTATION, gpu_count, match_instances, read_demand
 from ansible_collections.toil.cluster.plugins.module_utils.kube_drain import delete_node, drain_nodes
 from ansible_collections.toil.cluster.plugins.module_utils.kube_lease import FileLock, KubeLease, coordination_client
@@ -252,7 +252,7 @@ class ScalerSettings:
             demand=params["demand"],
             kubeconfig=params["kubeconfig"],
             context=params["context"],
-            kube_auth={name: params.get(name) for name in AUTH_ARG_SPEC if name not in ("kubeconfig", "context")},
+            kube_auth={name: params.get(name) for name in KUBE_CONNECTION_ARG_SPEC if name not in ("kubeconfig", "context")},
             apply=params["apply"] and not check_mode,
             check_mode=check_mode,
             wait=params["wait"],

@@ -234,8 +234,9 @@ notes:
     C(K8S_AUTH_VERIFY_SSL), C(K8S_AUTH_SSL_CA_CERT)) sets them. With O(host) and a token (O(api_key)), client
     certificate (O(client_cert), O(client_key)) or O(username) and O(password), no kubeconfig is read. Else
     O(kubeconfig) (a file, or a dictionary) and O(context), then C(KUBECONFIG), C(~/.kube/config), then the pod's
-    service account; the other options (O(validate_certs), O(ca_cert), O(proxy), ...) are set over it.
-    O(impersonate_groups) takes one group here. O(persist_config) has no effect."
+    service account; the other options (O(ca_cert), O(proxy), ...) are set over it. O(validate_certs) is amazon.aws's
+    (AWS's certificates) and not the API server's, which is checked unless C(K8S_AUTH_VERIFY_SSL=false) or the
+    kubeconfig says otherwise. O(impersonate_groups) takes one group here. O(persist_config) has no effect."
 requirements:
   - kubernetes >= 24.2.0 (Python client), unless O(demand) is given
 """
@@ -385,7 +386,7 @@ lease:
   type: dict
 """
 
-from ansible_collections.toil.cluster.plugins.module_utils.kube_client import AUTH_ARG_SPEC
+from ansible_collections.toil.cluster.plugins.module_utils.kube_client import KUBE_CONNECTION_ARG_SPEC
 from ansible_collections.toil.cluster.plugins.module_utils.modules import WAIT_SPEC, ToilAWSModule
 from ansible_collections.toil.cluster.plugins.module_utils.scaler import ScalerSettings, scale
 
@@ -411,7 +412,7 @@ def main():
             ),
             demand=dict(type="dict"),
             authorized_keys=dict(type="list", elements="str", default=[], no_log=False),
-            **AUTH_ARG_SPEC,
+            **KUBE_CONNECTION_ARG_SPEC,
             apply=dict(type="bool", default=True),
             beta_inertia=dict(type="float", default=0.1),
             preemptible_compensation=dict(type="float", default=0.0),

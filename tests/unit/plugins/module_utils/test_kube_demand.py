@@ -1125,6 +1125,9 @@ def test_load_clients_from_kubernetes_core_options_without_a_kubeconfig(no_k8s_a
     core, _policy = load_clients(auth={"host": "https://10.0.0.10:6443", "client_cert": "/c.crt", "client_key": "/c.key", "impersonate_user": "me"})
     assert (core.api_client.configuration.cert_file, core.api_client.configuration.key_file) == ("/c.crt", "/c.key")
     assert core.api_client.default_headers["Impersonate-User"] == "me"
+    # validate_certs is amazon.aws's (AWS's certificates): turning it off leaves the API server's checked
+    core, _policy = load_clients(auth={"host": "https://10.0.0.10:6443", "api_key": "tok", "validate_certs": False})
+    assert core.api_client.configuration.verify_ssl is True
 
 
 def test_load_clients_reads_k8s_auth_variables_as_awx_sets_them(no_k8s_auth_env, monkeypatch):
