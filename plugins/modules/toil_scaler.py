@@ -115,6 +115,11 @@ options:
           - Subnets of the cluster's VPC for the pool's new nodes, tried in the order given; overrides C(zones).
         type: list
         elements: str
+      image_id:
+        description:
+          - The AMI of the pool's new nodes (as M(toil.cluster.toil_nodepool)'s
+            O(toil.cluster.toil_nodepool#module:image_id)); default C(TOIL_AWS_AMI), then the newest official Debian 12.
+        type: str
   demand:
     description:
       - What Kubernetes would say, given explicitly instead of read from the API (dry runs, AWX surveys, tests).
@@ -397,6 +402,7 @@ def main():
                     node_storage=dict(type="int", default=50),
                     zones=dict(type="list", elements="str"),
                     subnets=dict(type="list", elements="str"),
+                    image_id=dict(type="str"),
                 ),
             ),
             demand=dict(type="dict"),

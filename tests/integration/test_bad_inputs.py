@@ -138,6 +138,7 @@ PLAYBOOK_CASES = [
     ("autoscale", {**AUTOSCALE, "max_vcpus": -8}, "max_vcpus a whole number of vCPUs"),
     ("autoscale", {**AUTOSCALE, "max_hourly_cost": "-1"}, "max_hourly_cost US dollars per hour"),
     ("autoscale", {**AUTOSCALE, "worker_subnets": {"a": 1}}, "worker_subnets must be a list"),
+    ("autoscale", {**AUTOSCALE, "image_id": "ami-0d12e1ac5d5e4a001\n"}, "image_id an AMI ID"),
     ("autoscale", {**AUTOSCALE, "worker_zones": ["eu-west-1a"]}, "worker_zones must be availability zones of the cluster's region"),
     ("autoscale", {**AUTOSCALE, "max_memory": "٥Gi"}, "max_memory a Kubernetes quantity"),
     ("autoscale", {**AUTOSCALE, "max_memory": "512"}, "max_memory 512 has no unit"),

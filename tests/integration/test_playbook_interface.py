@@ -101,12 +101,14 @@ def test_launch_autoscale_and_destroy_take_survey_strings_quietly(aws, run_playb
         "demand": json.dumps(demand),
         "worker_zones": "us-west-2c",
         "provision_only": "true",
+        "image_id": OLD_AMI,
     }
     scaled = run_playbook("playbooks/autoscale.yml", extra_vars=scale, env=aws_calls.env)
     assert_quiet(scaled)
     assert plays(scaled) == ["One scaler cycle", "Configure no host (provision_only or plan_only)"]
     new = [i for i in instances_of(aws) if i["InstanceId"] not in {n["InstanceId"] for n in nodes}]
     assert new and {i["Placement"]["AvailabilityZone"] for i in new} == {"us-west-2c"}
+    assert {i["ImageId"] for i in new} == {OLD_AMI}
     for instance in new:
         user_data = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")["UserData"]["Value"]
         assert key_line in base64.b64decode(user_data).decode()
