@@ -24,12 +24,15 @@ PLAYBOOKS = ROOT / "playbooks"
 PAGE = ROOT / "docs" / "playbook-variables.md"
 ROLE_PREFIXES = tuple(f"{role.name}_" for role in sorted((ROOT / "roles").iterdir()) if role.is_dir())
 ENV_DEFAULT = re.compile(r"^\{\{ lookup\('ansible\.builtin\.env', '([A-Z_]+)'\) \}\}$")
-# A variable read only when given: `NAME | default(omit)`, `NAME is [not] defined`, `lookup('ansible.builtin.vars', 'NAME'`
+# A variable read only when given: `NAME | default(omit)` (or `{}`, `[]`, `false`, `true`), `NAME is [not] defined`, `lookup('ansible.builtin.vars', 'NAME'`
 # (not an attribute `x.NAME`, nor a filter `... | NAME`).
-OPTIONAL_READ = re.compile(r"(?<![.|] )(?<![.\w])([a-z]\w*) (?:\| default\(omit|is (?:not )?defined)|lookup\('ansible\.builtin\.vars', '([a-z]\w*)'")
+OPTIONAL_READ = re.compile(
+    r"(?<![.|] )(?<![.\w])([a-z]\w*) (?:\| default\((?:omit|\{\}|\[\]|false|true)|is (?:not )?defined)"
+    r"|lookup\('ansible\.builtin\.vars', '([a-z]\w*)'"
+)
 NOT_GIVEN = "(optional, no default)"
 # Host variables the toil_ec2 inventory sets on each node (docs/inventory.md), read with `is defined`: not a run's.
-INVENTORY_HOST_VARIABLES = frozenset({"toil_jump"})
+INVENTORY_HOST_VARIABLES = frozenset({"ec2_tags", "toil_jump"})
 
 
 def user_variables(playbook: Path) -> dict[str, str]:

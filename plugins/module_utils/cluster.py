@@ -33,7 +33,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.node_specs import val
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import STOPPED_STATES, cluster_instances, find_leader, instance_summary, node_type_of
 from ansible_collections.toil.cluster.plugins.module_utils.security_group import ensure_security_group
 from ansible_collections.toil.cluster.plugins.module_utils.tags import NODE_TYPE_LEADER, POOL_TAG, TAG_NODE_TYPE, cluster_tags, node_tags, tag_dict
-from ansible_collections.toil.cluster.plugins.module_utils.zones import resolve_zone
+from ansible_collections.toil.cluster.plugins.module_utils.zones import resolve_zone, validate_region
 
 CLUSTER_TYPES = ("kubernetes",)
 KUBERNETES_MIN_VCPUS = 2  # kubeadm refuses a control plane with fewer
@@ -84,11 +84,17 @@ def validate_spec(params, environ=None):
         raise ToilInputError("cluster_type mesos is not supported: Toil has deprecated Mesos clusters; use kubernetes.")
     if params.get("cluster_type", "kubernetes") not in CLUSTER_TYPES:
         raise ToilInputError(f"cluster_type must be one of {', '.join(CLUSTER_TYPES)}.")
-    zone, region = resolve_zone(params.get("zone"), environ)
-    if params.get("region") and params["region"] != region:
-        raise ToilInputError(f"Zone {zone} is not in the region {params['region']}.")
+    absent = params.get("state", "present") == "absent"
+    if absent and params.get("region") and not params.get("zone"):
+        # Destroying finds everything by the cluster's name in its region: no zone is needed (toil destroy-cluster
+        # asks for one only to derive the region).
+        zone, region = None, validate_region(params["region"])
+    else:
+        zone, region = resolve_zone(params.get("zone"), environ)
+        if params.get("region") and params["region"] != region:
+            raise ToilInputError(f"Zone {zone} is not in the region {params['region']}.")
     spec = ClusterSpec(name=name, zone=zone, region=region)
-    if params.get("state", "present") == "absent":
+    if absent:
         spec.extra_group_ids = tuple(params.get("aws_ec2_extra_security_group_ids") or ())
         return spec
     for option in ("leader_node_type", "key_pair_name"):

@@ -9,6 +9,7 @@ name is ever treated as the cluster's (see names.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from urllib.parse import unquote
 
@@ -56,11 +57,28 @@ def _policy_documents(iam, role_name):
     return {name: iam.get_role_policy(RoleName=role_name, PolicyName=name, aws_retry=True)["PolicyDocument"] for name in names}
 
 
+def _summaries(documents):
+    return {key: policy_summary(document) for key, document in documents.items()}
+
+
 def _normalise(document):
     """IAM returns documents as dicts (boto3 decodes them); compare them canonically."""
     if isinstance(document, str):
         document = json.loads(unquote(document))
     return json.loads(json.dumps(document, sort_keys=True))
+
+
+def policy_summary(document):
+    """One line for a diff instead of the whole document (a first launch's would be some 200 lines of JSON): its size,
+    and a digest that changes with any word of it. docs/iam.md shows the documents whole."""
+    statements = document.get("Statement", [])
+    statements = statements if isinstance(statements, list) else [statements]
+    actions = set()
+    for statement in statements:
+        action = statement.get("Action", [])
+        actions.update([action] if isinstance(action, str) else action)
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{len(statements)} statements, {len(actions)} actions, sha256 {digest}"
 
 
 def ensure_role_and_profile(iam, cluster_name, policies, tags, check_mode):
@@ -77,9 +95,9 @@ def ensure_role_and_profile(iam, cluster_name, policies, tags, check_mode):
     wanted = {key: _normalise(doc) for key, doc in policies.items()}
     current = {key: _normalise(doc) for key, doc in current.items()}
     in_profile = bool(profile and any(r["RoleName"] == name for r in profile.get("Roles", [])))
-    before = {"role": name, "policies": current, "instance_profile": name, "role_in_profile": in_profile} if (role or profile) else None
-    after = {"role": name, "policies": wanted, "instance_profile": name, "role_in_profile": True}
-    changed = before != after
+    changed = current != wanted or not in_profile or role is None or profile is None
+    before = {"role": name, "policies": _summaries(current), "instance_profile": name, "role_in_profile": in_profile} if (role or profile) else None
+    after = {"role": name, "policies": _summaries(wanted), "instance_profile": name, "role_in_profile": True}
     if check_mode or not changed:
         return changed, profile["Arn"] if profile else None, before, after
     tag_list = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]

@@ -152,7 +152,7 @@ def validate_settings(params):
     for index, pool in enumerate(pools):
         if not isinstance(pool, dict):
             raise ToilInputError(f"pools[{index}] must be a mapping with name, node_types, min_size and max_size.")
-        unknown = sorted(set(pool) - {"name", "node_types", "min_size", "max_size", "node_storage", "zones", "subnets"})
+        unknown = sorted(set(pool) - {"name", "node_types", "min_size", "max_size", "node_storage", "zones", "subnets", "image_id"})
         if unknown:
             raise ToilInputError(f"pools[{index}]: unknown key(s) {', '.join(unknown)}.")
         if pool.get("min_size") is None or pool.get("max_size") is None:
@@ -167,6 +167,7 @@ def validate_settings(params):
                 "node_storage": pool.get("node_storage", 50),
                 "zones": pool.get("zones"),
                 "subnets": pool.get("subnets"),
+                "image_id": pool.get("image_id"),
                 "authorized_keys": params.get("authorized_keys"),
             }
         )

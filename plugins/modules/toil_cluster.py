@@ -39,7 +39,8 @@ options:
     default: kubernetes
   zone:
     description:
-      - The availability zone, like C(us-west-2a). Defaults to C(TOIL_AWS_ZONE), as in Toil; one of them is required.
+      - The availability zone, like C(us-west-2a). Defaults to C(TOIL_AWS_ZONE), as in Toil; one of them is required,
+        except with O(state=absent), where O(region) alone is enough.
       - The region is derived from it; a O(region) that does not match is an error.
     type: str
   leader_node_type:

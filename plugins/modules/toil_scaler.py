@@ -115,6 +115,11 @@ options:
           - Subnets of the cluster's VPC for the pool's new nodes, tried in the order given; overrides C(zones).
         type: list
         elements: str
+      image_id:
+        description:
+          - The AMI of the pool's new nodes (as M(toil.cluster.toil_nodepool)'s
+            O(toil.cluster.toil_nodepool#module:image_id)); default C(TOIL_AWS_AMI), then the newest official Debian 12.
+        type: str
   demand:
     description:
       - What Kubernetes would say, given explicitly instead of read from the API (dry runs, AWX surveys, tests).
@@ -221,6 +226,14 @@ options:
     description: How long to wait, in seconds (0 to 86400).
     type: int
     default: 600
+  validate_certs:
+    description:
+      - When set to C(false), SSL certificates will not be validated for communication with the AWS APIs (amazon.aws's
+        option). Not the Kubernetes API server's certificate, which is checked unless C(K8S_AUTH_VERIFY_SSL=false) or
+        the kubeconfig says otherwise, so turning off one check never turns off the other.
+    type: bool
+    default: true
+    aliases: []
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -408,6 +421,7 @@ def main():
                     node_storage=dict(type="int", default=50),
                     zones=dict(type="list", elements="str"),
                     subnets=dict(type="list", elements="str"),
+                    image_id=dict(type="str"),
                 ),
             ),
             demand=dict(type="dict"),

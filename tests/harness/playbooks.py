@@ -184,11 +184,13 @@ def run_ansible_playbook(
     timeout: float = 600,
     executable: str | None = None,
     local: bool = True,
+    cwd: Path | None = None,
 ) -> PlaybookResult:
     """Run ansible-playbook locally (``-i localhost, -c local``) against the endpoint; see the run_playbook fixture.
 
     ``executable``: another ansible-playbook (harness.ansible_cores runs each supported core through here);
-    ``local=False`` leaves the connection to the inventory and the plays."""
+    ``local=False`` leaves the connection to the inventory and the plays; ``cwd``: where the user runs it (default:
+    the playbook's directory)."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = playbook_file(playbook, workdir)
     cmd = [executable or venv_executable("ansible-playbook"), "-i", inventory, *(["-c", "local"] if local else [])]
@@ -202,7 +204,7 @@ def run_ansible_playbook(
     proc = subprocess.run(  # rc is checked below, with the output in the message
         cmd,
         env=ansible_environment(aws_env, workdir, env),
-        cwd=str(path.parent),
+        cwd=str(cwd or path.parent),
         capture_output=True,
         text=True,
         timeout=timeout,

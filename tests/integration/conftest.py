@@ -126,7 +126,7 @@ def aws(aws_endpoint: EmbeddedAWS, request: pytest.FixtureRequest) -> Generator[
 @pytest.fixture
 def run_playbook(aws: AwsContext, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., PlaybookResult]:
     """``run_playbook(playbook, extra_vars=None, check=False, diff=False, expect_rc=0, *, inventory="localhost,",
-    args=(), env=None, timeout=600) -> PlaybookResult``.
+    args=(), env=None, timeout=600, cwd=None) -> PlaybookResult``.
 
     ``playbook``: a path (absolute or relative to the repository), YAML text (must contain a newline), or
     plays as Python data. ``expect_rc=None`` accepts any rc. ``env`` adds variables to the run (None removes
