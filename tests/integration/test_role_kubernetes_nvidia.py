@@ -2,7 +2,8 @@
 
 The role's own detection (tasks/nvidia_detect.yml) reads fake sysfs PCI trees laid out as the kernel's
 (/sys/bus/pci/devices/<address>/{vendor,class}): a GPU is a function of vendor 0x10de whose class is a display
-controller. A GPU node without its key checksums stops with a clear error, and a node label that would override the
+controller. A GPU node's inputs that would write another apt record or package stop it with a clear error (the key
+checksums are optional, as the other repositories': the fingerprints are always checked), and a node label that would override the
 kubelet's own kubernetes.io/arch stops the role at its input check, both before any change. The podman-host run
 (test_role_kubernetes_nvidia_hosts.py) installs, configures and labels.
 """
@@ -48,14 +49,14 @@ def test_gpus_are_found_by_vendor_and_display_class_and_a_gpu_nodes_inputs_are_c
         "none": ([], {}),
         "forced-off": ([GPU_3D], {"kubernetes_nvidia_gpu": False}),
         "forced-on": ([VIRTIO], {"kubernetes_nvidia_gpu": True, **CHECKSUMS}),
-        "no-checksums": ([GPU_3D], {}),
+        "no-checksums": ([GPU_3D], {}),  # the pinned fingerprints alone, as for the Kubernetes and Grafana keys
         # Values that would write another apt preference record, or another package, if they were not checked.
         "version-newline": ([GPU_3D], {**CHECKSUMS, "kubernetes_nvidia_driver_version": "580.105.08-1\n"}),
         "version-record": ([GPU_3D], {**CHECKSUMS, "kubernetes_nvidia_driver_version": "580.105.08-1\nPackage: *\nPin: release a=sid"}),
         "package-option": ([GPU_3D], {**CHECKSUMS, "kubernetes_nvidia_driver_packages": ["nvidia-open", "-oAPT::Get::AllowUnauthenticated=1"]}),
         "checksum-newline": ([GPU_3D], {**CHECKSUMS, "kubernetes_nvidia_toolkit_key_checksum": "sha256:" + "b" * 64 + "\n"}),
     }
-    refused = {"no-checksums", "version-newline", "version-record", "package-option", "checksum-newline"}
+    refused = {"version-newline", "version-record", "package-option", "checksum-newline"}
     hosts = {
         name: {**LOCAL, **hostvars, "_kubernetes_nvidia_pci_devices": sysfs(tmp_path / "sys" / name, functions)}
         for name, (functions, hostvars) in machines.items()
@@ -74,7 +75,8 @@ def test_gpus_are_found_by_vendor_and_display_class_and_a_gpu_nodes_inputs_are_c
     }
     result = run_ansible_playbook([play], {}, tmp_path / "run", inventory=str(tmp_path / "inventory.json"), expect_rc=None)
     found = {host: res["msg"] for entry in result.tasks("Report") for host, res in entry["hosts"].items()}
-    assert found == {"t4": True, "vga": True, "nvswitch-and-audio": False, "none": False, "forced-off": False, "forced-on": True}, result.describe()
+    gpu_nodes = {"t4": True, "vga": True, "nvswitch-and-audio": False, "none": False, "forced-off": False, "forced-on": True, "no-checksums": True}
+    assert found == gpu_nodes, result.describe()
     failed = {host: message for _task, host, message in result.failed_tasks()}
     assert set(failed) == refused, result.describe()
     for host in refused:
