@@ -13,7 +13,9 @@ import threading
 import pytest
 import yaml
 
+from ansible_collections.toil.cluster.plugins.module_utils import price_table
 from harness.bad_inputs import POOL_BAD_INPUTS
+from harness.endpoint import DEFAULT_REGION
 from harness.playbooks import assert_bad_inputs_fail, run_ansible_playbook
 from harness.toil_interop import toil_view
 
@@ -117,14 +119,19 @@ def test_ranged_pool_stays_within_bounds(cluster, pool):
 
 
 def test_budgets_count_every_pools_workers_and_refuse_growth_past_them(aws, cluster, pool, aws_calls):
-    # Two t3.large (0.0832 USD/h, 2 vCPUs, 8 GiB each, the bundled table's price: moto has no Price List) in one pool.
+    # Two t3.large (2 vCPUs, 8 GiB each, at the bundled table's price: moto has no Price List) in one pool.
+    t3_large, m5_large = (price_table.ON_DEMAND[DEFAULT_REGION][t] for t in ("t3.large", "m5.large"))
     pool(name="first", node_types="t3.large", count=2)
-    # Another pool of m5.large (0.096): 0.40 USD/h leaves room for 2 beside the first pool's 0.1664, not 4.
-    result = pool(name="second", node_types="m5.large", min_size=0, max_size=4, desired=4, max_hourly_cost=0.4)
+    # Another pool of m5.large: a budget of two and a half of them beside the first pool leaves room for 2, not 4.
+    max_cost = round(2 * t3_large + 2.5 * m5_large, 4)
+    result = pool(name="second", node_types="m5.large", min_size=0, max_size=4, desired=4, max_hourly_cost=max_cost)
     assert result["pool"]["running"] + result["pool"]["pending"] == 2 and result["pool"]["desired"] == 2
     budget = result["budget"]
-    assert (budget["used_hourly_cost"], budget["planned_hourly_cost"], budget["node_hourly_cost"], budget["capped"]) == (0.1664, 0.3584, 0.096, True)
-    assert budget["message"] == "Pool second grows to 2 node(s), not 4: the cluster's workers would pass max_hourly_cost 0.4000 USD/h (would be 0.5504 USD/h)."
+    used, planned, would_be = (round(2 * t3_large + n * m5_large, 4) for n in (0, 2, 4))  # would be: all 4 asked
+    assert (budget["used_hourly_cost"], budget["planned_hourly_cost"], budget["node_hourly_cost"], budget["capped"]) == (used, planned, m5_large, True)
+    assert budget["message"] == (
+        f"Pool second grows to 2 node(s), not 4: the cluster's workers would pass max_hourly_cost {max_cost:.4f} USD/h (would be {would_be:.4f} USD/h)."
+    )
     assert budget["message"] in result["warnings"] and budget["prices_from"].startswith("bundled table (")
     # vCPUs: 4 + 4 running; a third m5.large passes max_vcpus 9. In check mode nothing is launched either way.
     aws_calls.clear()
