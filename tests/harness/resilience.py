@@ -107,6 +107,16 @@ def recorded_clients(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
+# Services whose client gives up soon by design: the Price List (modules.price_list_client), whose answer has a
+# bundled fallback (prices.py), so a throttled or unreachable endpoint costs a run seconds and a warning, not a failure.
+SOON_GIVING_UP_SERVICES = {"pricing": 2}  # service -> the attempts its client is allowed (no fewer)
+
+
 def weak_retry_clients(clients: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Clients not in botocore's standard mode with at least 10 attempts (retries included)."""
-    return [c for c in clients if c["retries"].get("mode") != "standard" or (c["retries"].get("total_max_attempts") or 0) < 10]
+    """Clients not in botocore's standard mode with at least 10 attempts (retries included), but those of
+    SOON_GIVING_UP_SERVICES, which must still be in standard mode with their own number of attempts."""
+    return [
+        c
+        for c in clients
+        if c["retries"].get("mode") != "standard" or (c["retries"].get("total_max_attempts") or 0) < SOON_GIVING_UP_SERVICES.get(c["service"], 10)
+    ]

@@ -109,8 +109,10 @@ def test_demo_launches_scales_cleans_destroys_and_leaves_nothing(aws, aws_calls,
     launched = results(parts[2][1])["Show the cluster"]["msg"]
     assert launched["pools"] == {"t3-large": 1, "c5-2xlarge-spot": 0}
     assert launched["configure"] is False and launched["leader"].startswith("i-")
+    # provision_only: configure_cluster's plays are not imported at all (a quiet run: no empty plays, no warnings)
     for play in ("Wait for the nodes to answer ssh", "Configure the leader", "Configure the workers"):
-        assert re.search(rf"PLAY \[{play}[^\]]*\] \*+\nskipping: no hosts matched", parts[2][1]), play
+        assert f"PLAY [{play}" not in parts[2][1], play
+    assert "Could not match supplied host pattern" not in parts[2][1]
 
     # The toil_ec2 inventory: the leader, the static pool's worker, their groups.
     groups = graph_groups(parts[3][1])

@@ -316,6 +316,9 @@ def _create_one_of_each(aws: AwsContext) -> dict[str, str]:
     made["key_pairs"] = "leaky-key"
     iam.create_user(UserName="leaky-user")
     made["iam_users"] = "leaky-user"
+    vpc_id = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    made["subnets"] = ec2.create_subnet(VpcId=vpc_id, CidrBlock="172.31.200.0/24", AvailabilityZone=f"{aws.region}b")["Subnet"]["SubnetId"]
+    made["network_acls"] = ec2.create_network_acl(VpcId=vpc_id)["NetworkAcl"]["NetworkAclId"]
     return made
 
 
@@ -337,6 +340,8 @@ def _delete_all(aws: AwsContext, made: dict[str, str]) -> None:
     iam.delete_user(UserName=made["iam_users"])
     s3.delete_bucket(Bucket=made["s3_buckets"])
     sdb.delete_domain(DomainName=made["sdb_domains"])
+    ec2.delete_network_acl(NetworkAclId=made["network_acls"])
+    ec2.delete_subnet(SubnetId=made["subnets"])
 
 
 def test_leftover_resources_reports_each_kind_then_nothing(aws: AwsContext) -> None:
