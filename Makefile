@@ -40,12 +40,13 @@ XDIST := -n 2
 TEST_STAGES := setup 'sanity&' 'lint&' 'units&' integration
 CHECK_STAGES := setup lint units integration-aws
 
-.PHONY: help setup setup-parts setup-venv test check test-vm lint ruff ansible-lint docs-lint sanity units integration integration-aws integration-hosts \
+.PHONY: help setup setup-parts setup-venv test check test-vm lint ruff ansible-lint docs-lint sanity units integration integration-aws integration-hosts molecule \
 	demo docs iam-docs bench clean
 
 help:
 	@echo "make test    - set up .venv and run ruff, ansible-lint, ansible-test sanity, unit and integration tests; prints each stage's time"
 	@echo "make check   - the fast loop: lint, unit tests and the integration tests that need no podman host (a few minutes)"
+	@echo "make molecule - run the roles' molecule scenarios (extensions/molecule/) on podman test hosts"
 	@echo "make test-vm - the tests that boot a qemu VM (RAID0 of instance-store disks; 12-16 min, not in make test)"
 	@echo "make demo    - run the main job against the embedded AWS endpoint (moto on 127.0.0.1)"
 	@echo "make bench   - run the benchmarks against their anchors and print ratios"
@@ -128,6 +129,11 @@ integration-aws: setup
 
 integration-hosts: setup
 	$(PYTEST) tests/integration -m "hosts and not vm"
+
+# The roles' molecule scenarios (extensions/molecule/), one after another; `make test` runs each as one test
+# (tests/integration/test_molecule.py) in the podman-host lanes.
+molecule: setup
+	$(HARNESS_PATH) env -u ANSIBLE_CONFIG $(BIN)/molecule test --all
 
 # The tests that boot a qemu VM in software emulation (the RAID0 of instance-store disks: this kernel has
 # no md driver for a container to use); 12-16 minutes on two cores, so not part of `make test`.

@@ -43,7 +43,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in items:
         if item.get_closest_marker("hosts"):
-            lane = HOST_LANES.get(item.module.__name__.rpartition(".")[2] if item.module else "", "hosts-2")
+            module = item.module.__name__.rpartition(".")[2] if item.module else ""
+            scenario = getattr(item, "callspec", None) and item.callspec.params.get("scenario")
+            lane = HOST_LANES.get(f"{module}[{scenario}]", HOST_LANES.get(module, "hosts-2"))
             item.add_marker(pytest.mark.xdist_group(lane))
             _join_xdist_group(item, lane)
 
@@ -58,6 +60,8 @@ HOST_LANES = {
     "test_role_kubernetes_nvidia_hosts": "hosts-2",  # two short converges: the lane with the least time
     "test_spot_interruptions": "hosts-2",
     "test_private_worker_jump": "hosts-2",
+    # molecule scenarios (test_molecule.py), by name
+    "test_molecule[kubernetes]": "hosts-1",
 }
 
 
