@@ -6,7 +6,8 @@ workers (every pool's, the leader not counted), as toil_scaler's (binpacking.Bud
 
 Each running worker counts its own instance type's vCPUs, memory and price (spot ones at their spot price now); each
 new node of the pool its dearest type's (scaler.pool_shapes). Growth past a budget is refused, down to what fits,
-never below the pool's current size nor its ``min_size``; the result says so.
+never below the pool's current size nor its ``min_size``; the result says so. A ``max_hourly_cost`` where a worker's or
+the pool's type has no price (prices.py) is refused before any change, never kept by counting them free.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import replace
 from ansible_collections.toil.cluster.plugins.module_utils.binpacking import MIB
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import desired_size, with_instance_types
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import cluster_instances, is_preemptible, node_type_of
-from ansible_collections.toil.cluster.plugins.module_utils.prices import read_prices
+from ansible_collections.toil.cluster.plugins.module_utils.prices import read_prices, refuse_unpriced_budget
 from ansible_collections.toil.cluster.plugins.module_utils.scaler import instance_type_shapes, pool_shapes
 from ansible_collections.toil.cluster.plugins.module_utils.tags import NODE_TYPE_WORKER, POOL_TAG, tag_dict
 
@@ -43,6 +44,8 @@ def within_budget(ec2, pricing, spec, state, budget, warn):
     types = {w["InstanceType"] for w in workers} | set(spec.node_type.instance_types)
     spot_types = {w["InstanceType"] for w in workers if is_preemptible(w)} | (set(spec.node_type.instance_types) if spec.node_type.preemptible else set())
     book = read_prices(pricing, ec2, ec2.meta.region_name, types, spot_types, warn)
+    if budget.max_hourly_cost is not None and book.missing(types):
+        refuse_unpriced_budget(ec2.meta.region_name, [f"{', '.join(book.missing(types))} (pool {spec.name} and the cluster's workers)"])
     type_cache = instance_type_shapes(ec2, types, {})
     (shape,) = pool_shapes([spec], type_cache, book)
     used = workers_totals(workers, type_cache, book)

@@ -13,8 +13,10 @@ which leave one product. The answer's ``PriceList`` is a list of JSON *strings*,
 {"unit": "Hrs", "pricePerUnit": {"USD": "0.0960000000"}}}}}, "Reserved": {...}}}`` (parse_price_list).
 
 When the Price List cannot be read (no pricing:GetProducts, no route to its endpoint, an answer that does not parse,
-or moto, which has no Price List) the run goes on with price_table.py, a dated table built from the Price List by
-tools/build_price_table.py, and says so in a warning: prices only size and report plans, a missing one never stops a run.
+or moto, which has no Price List) the run goes on with price_table.py, a table built from the Price List by
+tools/build_price_table.py with each region's date and source, and says so in a warning. In a region the table does
+not cover no price is made up: the warning says its nodes go unpriced, which the callers make explicit (a
+``max_hourly_cost`` is refused before any change, the "cheapest" packing is not tried, costs are reported as null).
 
 Spot: DescribeSpotPriceHistory with StartTime now, which answers each zone's price in effect now; a type's spot price
 is the highest of its zones' latest (the scaler does not know which zone EC2 will pick), never above the pool's bid
@@ -52,6 +54,8 @@ REGION_LOCATIONS = {
 # No instance costs this much per hour (the largest, u7in-32tb.224xlarge, about 400 USD): a larger figure is not a price.
 MOST_PLAUSIBLE_PRICE = 1000.0
 SPOT_PRODUCT = "Linux/UNIX"
+# A PriceBook's source when neither the Price List nor the bundled table has the region's prices.
+NO_PRICES = "none"
 
 
 def price_filters(instance_type, region):
@@ -147,7 +151,7 @@ class PriceBook:
     region: str
     on_demand: dict = field(default_factory=dict)
     spot: dict = field(default_factory=dict)
-    source: str = "price list"  # or "bundled table (<date>)"
+    source: str = "price list"  # or "bundled table (<date>)", or NO_PRICES
 
     def node_price(self, instance_types, preemptible, bid=None):
         """What one node of a pool costs at most: the dearest of its instance types (EC2 may give any), spot ones at
@@ -170,10 +174,30 @@ class PriceBook:
         return sorted(t for t in set(instance_types) if t not in self.on_demand)
 
 
+def refuse_unpriced_budget(region, unpriced):
+    """A ``max_hourly_cost`` cannot be kept without prices: counting an unpriced node as free would let a budget in USD
+    pass unseen. ``unpriced``: what has no price, such as "pool gpu (p9.huge)"."""
+    raise ToilInputError(
+        f"max_hourly_cost: no on-demand price in {region} for {'; '.join(unpriced)}: neither the AWS Price List nor the bundled"
+        " table has one. Allow pricing:GetProducts (with a route to its endpoint), drop max_hourly_cost, or use instance types with a price."
+    )
+
+
 def bundled_prices(region, instance_types):
     """The bundled table's on-demand prices of ``instance_types`` in ``region`` (those it has)."""
     table = price_table.ON_DEMAND.get(region, {})
     return {t: table[t] for t in instance_types if t in table}
+
+
+def bundled_fallback(region):
+    """(PriceBook source, what the warning says) when the Price List cannot be read in ``region``."""
+    if region not in price_table.ON_DEMAND:
+        return NO_PRICES, (
+            f"the bundled table has no prices for {region} (only for {', '.join(sorted(price_table.ON_DEMAND))}), so its"
+            " nodes have no price: a max_hourly_cost is refused, the cheapest packing is not tried and costs are null."
+        )
+    date = price_table.DATES[region]
+    return f"bundled table ({date})", f"on-demand prices in {region} come from the bundled table, of {date} ({price_table.SOURCES[region]})."
 
 
 def read_prices(pricing, ec2, region, instance_types, spot_types, warn, now=None):
@@ -187,10 +211,9 @@ def read_prices(pricing, ec2, region, instance_types, spot_types, warn, now=None
         book.on_demand = read_on_demand(pricing, types, region)
     except (BotoCoreError, ClientError, ResponseParserError, ToilInputError, ValueError) as error:
         reason = getattr(error, "response", {}).get("Error", {}).get("Code") or str(error)
-        book.source = f"bundled table ({price_table.PRICES_DATE})"
+        book.source, fallback = bundled_fallback(region)
         warn(
-            f"The AWS Price List could not be read ({reason}): on-demand prices come from the bundled table of"
-            f" {price_table.PRICES_DATE} ({price_table.SOURCE})."
+            f"The AWS Price List could not be read ({reason}): {fallback}"
             f" For live prices, allow pricing:GetProducts and a route to api.pricing.{PRICING_REGION}.amazonaws.com."
         )
     for instance_type, price in bundled_prices(region, [t for t in types if t not in book.on_demand]).items():

@@ -49,7 +49,7 @@ from ansible_collections.toil.cluster.plugins.module_utils.names import validate
 from ansible_collections.toil.cluster.plugins.module_utils.node_repair import impaired_instances, repair_nodes, split_repairs, unhealthy_nodes, validate_repair
 from ansible_collections.toil.cluster.plugins.module_utils.nodepool import reconcile, validate_pool_spec, with_instance_types
 from ansible_collections.toil.cluster.plugins.module_utils.nodes import GONE_STATES, cluster_instances, refresh
-from ansible_collections.toil.cluster.plugins.module_utils.prices import read_prices, validate_hourly_cost
+from ansible_collections.toil.cluster.plugins.module_utils.prices import read_prices, refuse_unpriced_budget, validate_hourly_cost
 from ansible_collections.toil.cluster.plugins.module_utils.provider_id import instance_of
 from ansible_collections.toil.cluster.plugins.module_utils.quantities import byte_count, millicores, parse_quantity
 from ansible_collections.toil.cluster.plugins.module_utils.subnets import check_zone_regions
@@ -663,11 +663,13 @@ def priced_shapes(settings, ec2, pricing, type_cache, warn):
     spot_types = {t for s in settings.pools if s.node_type.preemptible for t in s.node_type.instance_types}
     book = read_prices(pricing, ec2, settings.region, types, spot_types, warn)
     shapes = pool_shapes(settings.pools, type_cache, book)
-    unpriced = [f"{s.name} ({', '.join(book.missing(s.instance_types))})" for s in shapes if s.hourly_cost is None]
+    unpriced = [f"pool {s.name} ({', '.join(book.missing(s.instance_types))})" for s in shapes if s.hourly_cost is None]
     if unpriced and settings.budget is not None and settings.budget.max_hourly_cost is not None:
-        raise ToilInputError(
-            f"max_hourly_cost: no on-demand price in {settings.region} for pool(s) {'; '.join(unpriced)}: neither the AWS Price List"
-            f" nor the bundled table has one. Drop max_hourly_cost or use instance types with a price."
+        refuse_unpriced_budget(settings.region, unpriced)
+    if unpriced:
+        warn(
+            f"No on-demand price in {settings.region} for {'; '.join(unpriced)}: the run packs for the fewest nodes (the"
+            " cheapest packing needs every pool's price) and reports the cost of those pools as null."
         )
     return shapes, book
 

@@ -33,7 +33,8 @@ description:
     C(DefaultVCpus), C(MemoryInfo.SizeInMiB) and hourly price (spot ones at the spot price now), each new node its
     pool's largest and dearest type's. Growth past a budget is refused down to what fits (never below the pool's
     current size nor its O(min_size)), with a warning; RV(budget) says so. Prices as M(toil.cluster.toil_scaler)'s
-    (the AWS Price List, else a bundled table).
+    (the AWS Price List, else a bundled table); where a worker's or the pool's type has no price (such as in a region
+    the bundled table lacks, when the Price List cannot be read), O(max_hourly_cost) is refused before any change.
   - Scale-down never goes below the pool's minimum and never touches the leader. It removes
     O(terminate_instance_ids) first, then nodes that have not joined Kubernetes yet (no C(toil.cluster/joined=true)
     tag), then the newest.

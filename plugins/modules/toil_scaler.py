@@ -53,7 +53,9 @@ description:
   - Prices. On-demand prices come from the AWS Price List (C(pricing:GetProducts), Linux, shared tenancy), spot prices
     from the spot price history (the dearest zone's price now, never above the pool's bid). When the Price List cannot
     be read (no permission, no route to C(api.pricing.us-east-1.amazonaws.com)) the run warns and uses the collection's
-    bundled, dated table (C(prices_from) in RV(cost) says which).
+    bundled table, read from the Price List and dated region by region (C(prices_from) in RV(cost) says which). In a
+    region the table does not cover (any but us-east-1, us-east-2, us-west-2 and eu-west-1) no price is made up; the
+    pools have none, the plan is for the fewest nodes, costs are null and O(max_hourly_cost) is refused.
   - Cost. Among the packings it tries, the scaler keeps the one whose new nodes cost least per hour, among those with
     no more nodes than Toil's C(BinPackedFit) would open (spot where the pods allow, on-demand where they must). RV(cost)
     reports that cost and the lower bound it is measured against.
@@ -382,7 +384,8 @@ cost:
       opens), C(lower_bound_hourly_cost) (no fleet that runs the pending pods costs less; for each resource, every pod's
       request at the cheapest price per unit of it among the pools it may use, the largest of these sums),
       C(binding_resource) (C(cpu), C(memory), C(disk) or C(gpu), the resource of that sum), C(ratio_to_lower_bound),
-      C(strategy) (the packing kept) and C(prices_from) (C(price list), or C(bundled table (<date>))).
+      C(strategy) (the packing kept) and C(prices_from) (C(price list), C(bundled table (<date>)), or C(none) in a
+      region the bundled table lacks when the Price List cannot be read).
     - Costs are null when a pool has no price. Each pool's C(node_hourly_cost) in RV(pools) is the price of one node.
   returned: always
   type: dict

@@ -144,6 +144,16 @@ def test_budgets_count_every_pools_workers_and_refuse_growth_past_them(aws, clus
     assert "max_hourly_cost must be a number of US dollars per hour" in failed["msg"]
 
 
+def test_a_budget_in_usd_where_no_price_is_known_fails_before_any_change(aws, pool, aws_calls):
+    # moto has no Price List and the bundled table no ap-south-1: no price is made up, so a max_hourly_cost cannot be
+    # kept (counting the nodes free would let it pass unseen) and is refused before anything changes.
+    assert "ap-south-1" not in price_table.ON_DEMAND
+    failed = pool(name="mumbai", zone="ap-south-1a", node_types="m5.large", min_size=0, max_size=4, desired=2, max_hourly_cost=5, expect_rc=2)
+    assert failed["msg"].startswith("max_hourly_cost: no on-demand price in ap-south-1 for m5.large (pool mumbai and the cluster's workers)")
+    assert any("the bundled table has no prices for ap-south-1" in w for w in failed["warnings"])
+    assert aws_calls.count("GetProducts") >= 1 and aws_calls.mutating_calls() == []
+
+
 def test_spot_pool_nodes_are_spot_with_the_bid(aws, cluster, pool, aws_calls):
     result = pool(node_types="c5.large:0.35", count=2, labels={"workload": "align"})
     assert result["pool"]["name"] == "c5-large-spot"

@@ -150,6 +150,22 @@ def test_max_hourly_cost_cuts_growth_and_the_plan_reports_its_cost(aws, cluster,
     assert len(pool["instances"]) == 3 and applied["budget"]["capped"] is True
 
 
+def test_where_no_price_is_known_the_plan_says_so_and_a_budget_in_usd_is_refused(aws, run_playbook, tmp_path, aws_calls):
+    # moto has no Price List and the bundled table no ap-south-1: nothing there is priced and no price is made up.
+    assert "ap-south-1" not in price_table.ON_DEMAND
+    demand = {"pods": [{"name": "merge", "cpu": "1500m", "memory": "1Gi", "preemptible": False, "count": 2}]}
+    pools = [{"name": "ondemand", "node_types": "m5.large", "min_size": 0, "max_size": 4}]
+    planned = scaler(run_playbook, tmp_path, demand, apply=False, zone="ap-south-1a", pools=pools, env=aws_calls.env)
+    (pool,) = planned["pools"]
+    assert (pool["desired"], pool["node_hourly_cost"]) == (2, None)  # sized by the fewest nodes, not by a guessed price
+    assert planned["cost"]["prices_from"] == "none" and planned["cost"]["new_nodes_hourly_cost"] is None
+    assert any("the bundled table has no prices for ap-south-1" in w for w in planned["warnings"])
+    assert any(w.startswith("No on-demand price in ap-south-1 for pool ondemand (m5.large)") for w in planned["warnings"])
+    failed = scaler(run_playbook, tmp_path, demand, apply=False, zone="ap-south-1a", pools=pools, max_hourly_cost=1.0, env=aws_calls.env, expect_rc=2)
+    assert failed["msg"].startswith("max_hourly_cost: no on-demand price in ap-south-1 for pool ondemand (m5.large)")
+    assert aws_calls.mutating_calls() == []
+
+
 def catalogue_reads(aws_calls):
     """DescribeInstanceTypes calls that list the region's types (not those that describe named types)."""
     return sum(1 for _s, action, params in aws_calls.requests if action == "DescribeInstanceTypes" and not any(k.startswith("InstanceType") for k in params))

@@ -1,8 +1,10 @@
-"""Issue 18, the bundled table's input: tools/build_price_table.py reads Karpenter's generated price file strictly."""
+"""Issue 18, the bundled table's inputs: tools/build_price_table.py reads Karpenter's and ec2instances.info's tables of
+the Price List strictly and dates each region by its source."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -85,18 +87,127 @@ def test_the_tool_refuses_a_malformed_file_before_writing_the_table(tmp_path, mo
     assert "line 20: not a list of" in capsys.readouterr().err and not table.exists()
 
 
-def test_the_table_takes_the_wanted_types_and_keeps_regions_the_file_lacks(tmp_path, monkeypatch):
-    table = tmp_path / "price_table.py"
-    monkeypatch.setattr(tool, "TABLE", table)
-    source = tmp_path / "prices.go"
-    source.write_text(KARPENTER_GO, encoding="utf-8")
-    tool.main(["--from-karpenter", str(source), "--karpenter-commit", "a" * 40, "--regions", "us-east-1,us-west-2", "--types", "c5.large,m5.large"])
+def written_table(table):
     written = {}
     exec(table.read_text(encoding="utf-8"), written)  # noqa: S102 - the module the tool just wrote
-    assert written["PRICES_DATE"] == "2026-07-20"
+    return written
+
+
+KARPENTER_SHA, EC2INSTANCES_SHA = "a" * 40, "b" * 40
+
+
+def entry(instance_type, region, usd, arch="x86_64"):
+    """One entry of ec2instances.info's flattened export (vantage-sh/ec2instances.info pull request #735,
+    opszero-app/instances.json, written by its instance-select-builder notebook), as in that file."""
+    return {
+        "instance-type": instance_type,
+        "arch": arch,
+        "memory": 8.0,
+        "vCPU": 2,
+        "GPU": 0,
+        "GPU_memory": 0,
+        "current-generation": True,
+        "region": region,
+        "ondemand": usd,
+        "spot_avg": "0.040000",
+    }
+
+
+EXPORT = [
+    entry("m5.large", "eu-west-1", "0.107"),
+    entry("c5.large", "eu-west-1", "0.096"),
+    entry("m5.large", "us-east-2", "0.096"),
+    entry("m5.large", "us-east-2", "0.096", arch="i386"),  # one entry per architecture, the same price
+    entry("p4d.24xlarge", "us-east-2", "0"),  # no USD price in the Price List
+    entry("m5.large", "us-east-1-bos-1", "0.12"),  # a Local Zone group
+    entry("m5.large", "us-east-1", "0.096"),
+]
+
+
+def test_an_export_gives_each_region_its_prices_and_a_zero_is_no_price():
+    assert tool.parse_ec2instances(json.dumps({"data": EXPORT})) == {
+        "eu-west-1": {"m5.large": 0.107, "c5.large": 0.096},
+        "us-east-2": {"m5.large": 0.096},
+        "us-east-1-bos-1": {"m5.large": 0.12},
+        "us-east-1": {"m5.large": 0.096},
+    }
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param("[]", id="not-the-top-object"),
+        pytest.param(json.dumps({"data": []}), id="no-entries"),
+        pytest.param(json.dumps({"data": EXPORT, "more": 1}), id="another-top-key"),
+        pytest.param(json.dumps({"data": [{**EXPORT[0], "extra": 1}]}), id="an-unknown-key"),
+        pytest.param(json.dumps({"data": [{k: v for k, v in EXPORT[0].items() if k != "ondemand"}]}), id="no-price"),
+        pytest.param(json.dumps({"data": [{**EXPORT[0], "ondemand": 0.107}]}), id="price-not-a-string"),
+        pytest.param(json.dumps({"data": [{**EXPORT[0], "ondemand": "1e3"}]}), id="price-not-a-decimal"),
+        pytest.param(json.dumps({"data": [{**EXPORT[0], "ondemand": "-0.1"}]}), id="price-negative"),
+        pytest.param(json.dumps({"data": [{**EXPORT[0], "ondemand": "1000"}]}), id="price-implausible"),
+        pytest.param(json.dumps({"data": [{**EXPORT[0], "region": 'eu-west-1"; import os'}]}), id="region-with-code"),
+        pytest.param(json.dumps({"data": [{**EXPORT[0], "instance-type": "m5.large'}"}]}), id="type-with-code"),
+        pytest.param(json.dumps({"data": [EXPORT[0], {**EXPORT[0], "ondemand": "0.2"}]}), id="priced-twice-differently"),
+        pytest.param(json.dumps({"data": [entry("p4d.24xlarge", "us-east-2", "0")]}), id="no-price-at-all"),
+        pytest.param('{"data": [', id="truncated"),
+    ],
+)
+def test_an_export_not_in_its_shape_is_refused(document):
+    with pytest.raises(ValueError):
+        tool.parse_ec2instances(document)
+
+
+def build(tmp_path, monkeypatch, *args):
+    table = tmp_path / "price_table.py"
+    monkeypatch.setattr(tool, "TABLE", table)
+    karpenter, export = tmp_path / "prices.go", tmp_path / "instances.json"
+    karpenter.write_text(KARPENTER_GO, encoding="utf-8")
+    export.write_text(json.dumps({"data": EXPORT}), encoding="utf-8")
+    karpenter_args = ["--from-karpenter", str(karpenter), "--karpenter-commit", KARPENTER_SHA]
+    export_args = ["--from-ec2instances", str(export), "--ec2instances-commit", EC2INSTANCES_SHA, "--ec2instances-date", "2024-04-04"]
+    tool.main([arg for a in args for arg in {"karpenter": karpenter_args, "export": export_args}.get(a, [a])])
+    return table
+
+
+def test_each_region_comes_from_the_newest_source_that_has_it_with_that_sources_date(tmp_path, monkeypatch):
+    table = build(tmp_path, monkeypatch, "karpenter", "export", "--regions", "us-east-1,us-east-2,eu-west-1", "--types", "c5.large,m5.large")
+    written = written_table(table)
+    assert written["ON_DEMAND"] == {
+        "eu-west-1": {"c5.large": 0.107},  # Karpenter's file (here) has eu-west-1: it wins over the export's 0.096
+        "us-east-1": {"c5.large": 0.085, "m5.large": 0.096},
+        "us-east-2": {"m5.large": 0.096},
+    }
+    assert written["DATES"] == {"eu-west-1": "2026-07-20", "us-east-1": "2026-07-20", "us-east-2": "2024-04-04"}
+    assert written["SOURCES"]["us-east-1"] == (
+        f"AWS Price List, as read by Karpenter's generator ({tool.KARPENTER_FILE} at commit {KARPENTER_SHA}, generated 2026-07-20)"
+    )
+    assert written["SOURCES"]["us-east-2"] == (
+        f"AWS Price List, as read by ec2instances.info's scraper ({tool.EC2INSTANCES_FILE} at commit {EC2INSTANCES_SHA}, 2024-04-04)"
+    )
+
+
+def test_a_rebuild_keeps_a_region_no_input_has_with_its_own_date_and_source_and_leaves_out_one_nowhere(tmp_path, monkeypatch):
+    table = build(tmp_path, monkeypatch, "karpenter", "--regions", "us-east-1,us-west-2,ap-south-1", "--types", "c5.large,m5.large")
+    written = written_table(table)
     assert written["ON_DEMAND"] == {"us-east-1": {"c5.large": 0.085, "m5.large": 0.096}, "us-west-2": price_table.ON_DEMAND["us-west-2"]}
-    karpenter = f"us-east-1: AWS Price List, as read by Karpenter's generator ({tool.KARPENTER_FILE} at commit {'a' * 40}, generated 2026-07-20)"
-    assert written["SOURCE"].startswith(f"{karpenter}; us-west-2: not in Karpenter's file, kept from the previous table")
+    assert written["DATES"]["us-west-2"] == price_table.DATES["us-west-2"] and written["SOURCES"]["us-west-2"] == price_table.SOURCES["us-west-2"]
+
+
+def test_the_tool_refuses_a_malformed_export_before_writing_the_table(tmp_path, monkeypatch, capsys):
+    table = tmp_path / "price_table.py"
+    monkeypatch.setattr(tool, "TABLE", table)
+    export = tmp_path / "instances.json"
+    export.write_text(json.dumps({"data": [{**EXPORT[0], "ondemand": "0.1; rm -rf /"}]}), encoding="utf-8")
+    with pytest.raises(SystemExit):
+        tool.main(["--from-ec2instances", str(export), "--ec2instances-commit", EC2INSTANCES_SHA, "--ec2instances-date", "2024-04-04"])
+    assert "entry 0: not a price in USD" in capsys.readouterr().err and not table.exists()
+
+
+@pytest.mark.parametrize(("commit", "date"), [("main", "2024-04-04"), ("b" * 40, None), ("b" * 40, "April 2024")])
+def test_an_export_needs_its_commit_and_date(tmp_path, commit, date):
+    args = ["--from-ec2instances", str(tmp_path / "instances.json"), "--ec2instances-commit", commit]
+    with pytest.raises(SystemExit):
+        tool.main(args + (["--ec2instances-date", date] if date else []))
 
 
 def test_a_karpenter_file_needs_its_commit(tmp_path):

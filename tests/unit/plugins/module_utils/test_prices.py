@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from ansible_collections.toil.cluster.plugins.module_utils import price_table
 from ansible_collections.toil.cluster.plugins.module_utils.errors import ToilInputError
-from ansible_collections.toil.cluster.plugins.module_utils.prices import PriceBook, parse_price_list, price_filters, read_prices
+from ansible_collections.toil.cluster.plugins.module_utils.prices import NO_PRICES, PriceBook, parse_price_list, price_filters, read_prices
 
 
 def price_item(instance_type="m5.large", usd="0.0960000000", unit="Hrs", location="US West (Oregon)"):
@@ -136,17 +136,28 @@ def test_a_price_list_out_of_reach_falls_back_to_the_table_with_a_warning(error)
     warnings = []
     book = read_prices(PriceList(error=error) if error else None, None, "us-east-1", ["m5.large", "no.such"], [], warnings.append)
     assert book.on_demand == {"m5.large": 0.096}
-    assert book.source == f"bundled table ({price_table.PRICES_DATE})"
-    assert len(warnings) == 1 and "bundled table" in warnings[0] and price_table.PRICES_DATE in warnings[0]
+    assert book.source == f"bundled table ({price_table.DATES['us-east-1']})"
+    assert len(warnings) == 1 and "bundled table" in warnings[0] and price_table.DATES["us-east-1"] in warnings[0]
+    assert price_table.SOURCES["us-east-1"] in warnings[0]
     assert book.missing(["m5.large", "no.such"]) == ["no.such"]
 
 
-def test_the_table_is_dated_and_says_where_it_comes_from():
-    assert datetime.fromisoformat(price_table.PRICES_DATE).year >= 2025
-    assert price_table.SOURCE
+def test_a_region_the_table_lacks_gets_no_made_up_price_and_a_warning_saying_what_follows():
+    assert "ap-south-1" not in price_table.ON_DEMAND
+    warnings = []
+    book = read_prices(None, None, "ap-south-1", ["m5.large"], [], warnings.append)
+    assert book.on_demand == {} and book.source == NO_PRICES and book.node_price(["m5.large"], preemptible=False) is None
+    (warning,) = warnings
+    assert "the bundled table has no prices for ap-south-1" in warning and "a max_hourly_cost is refused" in warning
+
+
+def test_the_table_says_for_each_region_where_its_prices_come_from_and_their_date():
+    assert set(price_table.DATES) == set(price_table.SOURCES) == set(price_table.ON_DEMAND)
     for region in ("us-east-1", "us-east-2", "us-west-2", "eu-west-1"):
-        assert {"m5.large", "c5.large", "r5.large", "t3.large", "i3.large"} <= set(price_table.ON_DEMAND[region])
-    assert {"g4dn.xlarge", "p3.2xlarge", "c5d.4xlarge", "m6g.large", "t4g.nano"} <= set(price_table.ON_DEMAND["us-east-1"])
+        assert datetime.fromisoformat(price_table.DATES[region]).year >= 2024
+        assert price_table.SOURCES[region].startswith("AWS Price List, as read by") and " at commit " in price_table.SOURCES[region]
+        assert {"m5.large", "c5.large", "r5.large", "t3.large", "i3.large", "g4dn.xlarge", "p3.2xlarge", "t4g.nano"} <= set(price_table.ON_DEMAND[region])
+    assert not any("hand" in source for source in price_table.SOURCES.values())
 
 
 class SpotHistory:
