@@ -23,6 +23,7 @@ lets the debug results be read.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import shutil
@@ -104,6 +105,7 @@ def reaches_nodes(section: str, names: set[str]) -> tuple[set[str], str, set[str
     return ssh & names, aws_only_flag, api & names
 
 
+@functools.cache
 def site_packages() -> Path:
     """The venv's site-packages, where the ``ansible`` package keeps its collections."""
     code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
@@ -152,6 +154,8 @@ def test_the_readme_commands_run_as_written_from_the_installed_tarball(aws, kube
     assert (installed / "MANIFEST.json").is_file()
     assert not (site_packages() / "ansible_collections" / "toil").exists()  # the only toil.cluster is the installed one
     env = user_environment(aws.env, home, collections)
+    listed = subprocess.run(["ansible-galaxy", "collection", "list", "toil.cluster"], cwd=work, env=env, check=True, capture_output=True, text=True)
+    assert re.findall(r"^# (\S+)$", listed.stdout, re.MULTILINE) == [str(collections / "ansible_collections")], listed.stdout
 
     # What the user has before the README's commands: the key pair it names, vars.yml, the leader's admin.conf.
     (work / "vars.yml").write_text(readme_vars_file(section))
