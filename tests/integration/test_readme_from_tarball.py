@@ -16,8 +16,8 @@ addresses moto hands out, which nothing may connect to. So: ``launch_cluster`` r
 for its AWS half (``-e provision_only=true``); the other ssh commands are not run (``ssh -G`` shows where ``ssh -F
 ... leader`` would go, without connecting); ``autoscale`` reads its ``kubeconfig`` from the Kubernetes API stand-in
 (harness.kube_api, the ``kube`` fixture) as ``admin.conf``, the leader's admin kubeconfig the README names. Any ssh
-Ansible would start is ``false`` (ANSIBLE_SSH_EXECUTABLE): a command wrongly left off the list fails rather than
-connects. ANSIBLE_VERBOSITY=2 prints each task's file, which proves the installed copy ran; the YAML result format
+Ansible would start is ``false`` (ANSIBLE_SSH_EXECUTABLE), so that a command wrongly left off the list fails
+without an ssh connection. ANSIBLE_VERBOSITY=2 prints each task's file, which proves the installed copy ran; the YAML result format
 lets the debug results be read.
 """
 
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness import collection_tarball
 from harness.ansible_output import graph_groups, results
@@ -43,7 +44,6 @@ README = REPO / "README.md"
 SECTION = "## Use against real AWS"
 NODES_MARKER = "<!-- reaches-nodes"
 COMMAND_TIMEOUT = 300
-CLUSTER = "my-cluster"  # the README's, never substituted: the test reads it back from vars.yml
 
 
 @dataclass(frozen=True)
@@ -159,8 +159,10 @@ def test_the_readme_commands_run_as_written_from_the_installed_tarball(aws, kube
 
     # What the user has before the README's commands: the key pair it names, vars.yml, the leader's admin.conf.
     (work / "vars.yml").write_text(readme_vars_file(section))
-    import_key_pair(aws, "me", tmp_path)
-    aws.add_cleanup(purge_toil_cluster, aws.env, CLUSTER, aws.region)  # if a command fails before destroy_cluster
+    variables = yaml.safe_load(readme_vars_file(section))
+    cluster = variables["cluster_name"]
+    import_key_pair(aws, variables["key_pair_name"], tmp_path)
+    aws.add_cleanup(purge_toil_cluster, aws.env, cluster, aws.region)  # if a command fails before destroy_cluster
     toil_job(kube, "admin-toil-align-0", 6, 2**30)  # pending Toil jobs: 2 fit a c5.4xlarge (16 vCPUs)
     toil_job(kube, "admin-toil-align-1", 6, 2**30)
     toil_job(kube, "admin-toil-align-2", 6, 2**30)
@@ -188,11 +190,11 @@ def test_the_readme_commands_run_as_written_from_the_installed_tarball(aws, kube
         if command.name == "plan":
             assert aws.client("ec2").describe_instances()["Reservations"] == []  # a plan launches nothing
         if command.name == "launch_cluster":
-            launched = cluster_instances(aws)
+            launched = cluster_instances(aws, cluster)
         if command.name == "autoscale":
-            assert cluster_instances(aws) == launched  # plan_only
+            assert cluster_instances(aws, cluster) == launched  # plan_only
         if command.name == "destroy_cluster":
-            assert cluster_instances(aws) == {}
+            assert cluster_instances(aws, cluster) == {}
     ran = set(outputs)
     assert {"plan", "ansible", "ansible-doc", "launch_cluster", "ansible-inventory", "status", "ssh_config", "autoscale", "destroy_cluster"} <= ran
 
@@ -207,7 +209,7 @@ def test_the_readme_commands_run_as_written_from_the_installed_tarball(aws, kube
     # The documented inventory file, as ANSIBLE_INVENTORY names it.
     groups = graph_groups(outputs["ansible-inventory"])
     assert groups["toil_leaders"] == [leader]
-    assert sorted(groups[f"toil_cluster_{CLUSTER.replace('-', '_')}"]) == sorted(launched)
+    assert sorted(groups[f"toil_cluster_{cluster.replace('-', '_')}"]) == sorted(launched)
 
     status = results(outputs["status"])["Show the cluster's status"]["msg"]["status"]
     assert status["leader"]["instance_id"] == leader and status["node_count"] == 3
@@ -224,13 +226,13 @@ def test_the_readme_commands_run_as_written_from_the_installed_tarball(aws, kube
     assert "GET /api/v1/pods" in kube.calls()
 
     # Nothing left on the endpoint once the user's key pair goes too.
-    aws.client("ec2").delete_key_pair(KeyName="me")
+    aws.client("ec2").delete_key_pair(KeyName=variables["key_pair_name"])
     assert aws.leftovers(include_fixtures=True) == {}
 
 
-def cluster_instances(aws) -> dict[str, str]:
-    """{instance id: ToilNodeType} of the README cluster's instances that are not terminated."""
-    reservations = aws.client("ec2").describe_instances(Filters=[{"Name": "tag:clusterName", "Values": [CLUSTER]}])["Reservations"]
+def cluster_instances(aws, cluster: str) -> dict[str, str]:
+    """{instance id: ToilNodeType} of the cluster's instances that are not terminated."""
+    reservations = aws.client("ec2").describe_instances(Filters=[{"Name": "tag:clusterName", "Values": [cluster]}])["Reservations"]
     instances = [i for r in reservations for i in r["Instances"] if i["State"]["Name"] != "terminated"]
     return {i["InstanceId"]: next(t["Value"] for t in i["Tags"] if t["Key"] == "ToilNodeType") for i in instances}
 
