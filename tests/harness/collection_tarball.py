@@ -1,8 +1,8 @@
 """This collection as users get it: a tarball made by ``ansible-galaxy collection build``, and its installed copy.
 
 ``build`` makes the tarball from a directory (a checkout or a copy of one); ``members`` lists what it holds;
-``install`` puts it into a collection root of its own beside links to the dependencies installed in .venv, so that
-Ansible there sees the installed copy and never this checkout (tools/link-collections.sh links that one into
+``install`` puts it into a collection root of its own beside links to the dependencies installed in .venv
+(``install_alone``: without them), so that Ansible there sees the installed copy and never this checkout (tools/link-collections.sh links that one into
 .venv/collections).
 """
 
@@ -41,10 +41,16 @@ def isolated(root: Path) -> dict[str, str]:
 
 def install(tarball: Path, root: Path) -> Path:
     """A collection root holding ``tarball`` installed (``--offline``, ``--no-deps``) and links to the dependencies."""
+    return link_dependencies(install_alone(tarball, root))
+
+
+def install_alone(tarball: Path, root: Path) -> Path:
+    """A collection root holding ``tarball`` installed (``--offline``, ``--no-deps``) and nothing else: the
+    dependencies come from elsewhere (the ``ansible`` package's, as getting-started.md says)."""
     galaxy = [venv_executable("ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(root), str(tarball)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | isolated(root)
     subprocess.run(galaxy, env=env, check=True, capture_output=True, text=True, timeout=300)
-    return link_dependencies(root)
+    return root
 
 
 def link_dependencies(root: Path) -> Path:

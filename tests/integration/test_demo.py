@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
+from harness.ansible_output import graph_groups, results
 from harness.netns import OfflineNetns, OfflineNetnsError
 from harness.paths import ANSIBLE_COLLECTIONS_PATH, ANSIBLE_CONFIG, REPO, VENV_BIN
 
@@ -35,34 +33,12 @@ SECTIONS = (
     "Remove the key pair, and prove that nothing is left",
 )
 _HEADING = re.compile(r"^== (\d+)\. (.*?)  \(\d+s\)$", re.MULTILINE)
-_RESULT = re.compile(r"^TASK \[(?P<task>[^\]]+)\] \*+\n(?:ok|changed): \[localhost\] => \n(?P<body>(?:    .*\n)+)", re.MULTILINE)
 
 
 def sections(output: str) -> dict[int, tuple[str, str]]:
     """{number: (heading, text)} of the demo's numbered sections."""
     found = list(_HEADING.finditer(output))
     return {int(m[1]): (m[2], output[m.end() : (found[i + 1].start() if i + 1 < len(found) else len(output))]) for i, m in enumerate(found)}
-
-
-def results(text: str) -> dict[str, Any]:
-    """The debug results of a section, by task name: the YAML the callback printed, parsed."""
-    return {m["task"]: yaml.safe_load(textwrap.dedent(m["body"])) for m in _RESULT.finditer(text)}
-
-
-def graph_groups(graph: str) -> dict[str, list[str]]:
-    """`ansible-inventory --graph` output -> {group: hosts directly in it}. A line's depth is where its ``|--`` stands:
-    a host belongs to the group one level up (a child group's hosts come before its parent's own)."""
-    groups: dict[str, list[str]] = {}
-    path: list[str] = []  # the groups enclosing the current line, outermost first
-    for line in graph.splitlines():
-        depth = line.find("|--") // 3
-        if group := re.search(r"\|--@(\w+):$", line):
-            del path[depth:]
-            path.append(group[1])
-            groups.setdefault(group[1], [])
-        elif (host := re.search(r"\|--(i-\w+)$", line)) and 0 < depth <= len(path) and host[1] not in groups[path[depth - 1]]:
-            groups[path[depth - 1]].append(host[1])  # a child group shown under two parents lists its hosts twice
-    return groups
 
 
 def demo_env(aws_env: dict[str, str], home: Path) -> dict[str, str]:

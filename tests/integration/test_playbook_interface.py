@@ -103,8 +103,12 @@ def test_launch_autoscale_and_destroy_take_survey_strings_quietly(aws, run_playb
         "provision_only": "true",
         "image_id": OLD_AMI,
     }
-    scaled = run_playbook("playbooks/autoscale.yml", extra_vars=scale, env=aws_calls.env)
+    scale_dir = tmp_path / "scale"  # the state and metrics files' relative paths are taken from where the run is
+    scale_dir.mkdir()
+    scale.update(scaler_state_path="scaler-state.json", scaler_metrics_path="./scaler.prom")
+    scaled = run_playbook("playbooks/autoscale.yml", extra_vars=scale, env=aws_calls.env, cwd=scale_dir)
     assert_quiet(scaled)
+    assert (scale_dir / "scaler-state.json").is_file() and (scale_dir / "scaler.prom").is_file()
     assert plays(scaled) == ["One scaler cycle", "Configure no host (provision_only or plan_only)"]
     new = [i for i in instances_of(aws) if i["InstanceId"] not in {n["InstanceId"] for n in nodes}]
     assert new and {i["Placement"]["AvailabilityZone"] for i in new} == {"us-west-2c"}
