@@ -47,7 +47,7 @@ TEMPLATES = {
     "grafana.ini.j2": "grafana.ini",
     "grafana-datasource.yml.j2": "datasource.yml",
     "grafana-dashboards.yml.j2": "dashboards.yml",
-}  # Grafana's apt source is the apt_repository role's (test_role_dashboard_hosts.py reads it on a host)
+}  # Grafana's apt source is the apt_repository role's (the molecule scenario dashboard reads it on a host)
 
 
 def _need(*tools: str) -> None:

@@ -5,13 +5,17 @@ repository with suite ``stable`` and component ``main``, ``signed-by`` a key of 
 checksum, a pinned and held ``grafana`` package) runs against this repository instead: the same layout,
 signed with a throwaway GnuPG key, with one package ``grafana`` whose server is the script in
 ``grafana-double/`` (it reads the ini and provisioning files as Grafana does and answers /api/health).
-The tests serve it to the hosts read-only as ``file:///srv/grafana-double-repo`` and override the role's
-repository URL, key URL, key fingerprint and key checksum. The repository itself is built by
-harness.hosts.apt_repo (shared with the kube double).
+The dashboard scenario (extensions/molecule/dashboard) builds it with ``python -m harness.hosts.grafana_double_repo
+DEST [VERSION]`` (which prints the repository's path, version, key checksum and fingerprint as JSON), copies it to
+the host as ``file:///srv/grafana-double-repo`` and overrides the role's repository URL, key URL, key fingerprint
+and key checksum. The repository itself is built by harness.hosts.apt_repo (shared with the kube double).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,3 +57,7 @@ def build(dest: Path, version: str = "11.5.2") -> GrafanaDoubleRepo:
         repo.add(root, "grafana", version, description, depends="adduser, python3, python3-yaml", section="default")
     assert repo.signed is not None
     return GrafanaDoubleRepo(repo.signed.path, version, repo.signed.key_sha256, repo.signed.key_fingerprint)
+
+
+if __name__ == "__main__":
+    print(json.dumps(dataclasses.asdict(build(Path(sys.argv[1]), *sys.argv[2:3])), default=str))
