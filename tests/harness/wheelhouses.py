@@ -2,7 +2,8 @@
 
 - ``toil()``: Toil at the ``toil`` role's pinned version with the role's default extras, for the role's
   ``toil_pip_extra_args: --no-index --find-links ...`` (test_role_toil_hosts.py).
-- ``autoscaler()``: ansible-core, boto3 and kubernetes for the ``autoscaler`` role (test_role_autoscaler_hosts.py).
+- ``autoscaler()``: ansible-core, boto3 and kubernetes for the ``autoscaler`` role (its molecule scenario,
+  extensions/molecule/autoscaler, mounts ROOT and runs ``python -m harness.wheelhouses autoscaler`` first).
 
 Both are for this machine's Python, which is the hosts' too (Debian 12, CPython 3.11), pinned by the constraints file
 the tests' own virtualenv was made with. Each is made again only when what it holds changes (a stamp with the
@@ -57,7 +58,10 @@ def autoscaler() -> Path:
 
 
 if __name__ == "__main__":
+    wanted = sys.argv[1:]  # names of wheelhouses to make; none: all
     for make in (toil, autoscaler):
+        if wanted and make.__name__ not in wanted:
+            continue
         try:
             print(f"wheelhouse ready: {make().relative_to(REPO)}")
         except subprocess.CalledProcessError as exc:
