@@ -4,8 +4,9 @@ Each runs ``molecule test -s <scenario>`` as a role author would (podman driver,
 tests/harness/hosts/build-image.sh): create, prepare, converge, idempotence, the scenario's side effects and its
 verify playbooks (the assertions), destroy. A scenario fails this test when any step fails; the output's tail is
 the message. Host names carry a per-run prefix (MOLECULE_HOST_PREFIX) and molecule's ephemeral directory is the
-test's own, so two checkouts can run the same scenario at once. After the run no container of the prefix may be
-left. `make molecule` runs the same scenarios without pytest.
+test's own, as is the directory of ansible's ssh masters (ended afterwards), so two checkouts can run the same
+scenario at once and no master outlives its hosts. After the run no container or network of the prefix may be left.
+`make molecule` runs the same scenarios without pytest.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ SCENARIOS = sorted(path.parent.name for path in (REPO / "extensions" / "molecule
 MOLECULE = Path(sys.executable).with_name("molecule")
 
 
-def molecule_env(prefix: str, ephemeral: Path) -> dict[str, str]:
+def molecule_env(prefix: str, ephemeral: Path, control_dir: Path) -> dict[str, str]:
     env = base_env()
     env.pop("ANSIBLE_CONFIG", None)  # molecule writes the provisioner's own ansible.cfg
     env.update(MOLECULE_HOST_PREFIX=prefix, MOLECULE_EPHEMERAL_DIRECTORY=str(ephemeral), PY_COLORS="0", ANSIBLE_FORCE_COLOR="0", NO_COLOR="1")
+    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = podman_hosts.control_path_dir(control_dir)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), *filter(None, [env.get("PYTHONPATH")])])  # the stand-ins in harness/
     return env
 
@@ -44,15 +46,20 @@ def test_scenario(scenario: str, tmp_path: Path) -> None:
         proc = subprocess.run(
             [str(MOLECULE), "test", "-s", scenario],
             cwd=REPO,
-            env=molecule_env(prefix, tmp_path / "molecule"),
+            env=molecule_env(prefix, tmp_path / "molecule", tmp_path / "cp"),
             capture_output=True,
             text=True,
             timeout=2700,
             check=False,
         )
     finally:
+        podman_hosts.end_ssh_masters(tmp_path / "cp")
         left = podman_hosts.podman("ps", "-a", "--filter", f"name={prefix}", "--format", "{{.Names}}", check=False).stdout.split()
         for name in left:
             podman_hosts.podman("rm", "-f", "-v", "-t", "3", name, check=False)
+        networks = podman_hosts.podman("network", "ls", "--filter", f"name={prefix}", "--format", "{{.Name}}", check=False).stdout.split()
+        for name in networks:
+            podman_hosts.podman("network", "rm", "-f", name, check=False)
     assert proc.returncode == 0, f"molecule test -s {scenario} exited {proc.returncode}:\n{proc.stdout[-12000:]}\n{proc.stderr[-4000:]}"
     assert not left, f"molecule left containers: {left}"
+    assert not networks, f"molecule left networks: {networks}"
