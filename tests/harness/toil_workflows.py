@@ -1,5 +1,9 @@
-"""Workflows the tests run with the real Toil: on the stand-in leader (test_role_toil_hosts.py) and against the
-Kubernetes API stand-in (test_cluster_week.py)."""
+"""Workflows the tests run with the real Toil: on the stand-in leader (the molecule scenario extensions/molecule/toil,
+test_playbook_run_workflow_hosts.py) and against the Kubernetes API stand-in (test_cluster_week.py).
+
+``python -m harness.toil_workflows NAME`` prints one (a molecule scenario copies it to its host)."""
+
+import sys
 
 SQUARES = '''\
 """Squares of 1..4 in child jobs, summed by a follow-on: the sum is written to the file given. With --meet DIR, each
@@ -41,3 +45,10 @@ if __name__ == "__main__":
     with Toil(options) as workflow:
         print("result", workflow.start(Job.wrapJobFn(root, options.out, options.meet and os.path.abspath(options.meet))))
 '''
+
+WORKFLOWS = {"squares": SQUARES}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in WORKFLOWS:
+        sys.exit(f"usage: python -m harness.toil_workflows {{{'|'.join(WORKFLOWS)}}}")
+    sys.stdout.write(WORKFLOWS[sys.argv[1]])

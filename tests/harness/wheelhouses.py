@@ -1,7 +1,8 @@
 """The wheelhouses the podman-host tests install from (mounted read-only into the hosts), made once per machine.
 
 - ``toil()``: Toil at the ``toil`` role's pinned version with the role's default extras, for the role's
-  ``toil_pip_extra_args: --no-index --find-links ...`` (test_role_toil_hosts.py).
+  ``toil_pip_extra_args: --no-index --find-links ...`` (the molecule scenario extensions/molecule/toil and
+  test_playbook_run_workflow_hosts.py).
 - ``autoscaler()``: ansible-core, boto3 and kubernetes for the ``autoscaler`` role (its molecule scenario,
   extensions/molecule/autoscaler, mounts ROOT and runs ``python -m harness.wheelhouses autoscaler`` first).
 
@@ -57,11 +58,14 @@ def autoscaler() -> Path:
     return _made(ROOT / "autoscaler", list(AUTOSCALER_PACKAGES), REPO / "constraints.txt")
 
 
+WHEELHOUSES = {"toil": toil, "autoscaler": autoscaler}
+
 if __name__ == "__main__":
-    wanted = sys.argv[1:]  # names of wheelhouses to make; none: all
-    for make in (toil, autoscaler):
-        if wanted and make.__name__ not in wanted:
-            continue
+    # `python -m harness.wheelhouses [NAME ...]`: the named ones (a molecule scenario's prepare), by default all.
+    unknown = set(sys.argv[1:]) - WHEELHOUSES.keys()
+    if unknown:
+        sys.exit(f"no wheelhouse named {', '.join(sorted(unknown))}: one of {', '.join(WHEELHOUSES)}")
+    for make in (WHEELHOUSES[name] for name in sys.argv[1:] or WHEELHOUSES):
         try:
             print(f"wheelhouse ready: {make().relative_to(REPO)}")
         except subprocess.CalledProcessError as exc:

@@ -9,7 +9,7 @@ the demand the scaler reads, and harness.kube_pod_runner stands in for the clust
 controller, running each pod's command here on the node it fits. Later days use Jobs shaped as Toil makes them
 (harness.kube_workloads), which the test starts and ends itself. What only hosts can show (the login user's Toil
 and kubeconfig, the workers' reset and re-join to a new leader) is proved on podman hosts in
-test_role_toil_hosts.py and test_playbook_configure_cluster.py. The ``aws`` fixture's leak check ends the week:
+the molecule scenario extensions/molecule/toil and test_playbook_configure_cluster.py. The ``aws`` fixture's leak check ends the week:
 nothing is left.
 """
 

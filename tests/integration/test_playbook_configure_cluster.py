@@ -24,13 +24,14 @@ new one, and configure_cluster initialises it and resets and re-joins both live 
 Saturday: destroy_cluster removes it all, and a new cluster launches under the same name with new instances; Sunday
 it is destroyed (the aws fixture's leak check proves nothing is left). Every AWS call of the playbooks goes through
 the recording proxy (``aws_calls``), which answers a reused ClientToken as EC2 does.
-What needs Toil itself on a host (the login user's kubeconfig, Toil's CWL and Kubernetes runs) is in
-test_role_toil_hosts.py; the real Toil's workflow scaled by the scaler is in test_cluster_week.py.
+What needs Toil itself on a host is in the molecule scenario extensions/molecule/toil (the login user's
+kubeconfig, Toil's Kubernetes batch system) and test_playbook_run_workflow_hosts.py (Toil's Python and CWL runs);
+the real Toil's workflow scaled by the scaler is in test_cluster_week.py.
 
 Replaced inside this test only: kubeadm and kubelet by the roles' test double (harness.hosts.kube_double_repo,
 installed through the role's real apt path); objects needing an API server are not applied
 (``kubernetes_apply_objects: false``, ``metrics_server_apply: false``). Skipped, because other tests prove them
-and they are the slowest steps here: Toil's installation (``--skip-tags toil_install``; test_role_toil_hosts.py)
+and they are the slowest steps here: Toil's installation (``--skip-tags toil_install``; extensions/molecule/toil)
 and the autoscaler role on the leader (``autoscaler_install`` builds a virtualenv with ansible-core from PyPI;
 ``--skip-tags autoscaler_install,autoscaler_configure``; the role's molecule scenario, extensions/molecule/autoscaler).
 Node preparation, containerd and the pinned packages run for real (they install the double) and

@@ -1,7 +1,7 @@
 """run_workflow's checks on the controller, before any leader is reached: an existing job store is refused without
 ``restart``, a missing one with it. Its runs of the real Toil on a leader (a Python workflow, a failure kept and
-resumed with ``restart``, a CWL workflow) are in test_role_toil_hosts.py, on the podman host where the toil role
-installed Toil.
+resumed with ``restart``, a CWL workflow) are in test_playbook_run_workflow_hosts.py, on a podman host where the
+toil role installed Toil.
 """
 
 from __future__ import annotations
