@@ -57,11 +57,11 @@ HOST_LANES = {
     "test_role_kubernetes": "hosts-1",
     "test_role_kubernetes_ephemeral": "hosts-1",
     "test_playbook_configure_cluster": "hosts-1",
-    "test_role_kubernetes_nvidia_hosts": "hosts-2",  # two short converges: the lane with the least time
     "test_spot_interruptions": "hosts-2",
     "test_private_worker_jump": "hosts-2",
     # molecule scenarios (test_molecule.py), by name
     "test_molecule[kubernetes]": "hosts-1",
+    "test_molecule[kubernetes_nvidia]": "hosts-2",  # two short converges: the lane with the least time
 }
 
 

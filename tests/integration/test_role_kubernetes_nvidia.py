@@ -4,8 +4,8 @@ The role's own detection (tasks/nvidia_detect.yml) reads fake sysfs PCI trees la
 (/sys/bus/pci/devices/<address>/{vendor,class}): a GPU is a function of vendor 0x10de whose class is a display
 controller. A GPU node's inputs that would write another apt record or package stop it with a clear error (the key
 checksums are optional, as the other repositories': the fingerprints are always checked), and a node label that would override the
-kubelet's own kubernetes.io/arch stops the role at its input check, both before any change. The podman-host run
-(test_role_kubernetes_nvidia_hosts.py) installs, configures and labels.
+kubelet's own kubernetes.io/arch stops the role at its input check, both before any change. The molecule scenario
+extensions/molecule/kubernetes_nvidia installs, configures and labels on podman hosts.
 """
 
 from __future__ import annotations

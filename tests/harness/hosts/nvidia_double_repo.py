@@ -16,11 +16,17 @@ role's default versions whose contents stand in for the real ones:
   GPUs), ``libnvidia-container-tools`` and ``libnvidia-container1``.
 
 The tests serve them read-only at ``/srv/nvidia-double`` and override the role's repository URLs, key URLs, key
-fingerprints and key checksums (role_vars); the versions stay the role's defaults.
+fingerprints and key checksums (role_vars); the versions stay the role's defaults. The molecule scenario
+extensions/molecule/kubernetes_nvidia builds them so, and gives the variables to its converge (the keys are throwaway,
+so the variables change with every build):
+
+    PYTHONPATH=tests .venv/bin/python -m harness.hosts.nvidia_double_repo DEST --mount /srv/repos --role-vars FILE
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,3 +90,16 @@ def build(dest: Path) -> NvidiaDoubleRepos:
             toolkit.add(toolkit.stage(name), name, TOOLKIT_VERSION, _describe(name, TOOLKIT_VERSION, "Empty."), depends=depends)
     assert repo.signed is not None and toolkit.signed is not None
     return NvidiaDoubleRepos(repo.signed, toolkit.signed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build the NVIDIA driver and container toolkit test doubles' apt repositories.")
+    parser.add_argument("dest", type=Path)
+    parser.add_argument("--mount", required=True, help="where the hosts see DEST")
+    parser.add_argument("--role-vars", type=Path, required=True, help="write the role variables that install from them here (JSON)")
+    args = parser.parse_args()
+    args.role_vars.write_text(json.dumps(build(args.dest).role_vars(args.mount), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
