@@ -8,13 +8,17 @@ whose packages carry the scripts in ``kube-double/`` (and, in kubeadm's, the API
 ``file:///srv/kube-double-repo`` and override the role's repository URL, key URL and key checksum.
 
     PYTHONPATH=tests .venv/bin/python -m harness.hosts.kube_double_repo DEST [VERSION]   # prints the key's sha256
+    ... -m harness.hosts.kube_double_repo DEST VERSION --mount /srv/repo --role-vars FILE  # and writes role_vars()
+
+(the molecule scenario extensions/molecule/kubernetes builds it so, and gives the file to its converge).
 
 The repository itself is built by harness.hosts.apt_repo (shared with the grafana double).
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +89,20 @@ def build(dest: Path, version: str = "1.35.2") -> KubeDoubleRepo:
     return KubeDoubleRepo(repo.signed.path, version, package_version, repo.signed.key_sha256, repo.signed.key_fingerprint)
 
 
-if __name__ == "__main__":
-    repo = build(Path(sys.argv[1]), *sys.argv[2:3])
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build the kubeadm/kubelet/kubectl test double's apt repository.")
+    parser.add_argument("dest", type=Path)
+    parser.add_argument("version", nargs="?", default="1.35.2")
+    parser.add_argument("--mount", help="where the hosts see DEST (for --role-vars)")
+    parser.add_argument("--role-vars", type=Path, help="write the role variables that install from it here (JSON)")
+    args = parser.parse_args()
+    if args.role_vars and not args.mount:
+        parser.error("--role-vars needs --mount")
+    repo = build(args.dest, args.version)
+    if args.role_vars:
+        args.role_vars.write_text(json.dumps(repo.role_vars(args.mount), indent=2) + "\n")
     print(repo.key_sha256)
+
+
+if __name__ == "__main__":
+    main()
