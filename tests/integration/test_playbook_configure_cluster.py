@@ -34,8 +34,8 @@ installed through the role's real apt path); objects needing an API server are n
 and they are the slowest steps here: Toil's installation (``--skip-tags toil_install``; extensions/molecule/toil)
 and the autoscaler role on the leader (``autoscaler_install`` builds a virtualenv with ansible-core from PyPI;
 ``--skip-tags autoscaler_install,autoscaler_configure``; the role's molecule scenario, extensions/molecule/autoscaler).
-Node preparation, containerd and the pinned packages run for real (they install the double) and
-test_role_kubernetes.py checks their result in detail. The appliance image is given.
+Node preparation, containerd and the pinned packages run for real (they install the double) and the molecule
+scenario extensions/molecule/kubernetes checks their result in detail. The appliance image is given.
 """
 
 from __future__ import annotations

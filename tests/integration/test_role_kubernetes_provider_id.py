@@ -1,7 +1,7 @@
 """The kubernetes role's providerID (issue 17), on this machine (no container host): hostile instance ids and zones
 from the inventory fail the role's argument validation, before its first task; good ones land in the kubeadm
-configuration's kubeletExtraArgs (rendered from the role's own defaults and template). The podman-host test
-(test_role_kubernetes.py) proves the flag reaches the kubelet."""
+configuration's kubeletExtraArgs (rendered from the role's own defaults and template). The molecule scenario
+(extensions/molecule/kubernetes) proves the flag reaches the kubelet."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ Each secret is a distinctive string that must not appear anywhere in stdout or s
 access key ID, which is not a secret, does appear (module arguments are printed at -vvv, and the grep
 would find a leak), and the secret arguments show as Ansible's no_log placeholder.
 
-The kubernetes role's join token is tests/integration/test_role_kubernetes.py's
-test_no_secret_appears_in_the_output; the collection uses no kubeadm certificate key (no --upload-certs).
+The kubernetes role's join token is checked by the molecule scenario extensions/molecule/kubernetes
+(verify.yml: no join token appears in the output); the collection uses no kubeadm certificate key (no --upload-certs).
 """
 
 from __future__ import annotations
