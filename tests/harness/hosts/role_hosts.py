@@ -1,4 +1,4 @@
-"""Shared by the tests on podman hosts (test_role_*_hosts.py, test_playbook_*.py): the environment, the failure
+"""Shared by the tests on podman hosts (test_playbook_*.py, test_spot_interruptions.py, ...): the environment, the failure
 report, the idempotence check and a stand-in leader."""
 
 from __future__ import annotations
