@@ -54,13 +54,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # kubernetes role's three hosts and configure_cluster's cluster in one, the single-host roles and playbooks (the
 # default) in the other. One lane alone was the integration stage's critical path, the other worker idle for minutes.
 HOST_LANES = {
-    "test_role_kubernetes_ephemeral": "hosts-1",
     "test_playbook_configure_cluster": "hosts-1",
     "test_spot_interruptions": "hosts-2",
     "test_private_worker_jump": "hosts-2",
     # molecule scenarios (test_molecule.py), by name
     "test_molecule[kubernetes]": "hosts-1",
     "test_molecule[kubernetes_nvidia]": "hosts-2",  # two short converges: the lane with the least time
+    "test_molecule[kubernetes_ephemeral]": "hosts-2",
 }
 
 

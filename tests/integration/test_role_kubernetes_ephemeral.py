@@ -1,9 +1,8 @@
-"""The kubernetes role's instance-store disks (tasks/ephemeral.yml), made for real: ext4, RAID0, mounts, binds.
+"""The kubernetes role's instance-store disks (tasks/ephemeral.yml) on two disks, made for real: RAID0, ext4, mounts, binds.
 
-One disk: a loop device of this machine handed to a privileged podman test host (tests/harness/hosts), reached over
-real SSH; mkfs.ext4, mount and the bind mounts run in the host for real.
+(One disk, a loop device handed to a podman test host, is the molecule scenario extensions/molecule/kubernetes_ephemeral.)
 
-Two disks: this machine's kernel has no md driver (no /proc/mdstat, no modules), and its KVM only runs
+This machine's kernel has no md driver (no /proc/mdstat, no modules), and its KVM only runs
 guests built for it, so a RAID0 cannot be made in a container or a namespace here. The test boots a
 throw-away VM instead: qemu (TCG emulation) with Debian 12's cloud kernel (downloaded from the Debian
 mirror with apt, as the image's packages are) and, as root file system, the test-host image with mdadm
@@ -13,7 +12,7 @@ than systemd, which is too slow to boot under emulation; the role's mdadm, mkfs.
 mounts run for real in the VM's kernel. The test then stops the array and assembles it again (under a new
 name, as after a reboot without mdadm.conf), mounts everything from /etc/fstab, and runs the role again.
 
-Every loop device, container and VM is removed at the end, also after a failure.
+The VM is stopped at the end, also after a failure.
 """
 
 from __future__ import annotations
@@ -139,7 +138,9 @@ def fstab(sh) -> list[list[str]]:
 
 
 def assert_layout(sh, device: str) -> None:
-    """The disk is ext4 at MOUNT, every bind dir is its subdirectory, /etc/fstab says so, and data lands on it."""
+    """The disk is ext4 at MOUNT, every bind dir is its subdirectory, /etc/fstab says so, and data lands on it.
+
+    extensions/molecule/kubernetes_ephemeral/verify.yml checks the same for one disk."""
     table = mounts(sh)
     assert table[MOUNT] == (device, "ext4"), table
     for directory in BIND_DIRS:
@@ -153,82 +154,6 @@ def assert_layout(sh, device: str) -> None:
         assert {"bind", "nofail", f"x-systemd.requires-mounts-for={MOUNT}"} <= set(opts.split(",")), opts
     sh("echo written-through-the-bind > /var/lib/toil/probe")
     assert sh(f"cat {MOUNT}/var/lib/toil/probe").strip() == "written-through-the-bind"
-
-
-# ---------------------------------------------------------------------------------------------- one disk
-@dataclass
-class SingleDisk:
-    lab: podman_hosts.PodmanLab
-    host: podman_hosts.Host
-    loop: str
-    runs: list[PlaybookResult] = field(default_factory=list)
-    fstab: str = ""
-
-
-@pytest.fixture(scope="module")
-def single_disk(tmp_path_factory: pytest.TempPathFactory) -> Generator[SingleDisk, None, None]:
-    if not podman_hosts.have_podman():
-        pytest.fail("podman is missing: run `make setup`", pytrace=False)
-    podman_hosts.build_image()
-    workdir = tmp_path_factory.mktemp("ephemeral-one-disk")
-    backing = workdir / "disk.img"
-    with backing.open("wb") as f:
-        f.truncate(256 << 20)
-    loop = ""
-    lab = podman_hosts.PodmanLab(workdir / "lab")
-    try:
-        loop = run(["losetup", "--find", "--show", str(backing)]).strip()
-        # A privileged container gets the devices that exist when it starts, so the loop device comes first.
-        host = lab.start(["tcl-ephemeral"])["tcl-ephemeral"]
-        # The lab gives every host a volume at /var/lib/containerd (for containerd in a container); a node has none.
-        host.sh("umount /var/lib/containerd")
-        inventory = lab.inventory({"toil_workers": ["tcl-ephemeral"]})
-        case = SingleDisk(lab, host, loop)
-        extra = {"kubernetes_ephemeral_devices": [loop]}
-        for name in ("first", "second"):
-            case.runs.append(converge(workdir, inventory, name, extra))
-            if case.runs[-1].rc != 0:
-                break
-        if len(case.runs) == 2:  # the same disk for another mount point: it is in use, the run must refuse
-            case.fstab = host.sh("cat /etc/fstab")
-            case.runs.append(converge(workdir, inventory, "elsewhere", {**extra, "kubernetes_ephemeral_mount": "/mnt/other"}))
-        yield case
-    finally:
-        podman_hosts.end_ssh_masters(workdir / "cp")
-        errors = lab.close()  # the container's mounts go with it
-        if loop:
-            proc = subprocess.run(["losetup", "--detach", loop], capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                errors.append(f"losetup --detach {loop}: {proc.stderr.strip()}")
-        assert not errors, f"not cleaned up: {errors}"
-
-
-def test_one_disk_becomes_ext4_with_the_binds(single_disk: SingleDisk) -> None:
-    first = single_disk.runs[0]
-    assert first.rc == 0, first.describe()
-    assert "Make an ext4 file system" in [n.split(" : ")[-1] for n in changed_tasks(first)]
-    assert first.tasks("Install mdadm")[0]["hosts"]["tcl-ephemeral"].get("skipped") is True
-    assert_layout(single_disk.host.sh, single_disk.loop)
-
-
-def test_one_disk_second_run_changes_nothing(single_disk: SingleDisk) -> None:
-    assert len(single_disk.runs) >= 2, "the first run failed"
-    second = single_disk.runs[1]
-    assert second.rc == 0, second.describe()
-    assert second.stats["tcl-ephemeral"]["changed"] == 0, changed_tasks(second)
-
-
-def test_a_disk_in_use_elsewhere_fails_the_run_before_any_change(single_disk: SingleDisk) -> None:
-    assert len(single_disk.runs) == 3, "an earlier run failed"
-    elsewhere = single_disk.runs[2]
-    assert elsewhere.rc != 0
-    failed = elsewhere.failed_tasks()
-    assert [name.split(" : ")[-1] for name, _host, _msg in failed] == ["Check that the disks are free or already ours"], failed
-    assert "mounted nowhere but at /mnt/other" in failed[0][2] and "Nothing was changed" in failed[0][2], failed
-    assert "Traceback" not in elsewhere.stdout + elsewhere.stderr
-    assert elsewhere.stats["tcl-ephemeral"]["changed"] == 0
-    assert single_disk.host.sh("cat /etc/fstab") == single_disk.fstab
-    assert "/mnt/other" not in mounts(single_disk.host.sh)
 
 
 # ---------------------------------------------------------------------------------------------- two disks
