@@ -5,12 +5,14 @@ tests/harness/hosts/build-image.sh): create, prepare, converge, idempotence, the
 verify playbooks (the assertions), destroy. A scenario fails this test when any step fails; the output's tail is
 the message. Host names carry a per-run prefix (MOLECULE_HOST_PREFIX) and molecule's ephemeral directory is the
 test's own, as is the directory of ansible's ssh masters (ended afterwards), so two checkouts can run the same
-scenario at once and no master outlives its hosts. After the run no container or network of the prefix may be left.
+scenario at once and no master outlives its hosts. After the run no container or network of the prefix, and no loop
+device backed by a file of the run (kubernetes_ephemeral's disk), may be left.
 `make molecule` runs the same scenarios without pytest.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -38,6 +40,13 @@ def molecule_env(prefix: str, ephemeral: Path, control_dir: Path) -> dict[str, s
     return env
 
 
+def loop_devices_under(directory: Path) -> list[str]:
+    """The loop devices whose backing file is under ``directory``."""
+    proc = subprocess.run(["losetup", "--list", "--json", "--output", "NAME,BACK-FILE"], capture_output=True, text=True, check=False)
+    devices = json.loads(proc.stdout or "{}").get("loopdevices", [])
+    return [d["name"] for d in devices if (d.get("back-file") or "").startswith(f"{directory}/")]
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_scenario(scenario: str, tmp_path: Path) -> None:
     podman_hosts.build_image()
@@ -60,6 +69,10 @@ def test_scenario(scenario: str, tmp_path: Path) -> None:
         networks = podman_hosts.podman("network", "ls", "--filter", f"name={prefix}", "--format", "{{.Name}}", check=False).stdout.split()
         for name in networks:
             podman_hosts.podman("network", "rm", "-f", name, check=False)
+        loops = loop_devices_under(tmp_path)
+        for device in loops:
+            subprocess.run(["losetup", "--detach", device], capture_output=True, check=False)
     assert proc.returncode == 0, f"molecule test -s {scenario} exited {proc.returncode}:\n{proc.stdout[-12000:]}\n{proc.stderr[-4000:]}"
     assert not left, f"molecule left containers: {left}"
     assert not networks, f"molecule left networks: {networks}"
+    assert not loops, f"molecule left loop devices: {loops}"
