@@ -90,6 +90,10 @@ def _action(service, method, path, headers, body):
     return f"{method} {urllib.parse.urlsplit(path).path}"
 
 
+# An instance status check as EC2 reports an instance that stopped answering (see AWSProxy.impair).
+_IMPAIRED_STATUS = "<instanceStatus><details><item><name>reachability</name><status>failed</status></item></details><status>impaired</status></instanceStatus>"
+
+
 class AWSProxy:
     """``AWSProxy(upstream_url)``; ``.start()``, ``.url``, ``.calls``, ``.mutating_calls()``, ``.stop()``."""
 
@@ -105,6 +109,7 @@ class AWSProxy:
         self._faults = {}
         self._holds = {}
         self._capacity = []  # [instance type, subnet or None, error code, instances it can still launch]: see no_capacity
+        self._impaired = set()  # instance IDs whose status checks fail: see impair
         self._chaos = None  # (rate, seed, actions or None)
         self._chaos_counts = {}  # (service, action) -> calls seen, so each call's fate depends on the seed alone
         self.injected = []  # (service, action, status, code) of every fault answered
@@ -185,6 +190,23 @@ class AWSProxy:
         subnet) per call, and report the rest of that pool as an ``Errors`` entry with ``code`` ("EC2 Fleet capacity")."""
         with self._lock:
             self._capacity.insert(0, [instance_type, subnet_id, code, left])
+
+    def impair(self, instance_id):
+        """From now on, DescribeInstanceStatus reports ``instance_id``'s instance status check as EC2 does when the
+        instance stops answering (a hung kernel, exhausted memory): ``InstanceStatus.Status`` ``impaired`` with the
+        ``reachability`` detail ``failed`` (moto always reports ``ok``)."""
+        with self._lock:
+            self._impaired.add(instance_id)
+
+    def _with_impaired(self, data):
+        """A DescribeInstanceStatus answer with the impaired instances' status checks rewritten (see ``impair``)."""
+        with self._lock:
+            impaired = set(self._impaired)
+        text = data.decode()
+        for instance_id in impaired:
+            pattern = rf"(<instanceId>{re.escape(instance_id)}</instanceId>.*?)<instanceStatus>.*?</instanceStatus>"
+            text = re.sub(pattern, lambda m: m.group(1) + _IMPAIRED_STATUS, text, count=1, flags=re.S)
+        return text.encode()
 
     def capacity_back(self):
         """Every capacity pool has capacity again."""
@@ -325,6 +347,8 @@ class AWSProxy:
                 if fault:  # the call went through; its answer is lost
                     self._error(service, *fault[:2])
                     return
+                if action == "DescribeInstanceStatus" and answer[0] == 200:
+                    answer = (*answer[:3], proxy._with_impaired(answer[3]))
                 self._answer(*answer)
 
             def _error(self, service, status, code, message="injected"):

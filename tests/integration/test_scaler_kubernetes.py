@@ -187,6 +187,34 @@ def test_notready_nodes_are_repaired_within_the_budget_and_refilled_in_the_same_
     assert aws_calls.count("CreateFleet") == 1 and aws_calls.count("DescribeInstanceStatus") == 2
 
 
+def test_a_ready_node_whose_instance_is_impaired_is_drained_replaced_and_refilled(aws, cluster, kube, run_playbook, tmp_path, aws_calls):
+    ec2 = aws.client("ec2")
+    a, b = launch_workers(ec2, 2, "ondemand")
+    register_instance(kube, a, "ondemand")
+    node_b = register_instance(kube, b, "ondemand")  # Ready: its kubelet still posts, but EC2's status check fails
+    aws_calls.impair(b["InstanceId"])
+    through_proxy = aws.endpoint.boto3_session().client("ec2", region_name=aws.region, endpoint_url=aws_calls.url)
+    statuses = {s["InstanceId"]: s["InstanceStatus"]["Status"] for s in through_proxy.describe_instance_status()["InstanceStatuses"]}
+    assert (statuses[a["InstanceId"]], statuses[b["InstanceId"]]) == ("ok", "impaired")
+    pools = [{"name": "ondemand", "node_types": "m5.large", "min_size": 2, "max_size": 4}]
+    options = {"kubeconfig": kube.kubeconfig, "pools": pools, "repair_after_seconds": 600, "max_repairs": 1, "env": aws_calls.env}
+
+    planned = run_scaler(run_playbook, tmp_path / "plan", check=True, **options)
+    assert [(n["name"], n["instance_id"], n["repaired"]) for n in planned["repaired_nodes"]] == [(node_b, b["InstanceId"], False)]
+    assert planned["repaired_nodes"][0]["reason"] == "instance status impaired"
+    assert aws_calls.count("CreateFleet") == 0 and aws_calls.count("TerminateInstances") == 0
+
+    repaired = run_scaler(run_playbook, tmp_path / "leader", **options)
+    assert [(n["name"], n["instance_id"], n["repaired"], n["node_deleted"]) for n in repaired["repaired_nodes"]] == [(node_b, b["InstanceId"], True, True)]
+    assert kube.get("nodes", node_b) is None
+    assert states(ec2, [b["InstanceId"]])[b["InstanceId"]] in ("shutting-down", "terminated")
+    ondemand = by_pool(repaired)["ondemand"]
+    assert (ondemand["current"], ondemand["desired"]) == (1, 2)  # only A counts as supply
+    live = {i["instance_id"] for i in ondemand["instances"]}
+    assert len(live) == 2 and a["InstanceId"] in live and b["InstanceId"] not in live
+    assert aws_calls.count("CreateFleet") == 1
+
+
 # ----------------------------------------------------------------------------- issue 18: spot interruptions
 
 
