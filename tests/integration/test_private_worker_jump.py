@@ -39,8 +39,6 @@ def _ping(lab, workdir, worker_vars, *args):
 
 
 def test_ansible_pings_a_private_worker_through_the_leader_with_the_key_from_the_command_line(tmp_path):
-    if not podman_hosts.have_podman():
-        pytest.fail("podman is missing: run `make setup` (it installs the test hosts' Debian packages)", pytrace=False)
     podman_hosts.build_image()
     lab = podman_hosts.PodmanLab(tmp_path / "lab")
     try:

@@ -240,8 +240,6 @@ def raid_vm(tmp_path_factory: pytest.TempPathFactory) -> Generator[RaidVM, None,
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         pytest.fail("qemu-system-x86_64 is missing: `apt-get install qemu-system-x86` (make test-vm installs it)", pytrace=False)
-    if not podman_hosts.have_podman():
-        pytest.fail("podman is missing: run `make setup`", pytrace=False)
     podman_hosts.build_image()
     workdir = tmp_path_factory.mktemp("ephemeral-raid0")
     key = workdir / "id_ed25519"

@@ -82,9 +82,16 @@ def end_ssh_masters(directory: Path) -> None:
             directory.unlink()
 
 
+def require_podman() -> None:
+    """Fail clearly when podman is not installed (before a test makes anything it would then have to undo)."""
+    if not have_podman():
+        raise RuntimeError("podman is missing: run `make setup` (it installs the test hosts' Debian packages)")
+
+
 def build_image() -> None:
-    """Build the test-host image if it is missing or out of date (a no-op otherwise)."""
+    """Build the test-host image if it is missing or out of date (a no-op otherwise); podman must be installed."""
     _check_allowed()
+    require_podman()
     subprocess.run([str(HERE / "build-image.sh")], env=podman_env(), check=True, capture_output=True, text=True, timeout=900)
 
 

@@ -75,8 +75,6 @@ def stand_in_leader(aws: Any, run_playbook: Any, key_pair: str, tmp_path: Path, 
     the inventory (stand_in_inventory) and the env for run_playbook. The cluster is destroyed by the aws fixture's
     cleanups; the host and network are removed here."""
     instance_id = launch_provisioned_leader(aws, run_playbook, key_pair, cluster, zone)
-    if not podman_hosts.have_podman():
-        raise AssertionError("podman is missing: run `make setup`")
     podman_hosts.build_image()
     lab = podman_hosts.PodmanLab(tmp_path / "lab")
     control_dir = tmp_path / "cp"
