@@ -202,6 +202,8 @@ class AWSProxy:
         """A DescribeInstanceStatus answer with the impaired instances' status checks rewritten (see ``impair``)."""
         with self._lock:
             impaired = set(self._impaired)
+        if not impaired:
+            return data
         text = data.decode()
         for instance_id in impaired:
             pattern = rf"(<instanceId>{re.escape(instance_id)}</instanceId>.*?)<instanceStatus>.*?</instanceStatus>"
