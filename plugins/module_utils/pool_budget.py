@@ -44,8 +44,9 @@ def within_budget(ec2, pricing, spec, state, budget, warn):
     types = {w["InstanceType"] for w in workers} | set(spec.node_type.instance_types)
     spot_types = {w["InstanceType"] for w in workers if is_preemptible(w)} | (set(spec.node_type.instance_types) if spec.node_type.preemptible else set())
     book = read_prices(pricing, ec2, ec2.meta.region_name, types, spot_types, warn)
-    if budget.max_hourly_cost is not None and book.missing(types):
-        refuse_unpriced_budget(ec2.meta.region_name, [f"{', '.join(book.missing(types))} (pool {spec.name} and the cluster's workers)"])
+    unpriced = book.missing(types) if budget.max_hourly_cost is not None else []
+    if unpriced:
+        refuse_unpriced_budget(ec2.meta.region_name, [f"{', '.join(unpriced)} (pool {spec.name} and the cluster's workers)"])
     type_cache = instance_type_shapes(ec2, types, {})
     (shape,) = pool_shapes([spec], type_cache, book)
     used = workers_totals(workers, type_cache, book)
